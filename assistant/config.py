@@ -1,0 +1,98 @@
+"""Settings, from defaults, an optional TOML file and the environment (in that order).
+
+The file is ``$ASSISTANT_CONFIG`` or ``~/.config/assistant/config.toml``; keys are the field
+names below. Environment: ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, ASSISTANT_TOKEN,
+ASSISTANT_OFFLINE (auto|local|statistical), ASSISTANT_SUGGEST_MODEL, ASSISTANT_REVIEW_MODEL.
+Model IDs default to the roles in ``data/models.toml``; nothing here hard-codes one.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from .pricing import default_catalog
+
+
+def _roles() -> dict[str, str]:
+    return default_catalog().roles
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Anthropic
+    api_key: str | None = field(default=None, repr=False)
+    base_url: str | None = None
+    suggest_model: str = field(default_factory=lambda: _roles()["suggest"])
+    review_model: str = field(default_factory=lambda: _roles()["review"])
+    suggest_max_tokens: int = 24
+    suggest_timeout_s: float = 2.5  # whole suggestion request; a late suggestion is useless
+    suggest_connect_timeout_s: float = 1.0
+    review_max_tokens: int = 4096
+    review_timeout_s: float = 120.0
+    prompt_cache_min_tokens: int | None = None  # None: from the model's price-table entry
+    # Offline tier: "auto" uses the local model when installed, else the statistical engine
+    offline: str = "auto"
+    # Engine
+    debounce_min_ms: float = 25.0
+    debounce_max_ms: float = 150.0
+    cache_entries: int = 256
+    # Server
+    host: str = "127.0.0.1"
+    port: int = 8765
+    token: str | None = field(default=None, repr=False)
+    allowed_origins: tuple[str, ...] = ()  # empty: the server's own origin only
+    max_prefix_chars: int = 100_000
+    max_suffix_chars: int = 20_000
+    max_review_chars: int = 200_000
+    max_frame_bytes: int = 1_048_576
+    max_connections: int = 2000
+    max_frames_per_second: float = 200.0
+    max_reviews_in_flight: int = 1
+
+    @property
+    def has_key(self) -> bool:
+        return bool(self.api_key)
+
+    def with_(self, **changes) -> Settings:
+        return replace(self, **changes)
+
+
+_ENV = {
+    "ANTHROPIC_API_KEY": "api_key",
+    "ANTHROPIC_BASE_URL": "base_url",
+    "ASSISTANT_TOKEN": "token",
+    "ASSISTANT_OFFLINE": "offline",
+    "ASSISTANT_SUGGEST_MODEL": "suggest_model",
+    "ASSISTANT_REVIEW_MODEL": "review_model",
+}
+
+
+def config_path() -> Path:
+    env = os.environ.get("ASSISTANT_CONFIG")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "assistant" / "config.toml"
+
+
+def load_settings(path: str | Path | None = None, env: dict[str, str] | None = None, **overrides) -> Settings:
+    """Defaults < config file < environment < explicit overrides (e.g. CLI flags)."""
+    env = os.environ if env is None else env
+    values: dict = {}
+    p = Path(path) if path else config_path()
+    if p.is_file():
+        known = {f.name for f in fields(Settings)}
+        data = tomllib.loads(p.read_text())
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"{p}: unknown setting(s): {', '.join(sorted(unknown))}")
+        values.update(data)
+        if "allowed_origins" in values:
+            values["allowed_origins"] = tuple(values["allowed_origins"])
+    for var, name in _ENV.items():
+        if env.get(var):
+            values[name] = env[var]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)
