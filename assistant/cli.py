@@ -17,28 +17,49 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("suggest", help="read text on stdin, print one suggested continuation")
     p.add_argument("--suffix", default="", help="text after the cursor (default: none)")
-    p.add_argument("--offline", action="store_true", help="use the offline tier even with an API key")
-    p.add_argument("--json", action="store_true", help="print the suggestion, source, latency and cost as JSON")
+    p.add_argument(
+        "--offline", action="store_true", help="use the offline tier even with an API key"
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print the suggestion, source, latency and cost as JSON"
+    )
     p.set_defaults(run="assistant.suggest_cmd:run")
 
     p = sub.add_parser("serve", help="run the WebSocket server (and the web editor at /)")
     p.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (default 8765; 0 picks a free one)")
-    p.add_argument("--token", default=None, help="access token (default: $ASSISTANT_TOKEN or a generated one)")
-    p.add_argument("--emulator", action="store_true", help="start the built-in Anthropic emulator and use it")
-    p.add_argument("--allow-origin", action="append", default=None, metavar="ORIGIN",
-                   help="extra allowed Origin (repeatable)")
+    p.add_argument(
+        "--token", default=None, help="access token (default: $ASSISTANT_TOKEN or a generated one)"
+    )
+    p.add_argument(
+        "--emulator", action="store_true", help="start the built-in Anthropic emulator and use it"
+    )
+    p.add_argument(
+        "--allow-origin",
+        action="append",
+        default=None,
+        metavar="ORIGIN",
+        help="extra allowed Origin (repeatable)",
+    )
     p.set_defaults(run="server.cli:run")
 
     p = sub.add_parser("edit", help="open FILE in the terminal editor")
     p.add_argument("file", help="file to edit (created on first save if missing)")
-    p.add_argument("--server", default=None, metavar="URL",
-                   help="ws://host:port of a running server (default: start one in-process)")
+    p.add_argument(
+        "--server",
+        default=None,
+        metavar="URL",
+        help="ws://host:port of a running server (default: start one in-process)",
+    )
     p.add_argument("--token", default=None, help="token for --server (default: $ASSISTANT_TOKEN)")
-    p.add_argument("--emulator", action="store_true", help="in-process server backed by the emulator")
+    p.add_argument(
+        "--emulator", action="store_true", help="in-process server backed by the emulator"
+    )
     p.set_defaults(run="tui.cli:run")
 
-    p = sub.add_parser("review", help="deep review of FILE by Sonnet; findings streamed to the terminal")
+    p = sub.add_parser(
+        "review", help="deep review of FILE by Sonnet; findings streamed to the terminal"
+    )
     p.add_argument("file", help="file to review")
     p.add_argument("--json", action="store_true", help="print findings as JSON")
     p.add_argument("--server", default=None, metavar="URL", help="use a running server")

@@ -74,10 +74,16 @@ def config_path() -> Path:
     env = os.environ.get("ASSISTANT_CONFIG")
     if env:
         return Path(env)
-    return Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "assistant" / "config.toml"
+    return (
+        Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config"))
+        / "assistant"
+        / "config.toml"
+    )
 
 
-def load_settings(path: str | Path | None = None, env: dict[str, str] | None = None, **overrides) -> Settings:
+def load_settings(
+    path: str | Path | None = None, env: dict[str, str] | None = None, **overrides
+) -> Settings:
     """Defaults < config file < environment < explicit overrides (e.g. CLI flags)."""
     env = os.environ if env is None else env
     values: dict = {}

@@ -78,7 +78,9 @@ def default_catalog() -> Catalog:
     return load_catalog()
 
 
-def cost_usd(model: str, usage: Usage, catalog: Catalog | None = None, cache_ttl: str = "5m") -> float:
+def cost_usd(
+    model: str, usage: Usage, catalog: Catalog | None = None, cache_ttl: str = "5m"
+) -> float:
     """Dollars for ``usage`` on ``model``. Cache writes are priced at the 5-minute rate by default."""
     p = (catalog or default_catalog()).price(model)
     write = p.cache_write_1h if cache_ttl == "1h" else p.cache_write_5m

@@ -1,0 +1,103 @@
+"""Shaping raw model output into an inline suggestion for prose.
+
+Pure functions, used by the engine while text streams in (``visible_prefix``: append-only, so a
+client can render deltas) and once it is complete (``finalize``: single line, sentence end, no
+duplicated suffix, whitespace that fits the cursor position, weak output rejected).
+"""
+
+from __future__ import annotations
+
+import re
+
+_SENTENCE_END = re.compile(r"[.!?…](?:[\"')\]]*)(?=\s)")
+_WORD_CHAR = re.compile(r"\w")
+MAX_CHARS = 120
+
+
+def is_word_char(ch: str) -> bool:
+    return bool(ch) and bool(_WORD_CHAR.match(ch))
+
+
+def ends_mid_word(prefix: str) -> bool:
+    return bool(prefix) and is_word_char(prefix[-1])
+
+
+def visible_prefix(raw: str, prefix: str) -> str:
+    """The part of a still-streaming ``raw`` that is certain to survive ``finalize``'s first steps.
+
+    Append-only as ``raw`` grows: first line only, leading whitespace held back until a visible
+    character arrives and then fixed to what fits after ``prefix``.
+    """
+    line = raw.split("\n", 1)[0].replace("\r", "").replace("\t", " ")
+    stripped = line.lstrip(" ")
+    if not stripped:
+        return ""
+    if not prefix or prefix[-1].isspace():
+        return stripped
+    if len(stripped) < len(line):  # the model put space(s) first: keep exactly one
+        return " " + stripped
+    return stripped
+
+
+def _cut_sentence(text: str) -> str:
+    """Keep up to and including the first sentence end that is followed by more words."""
+    m = _SENTENCE_END.search(text)
+    if m and text[m.end() :].strip():
+        return text[: m.end()]
+    return text
+
+
+def _drop_suffix_overlap(text: str, suffix: str) -> str:
+    """Remove the tail of ``text`` that the suffix already holds (``"ld!"`` before ``"!"``)."""
+    line = suffix.split("\n", 1)[0].strip()
+    if not line:
+        return text
+    pos = text.find(line) if len(line) >= 4 else -1
+    if pos > 0:
+        text = text[:pos]
+    for k in range(min(len(line), len(text)), 0, -1):
+        head = line[:k]
+        if text.endswith(head) and (k >= 3 or not any(c.isalnum() for c in head)):
+            return text[: len(text) - k]
+    return text
+
+
+def _repeats(text: str, prefix: str) -> bool:
+    words = text.split()
+    if len(words) >= 3 and any(
+        words[i] == words[i + 1] == words[i + 2] for i in range(len(words) - 2)
+    ):
+        return True
+    core = text.strip()
+    return len(core) >= 12 and core in prefix[-2000:]
+
+
+def finalize(raw: str, prefix: str, suffix: str = "", *, truncated: bool = False) -> str:
+    """The suggestion to show, or "" when it is weak (empty, repeated, cut mid-word).
+
+    ``truncated`` says the provider stopped on its token cap, so the last word may be cut.
+    """
+    text = visible_prefix(raw, prefix)
+    if not text:
+        return ""
+    text = _cut_sentence(text)
+    if truncated and is_word_char(text[-1]):
+        # The token cap cut the last word: keep whole words only.
+        cut = max(text.rfind(" "), 0)
+        text = text[:cut]
+    if len(text) > MAX_CHARS:
+        cut = text.rfind(" ", 0, MAX_CHARS)
+        text = text[: cut if cut > 0 else MAX_CHARS]
+    text = _drop_suffix_overlap(text, suffix).rstrip()
+    if not text.strip() or _repeats(text, prefix):
+        return ""
+    if suffix[:1].isalnum() and is_word_char(text[-1]) and not text.endswith(" "):
+        # Inserting before a word: the suggestion must end at a word boundary.
+        text += " "
+    return text
+
+
+def next_word(text: str) -> str:
+    """The next word of a suggestion, with the spaces before it and punctuation stuck to it."""
+    m = re.match(r"\s*\S+", text)
+    return m.group(0) if m else text
