@@ -1,0 +1,165 @@
+"""The suggestion prompt: tags intact, suffix present, cache mark only when it can pay off, and a
+head that stays byte-identical while the user types (so the cache actually hits)."""
+
+from __future__ import annotations
+
+import random
+import re
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from assistant.prompts import (
+    AFTER_CLOSE,
+    AFTER_OPEN,
+    BEFORE_CLOSE,
+    BEFORE_OPEN,
+    HEAD_BLOCK_CHARS,
+    MAX_PREFIX_CHARS,
+    MAX_SUFFIX_CHARS,
+    SUGGEST_SYSTEM,
+    build_suggest_params,
+)
+
+MODEL = "claude-haiku-4-5"
+
+
+def params(prefix: str, suffix: str = "", cache_min_tokens: int = 4096) -> dict:
+    return build_suggest_params(
+        prefix, suffix, model=MODEL, max_tokens=24, cache_min_tokens=cache_min_tokens
+    )
+
+
+def user_text(p: dict) -> str:
+    blocks = p["messages"][-1]["content"]
+    return "".join(b["text"] for b in blocks)
+
+
+def before_cursor(p: dict) -> str:
+    m = re.search(re.escape(BEFORE_OPEN) + "(.*?)" + re.escape(BEFORE_CLOSE), user_text(p), re.S)
+    assert m, "text_before_cursor tags missing"
+    return m.group(1)
+
+
+def prose(n_chars: int, seed: int = 0) -> str:
+    rng = random.Random(seed)
+    words = "the quick brown fox jumps over a lazy dog while rain falls softly on old roofs".split()
+    out: list[str] = []
+    size = 0
+    while size < n_chars:
+        w = rng.choice(words)
+        out.append(w)
+        size += len(w) + 1
+    return " ".join(out)[:n_chars]
+
+
+def cache_blocks(p: dict) -> list[dict]:
+    blocks = list(p["system"]) + list(p["messages"][-1]["content"])
+    return [b for b in blocks if "cache_control" in b]
+
+
+def test_system_prompt_asks_for_insertion_only():
+    text = SUGGEST_SYSTEM.lower()
+    for must in ("only", "cursor", "repeat", "single line", "no chatter"):
+        assert must in text
+
+
+def test_request_shape_is_ready_for_messages_create():
+    p = params("Dear team, I wanted to", " Best, Ann")
+    assert p["model"] == MODEL
+    assert p["max_tokens"] == 24
+    assert p["system"][0]["text"] == SUGGEST_SYSTEM
+    assert p["messages"][-1]["role"] == "user"
+    assert p["stop_sequences"], "needs stop sequences"
+    # the API rejects whitespace-only stop sequences with a 400
+    assert all(s.strip() for s in p["stop_sequences"])
+    assert "temperature" in p["extra_body"]
+    assert "stream" not in p
+
+
+def test_short_document_tags_and_suffix():
+    p = params("Dear team, I wanted to", " Best, Ann")
+    assert before_cursor(p) == "Dear team, I wanted to"
+    text = user_text(p)
+    assert AFTER_OPEN + " Best, Ann" + AFTER_CLOSE in text
+    assert text.index(BEFORE_CLOSE) < text.index(AFTER_OPEN)
+
+
+def test_no_suffix_means_no_after_tags():
+    assert AFTER_OPEN not in user_text(params("Hello"))
+
+
+def test_empty_prefix_still_has_tags():
+    p = params("", "after")
+    assert before_cursor(p) == ""
+    assert all(b["text"].strip() for b in p["messages"][-1]["content"])
+
+
+def test_short_document_has_no_cache_mark():
+    assert cache_blocks(params(prose(3_000))) == []
+
+
+def test_long_document_marks_one_cacheable_head_block():
+    p = params(prose(40_000))
+    marked = cache_blocks(p)
+    assert len(marked) == 1
+    assert marked[0] is p["messages"][-1]["content"][0]
+    assert marked[0]["cache_control"] == {"type": "ephemeral"}
+    assert marked[0]["text"].startswith(BEFORE_OPEN)
+    assert BEFORE_CLOSE not in marked[0]["text"]
+    tail_block = p["messages"][-1]["content"][1]
+    assert BEFORE_CLOSE in tail_block["text"] and "cache_control" not in tail_block
+
+
+def test_cache_mark_follows_model_minimum():
+    doc = prose(10_000)  # about 2,500 tokens: enough for a 2,048 minimum, not for 4,096
+    assert cache_blocks(params(doc, cache_min_tokens=2048))
+    assert not cache_blocks(params(doc, cache_min_tokens=4096))
+
+
+def test_head_is_stable_across_keystrokes():
+    doc = prose(30_000)
+    start = 10 * HEAD_BLOCK_CHARS + 100  # cursor well inside a head block
+    heads = set()
+    for n in range(start, start + 500):
+        p = params(doc[:n])
+        heads.add(p["messages"][-1]["content"][0]["text"])
+        assert before_cursor(p) == doc[:n]
+    assert len(heads) == 1
+    assert heads.pop() == BEFORE_OPEN + doc[: (start // HEAD_BLOCK_CHARS) * HEAD_BLOCK_CHARS]
+
+
+def test_head_unchanged_by_suffix_edits():
+    doc = prose(30_000)
+    a = params(doc, "one ending")
+    b = params(doc, "a completely different ending")
+    assert a["messages"][-1]["content"][0] == b["messages"][-1]["content"][0]
+    assert a["system"] == b["system"]
+
+
+def test_very_long_document_trimmed_from_left_in_stable_steps():
+    doc = prose(200_000)
+    kept = before_cursor(params(doc))
+    assert len(kept) <= MAX_PREFIX_CHARS
+    assert doc.endswith(kept)
+    assert len(kept) > MAX_PREFIX_CHARS // 2
+    # a few more keystrokes do not move the start
+    heads = {params(doc + "x" * k)["messages"][-1]["content"][0]["text"] for k in range(50)}
+    assert len(heads) == 1
+
+
+def test_long_suffix_trimmed_from_right():
+    suffix = "z" * (MAX_SUFFIX_CHARS * 3)
+    text = user_text(params("abc", suffix))
+    assert AFTER_OPEN + "z" * MAX_SUFFIX_CHARS + AFTER_CLOSE in text
+
+
+@given(st.text(max_size=9_000), st.text(max_size=300))
+def test_any_text_round_trips_inside_the_tags(prefix, suffix):
+    p = params(prefix, suffix, cache_min_tokens=512)
+    text = user_text(p)
+    assert text.count(BEFORE_OPEN) >= 1
+    if BEFORE_CLOSE not in prefix:
+        assert before_cursor(p) == prefix
+    for block in p["messages"][-1]["content"]:
+        assert block["text"].strip()  # the API rejects empty / whitespace-only text blocks
