@@ -1,0 +1,30 @@
+"""A protocol-faithful Anthropic Messages API on loopback, for tests and benchmarks.
+
+The real ``anthropic`` SDK talks to it unchanged through ``base_url``: streaming and whole
+responses, count_tokens, prompt-cache usage, latency profiles and injected faults.
+"""
+
+from .cache import MIN_CACHEABLE_TOKENS, PromptCache, input_token_count, min_cacheable_tokens
+from .latency import PROFILES, LatencyProfile, resolve_profile
+from .server import FAULT_KINDS, Emulator, EmulatorConfig, Fault, RequestRecord
+from .text import count_tokens, review_findings, tokenize
+from .thread import EmulatorThread
+
+__all__ = [
+    "FAULT_KINDS",
+    "MIN_CACHEABLE_TOKENS",
+    "PROFILES",
+    "Emulator",
+    "EmulatorConfig",
+    "EmulatorThread",
+    "Fault",
+    "LatencyProfile",
+    "PromptCache",
+    "RequestRecord",
+    "count_tokens",
+    "input_token_count",
+    "min_cacheable_tokens",
+    "resolve_profile",
+    "review_findings",
+    "tokenize",
+]

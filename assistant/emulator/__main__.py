@@ -1,0 +1,64 @@
+"""``python -m assistant.emulator``: run the emulator until SIGINT/SIGTERM.
+
+Prints exactly one line, ``EMULATOR http://HOST:PORT``, once it is listening.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+
+from .latency import PROFILES
+from .server import Emulator, EmulatorConfig
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m assistant.emulator", description=__doc__)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--profile", default="haiku", choices=sorted(PROFILES))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--api-key", default=None, help="require this key (default: accept any)")
+    p.add_argument("--canned-text", default=None, help="always answer with this text")
+    p.add_argument("--time-scale", type=float, default=1.0, help="multiply every delay")
+    p.add_argument(
+        "--oracle", action="append", default=[], metavar="FILE", help="passage file (repeatable)"
+    )
+    return p
+
+
+async def serve(args: argparse.Namespace, oracle: tuple[str, ...]) -> None:
+    config = EmulatorConfig(
+        profile=args.profile,
+        seed=args.seed,
+        api_key=args.api_key,
+        canned_text=args.canned_text,
+        oracle_texts=oracle,
+        time_scale=args.time_scale,
+        host=args.host,
+        port=args.port,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with Emulator(config) as emu:
+        sys.stdout.write(f"EMULATOR {emu.base_url}\n")
+        sys.stdout.flush()
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    oracle = tuple(Path(f).read_text(encoding="utf-8") for f in args.oracle)
+    asyncio.run(serve(args, oracle))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
