@@ -1,0 +1,424 @@
+"""The statistical engine: the instant offline fallback, a few hundred microseconds per call.
+
+Two sources of knowledge:
+
+* the document being edited, as per-document unigram/bigram/trigram counts. They are learned
+  incrementally: the text is cut into sentences, and only sentences that appeared or vanished
+  since the last call are counted in or out (at most ``LEARN_BUDGET_CHARS`` of new text per
+  call, nearest the cursor first). While the user types inside a word nothing is relearned at
+  all, because the fragment at the cursor is never learned.
+* an English lexicon from ``wordfreq`` (the ``LEXICON_SIZE`` most frequent words), loaded once
+  per process in a background thread and kept as a sorted list for prefix search by bisection.
+
+Policy: finish the word at the cursor (document words first, then the lexicon), then add up to
+three next words while the document's n-grams are confident. An empty suggestion is better than
+a wrong one, so every step has a confidence floor.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from ..pricing import Usage
+from .base import CompletionRequest, Final, StreamEvent, TextChunk
+
+LEXICON_SIZE = 50_000
+LEARN_BUDGET_CHARS = 2_000  # new text counted per call; the rest on the following calls
+MAX_LEARN_CHARS = 60_000  # only this much text either side of the cursor is learned
+MAX_DOCUMENTS = 64
+_CHUNK = 2048  # text is split into sentences per chunk of this many chars, cached
+MAX_NEXT_WORDS = 3
+
+# A word: letters/digits, with inner apostrophes or hyphens ("don't", "well-known").
+_TOKEN = re.compile(r"[^\W_]+(?:['’\-][^\W_]+)*|[^\w\s]")
+_FRAGMENT = re.compile(r"[^\W_][\w'’\-]*$")
+_SUFFIX_WORD = re.compile(r"^[\w'’\-]+")
+_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n+")
+_LEXICON_WORD = re.compile(r"^[a-z]+(?:['\-][a-z]+)*$")
+
+
+# --------------------------------------------------------------------------------------- lexicon
+
+
+class Lexicon:
+    """Frequent English words, sorted for prefix search; frequencies from wordfreq's buckets."""
+
+    def __init__(self, words_with_freq: list[tuple[str, float]]):
+        words_with_freq = sorted(words_with_freq)
+        self.words = [w for w, _ in words_with_freq]
+        self.freqs = [f for _, f in words_with_freq]
+        self._cum = [0.0]
+        total = 0.0
+        for f in self.freqs:
+            total += f
+            self._cum.append(total)
+
+    @classmethod
+    def from_wordfreq(cls, size: int = LEXICON_SIZE) -> Lexicon:
+        import wordfreq
+
+        out: list[tuple[str, float]] = []
+        for centibels, bucket in enumerate(wordfreq.get_frequency_list("en")):
+            freq = 10 ** (-centibels / 100)
+            out.extend((w, freq) for w in bucket if _LEXICON_WORD.match(w))
+            if len(out) >= size:
+                break
+        return cls(out[:size])
+
+    def best(self, prefix: str) -> tuple[str, float] | None:
+        """The most frequent word starting with ``prefix`` (lowercase) and its share of all such."""
+        lo = bisect.bisect_left(self.words, prefix)
+        hi = bisect.bisect_left(self.words, prefix + "\U0010ffff", lo)
+        if lo >= hi:
+            return None
+        window = self.freqs[lo:hi]
+        top = max(window)
+        word = self.words[lo + window.index(top)]
+        return word, top / (self._cum[hi] - self._cum[lo])
+
+    def __contains__(self, word: str) -> bool:
+        i = bisect.bisect_left(self.words, word)
+        return i < len(self.words) and self.words[i] == word
+
+
+_lexicon: Lexicon | None = None
+_lexicon_load_lock = threading.Lock()  # held while loading
+_lexicon_thread_lock = threading.Lock()  # guards starting the background load once
+_lexicon_thread: threading.Thread | None = None
+
+
+def lexicon(block: bool = True) -> Lexicon | None:
+    """The process-wide lexicon. ``block=False`` starts loading it in a thread and returns None
+    until it is ready, so a first keystroke never waits ~0.2 s for wordfreq."""
+    global _lexicon_thread
+    if _lexicon is not None:
+        return _lexicon
+    if block:
+        _load_lexicon()
+        return _lexicon
+    with _lexicon_thread_lock:
+        if _lexicon_thread is None:
+            _lexicon_thread = threading.Thread(target=_load_lexicon, name="lexicon", daemon=True)
+            _lexicon_thread.start()
+    return _lexicon
+
+
+def _load_lexicon() -> None:
+    global _lexicon
+    with _lexicon_load_lock:
+        if _lexicon is None:
+            try:
+                _lexicon = Lexicon.from_wordfreq()
+            except Exception:  # wordfreq missing or broken: document words still work
+                _lexicon = Lexicon([])
+
+
+# ---------------------------------------------------------------------------- document n-grams
+
+
+@dataclass
+class DocumentModel:
+    """N-gram counts of one document, kept in step with its text sentence by sentence."""
+
+    counted: Counter = field(default_factory=Counter)  # sentence -> times in the counts below
+    unigrams: Counter = field(default_factory=Counter)
+    bigrams: dict[str, Counter] = field(default_factory=dict)
+    trigrams: dict[tuple[str, str], Counter] = field(default_factory=dict)
+    by_start: dict[str, set[str]] = field(default_factory=dict)  # first 2 letters -> words
+    surface: dict[str, str] = field(default_factory=dict)  # lowercase -> as written
+    seen: tuple[str, str] = ("", "")  # the (before, after) text last synced
+    wanted: list[str] = field(default_factory=list)  # sentences of that text, in order
+    pending: Counter = field(default_factory=Counter)  # wanted minus counted, not yet applied
+    chunks: dict[str, list[str]] = field(default_factory=dict)  # chunk text -> its sentences
+
+    def sync(self, before: str, after: str, budget: int = LEARN_BUDGET_CHARS) -> None:
+        """Bring counts in line with ``before`` + ``after`` (the text minus the word at the cursor).
+
+        The text is cut at fixed offsets into chunks whose sentence lists are cached, so a
+        keystroke re-splits one chunk; only sentences that changed are counted in or out, and
+        new text is counted at ``LEARN_BUDGET_CHARS`` per call, nearest the cursor first."""
+        if (before, after) != self.seen:
+            self.seen = (before, after)
+            chunks: dict[str, list[str]] = {}
+            before_sents = self._sentences(before, chunks)
+            after_sents = self._sentences(after, chunks)
+            self.chunks = chunks
+            wanted = before_sents + after_sents
+            old = self.wanted
+            i = 0
+            n = min(len(old), len(wanted))
+            while i < n and old[i] == wanted[i]:
+                i += 1
+            j = 0
+            while j < n - i and old[-1 - j] == wanted[-1 - j]:
+                j += 1
+            for sentence in old[i : len(old) - j]:
+                self.pending[sentence] -= 1
+            added = wanted[i : len(wanted) - j]
+            # nearest the cursor first: the end of `before`, then the start of `after`
+            split = max(0, min(len(added), len(before_sents) - i))
+            for sentence in [*reversed(added[:split]), *added[split:]]:
+                self.pending[sentence] += 1
+            self.wanted = wanted
+        if self.pending:
+            self._apply_pending(budget)
+
+    def _sentences(self, text: str, chunks: dict[str, list[str]]) -> list[str]:
+        out: list[str] = []
+        for start in range(0, len(text), _CHUNK):
+            chunk = text[start : start + _CHUNK]
+            sents = self.chunks.get(chunk)
+            if sents is None:
+                sents = [s for s in _SENTENCE_END.split(chunk) if s]
+            chunks[chunk] = sents
+            out.extend(sents)
+        return out
+
+    def _apply_pending(self, budget: int = LEARN_BUDGET_CHARS) -> None:
+        for sentence, n in list(self.pending.items()):
+            if n < 0:
+                for _ in range(-n):
+                    self._count(sentence, -1)
+                self.counted[sentence] += n
+                if self.counted[sentence] <= 0:
+                    del self.counted[sentence]
+                del self.pending[sentence]
+        for sentence, n in list(self.pending.items()):
+            if n == 0:
+                del self.pending[sentence]
+                continue
+            if budget <= 0:
+                break
+            for _ in range(n):
+                self._count(sentence, +1)
+            self.counted[sentence] += n
+            del self.pending[sentence]
+            budget -= len(sentence) * n
+
+    def _count(self, sentence: str, sign: int) -> None:
+        run: list[str] = []
+        for tok in _TOKEN.findall(sentence):
+            if not tok[0].isalnum():
+                run = []
+                continue
+            low = tok.lower()
+            if run or low not in self.surface:
+                if sign > 0:
+                    self.surface[low] = tok
+            self._bump(self.unigrams, low, sign, register=True)
+            if run:
+                self._bump(self.bigrams.setdefault(run[-1], Counter()), low, sign)
+                if len(run) > 1:
+                    self._bump(self.trigrams.setdefault((run[-2], run[-1]), Counter()), low, sign)
+            run.append(low)
+
+    def _bump(self, counter: Counter, key: str, sign: int, register: bool = False) -> None:
+        n = counter[key] + sign
+        if n > 0:
+            counter[key] = n
+            if register and n == 1 and sign > 0:
+                self.by_start.setdefault(key[:2], set()).add(key)
+        else:
+            del counter[key]
+            if register:
+                self.by_start.get(key[:2], set()).discard(key)
+
+    # -------------------------------------------------------------------------- predictions
+
+    def followers(self, context: list[str]) -> list[tuple[Counter, int]]:
+        """Next-word counters for the context, longest first, each with the minimum count it needs."""
+        out: list[tuple[Counter, int]] = []
+        if len(context) >= 2:
+            tri = self.trigrams.get((context[-2], context[-1]))
+            if tri:
+                out.append((tri, 1))
+        if context:
+            bi = self.bigrams.get(context[-1])
+            if bi:
+                out.append((bi, 2))
+        return out
+
+    def next_word(self, context: list[str]) -> str | None:
+        """The next word when one follower clearly dominates, else None."""
+        for counter, min_count in self.followers(context):
+            total = sum(counter.values())
+            word, n = counter.most_common(1)[0]
+            if n >= max(min_count, 2) and n / total >= 0.5:
+                return word
+            if min_count == 1 and total >= 2:  # a real trigram split: don't guess from bigrams
+                return None
+        return None
+
+    def complete(self, fragment: str, context: list[str]) -> str | None:
+        """A document word starting with ``fragment`` (lowercase): from the context, else frequent."""
+        for counter, _ in self.followers(context):
+            matches = [(n, w) for w, n in counter.items() if w.startswith(fragment)]
+            if matches:
+                n, word = max(matches)
+                if len(fragment) >= 2 or n >= 2:
+                    return word
+        if len(fragment) < 2:
+            return None
+        words = [w for w in self.by_start.get(fragment[:2], ()) if w.startswith(fragment)]
+        if not words:
+            return None
+        return max(words, key=lambda w: (self.unigrams[w], -len(w)))
+
+
+# ------------------------------------------------------------------------------------ the engine
+
+
+class StatisticalProvider:
+    """Word completion and next words from the document's n-grams and an English lexicon."""
+
+    name = "statistical"
+    model = "offline-statistical"
+
+    def __init__(self, use_lexicon: bool = True):
+        self._use_lexicon = use_lexicon
+        self._docs: OrderedDict[str, DocumentModel] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _document(self, document_id: str) -> DocumentModel:
+        doc = self._docs.get(document_id)
+        if doc is None:
+            doc = self._docs[document_id] = DocumentModel()
+            while len(self._docs) > MAX_DOCUMENTS:
+                self._docs.popitem(last=False)
+        else:
+            self._docs.move_to_end(document_id)
+        return doc
+
+    def forget(self, document_id: str) -> None:
+        with self._lock:
+            self._docs.pop(document_id, None)
+
+    def suggest(self, prefix: str, suffix: str = "", document_id: str = "default") -> str:
+        """The suggested text to insert at the cursor ("" when unsure). Never raises."""
+        try:
+            with self._lock:
+                return self._suggest(prefix, suffix, document_id)
+        except Exception:  # a fallback must never be the thing that fails
+            return ""
+
+    def _suggest(self, prefix: str, suffix: str, document_id: str) -> str:
+        m = _FRAGMENT.search(prefix[-64:])
+        fragment = m.group(0) if m else ""
+        before = prefix[: len(prefix) - len(fragment)]
+        m = _SUFFIX_WORD.match(suffix[:64])
+        touching = m.group(0) if m else ""
+        doc = self._document(document_id)
+        doc.sync(before[-MAX_LEARN_CHARS:], suffix[len(touching) : MAX_LEARN_CHARS])
+        if touching:
+            return ""  # the cursor touches a word on its right: inserting would split it
+
+        context = _context(before)
+        words: list[str] = []
+        completion = ""
+        if fragment:
+            if any(c.isdigit() for c in fragment):
+                return ""
+            word = self._complete(doc, fragment, context)
+            if word is None:
+                return ""
+            completion = _match_case(fragment, word)
+            context = [*context, word.lower()]
+        elif prefix and not prefix[-1].isspace():
+            return ""  # just after punctuation: nothing confident to say
+        while len(words) < MAX_NEXT_WORDS:
+            nxt = doc.next_word(context)
+            if nxt is None:
+                break
+            words.append(doc.surface.get(nxt, nxt))
+            context = [*context, nxt]
+        words = _drop_overlap(words, suffix)
+        if not words:
+            return completion
+        return completion + (" " if fragment else "") + " ".join(words)
+
+    def _complete(self, doc: DocumentModel, fragment: str, context: list[str]) -> str | None:
+        low = fragment.lower()
+        word = doc.complete(low, context)
+        if word is not None:
+            return doc.surface.get(word, word)
+        lex = lexicon(block=False) if self._use_lexicon else None
+        if lex is None or len(low) < 2:
+            return None
+        found = lex.best(low)
+        if found is None:
+            return None
+        word, share = found
+        if word == low or share >= 0.3 or (len(low) >= 4 and share >= 0.15):
+            return word
+        return None
+
+    # ----------------------------------------------------------------------- Provider protocol
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
+        text = self.suggest(request.prefix, request.suffix, request.document_id)
+        if text:
+            yield TextChunk(text)
+        yield Final(usage=Usage(), model=self.model, source="offline", provider=self.name)
+
+    async def warm(self, prefix: str = "", document_id: str = "default") -> None:
+        """Load the lexicon (in a thread) and learn the document so far."""
+        import asyncio
+
+        try:
+            if self._use_lexicon:
+                await asyncio.to_thread(lexicon, True)
+            await asyncio.to_thread(self.learn, prefix, "", document_id)
+        except Exception:
+            pass
+
+    def learn(self, prefix: str, suffix: str = "", document_id: str = "default") -> None:
+        """Count the whole text in now, with no per-call budget (for when a document opens)."""
+        m = _FRAGMENT.search(prefix[-64:])
+        before = prefix[: len(prefix) - len(m.group(0))] if m else prefix
+        m = _SUFFIX_WORD.match(suffix[:64])
+        after = suffix[len(m.group(0)) if m else 0 :]
+        with self._lock:
+            doc = self._document(document_id)
+            doc.sync(
+                before[-MAX_LEARN_CHARS:], after[:MAX_LEARN_CHARS], budget=10 * MAX_LEARN_CHARS
+            )
+
+    async def aclose(self) -> None:
+        with self._lock:
+            self._docs.clear()
+
+
+def _context(before: str) -> list[str]:
+    """The last two words before the cursor, lowercase; none across sentence punctuation."""
+    tail = _TOKEN.findall(before[-200:])[-2:]
+    out: list[str] = []
+    for tok in tail:
+        if tok[0].isalnum():
+            out.append(tok.lower())
+        else:
+            out = []
+    if before and before.rstrip(" \t") != before.rstrip():  # a line break ends the context
+        return []
+    return out
+
+
+def _match_case(fragment: str, word: str) -> str:
+    """The rest of ``word`` after ``fragment``, in the case the user is typing in."""
+    rest = word[len(fragment) :]
+    if len(fragment) >= 2 and fragment.isupper():
+        return rest.upper()
+    return rest
+
+
+def _drop_overlap(words: list[str], suffix: str) -> list[str]:
+    """Drop predicted words that the text after the cursor already starts with."""
+    ahead = [t.lower() for t in _TOKEN.findall(suffix[:200].split("\n", 1)[0])][: len(words)]
+    for k in range(len(words), 0, -1):
+        if [w.lower() for w in words[-k:]] == ahead[:k]:
+            return words[:-k]
+    return words

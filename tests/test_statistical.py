@@ -1,0 +1,208 @@
+"""The statistical engine: completion, next words, whitespace and case rules, speed, robustness."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from assistant.providers.base import CompletionRequest, Final, Provider, TextChunk
+from assistant.providers.statistical import StatisticalProvider, lexicon
+
+DOC = (
+    "The quarterly report is due on Friday. Please send the quarterly report to Maria. "
+    "Kubernetes clusters need care. Our Kubernetes clusters run in two regions. "
+    "Our Kubernetes clusters run in two regions. "
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _lexicon_loaded():
+    lexicon(block=True)
+
+
+@pytest.fixture
+def engine() -> StatisticalProvider:
+    return StatisticalProvider()
+
+
+def test_is_a_provider(engine):
+    assert isinstance(engine, Provider)
+    assert engine.name == "statistical" and engine.model == "offline-statistical"
+
+
+def test_completes_a_word_from_the_document(engine):
+    # "kube" is not a common English word: only the document knows it
+    assert engine.suggest(DOC + "We deploy to kube").startswith("rnetes")
+
+
+def test_document_words_beat_the_lexicon(engine):
+    # the lexicon's most frequent "quar..." is "quarter"; the document says "quarterly"
+    assert engine.suggest(DOC + "the quar").startswith("terly")
+    assert StatisticalProvider().suggest("the quar").startswith("ter")
+
+
+def test_completes_from_the_lexicon_when_the_document_does_not_know(engine):
+    assert engine.suggest("I stayed home becau") == "se"
+    assert engine.suggest("See you tomorr") == "ow"
+
+
+def test_keeps_the_users_capitalisation(engine):
+    assert engine.suggest("It happened BECAU") == "SE"
+    assert engine.suggest("Becau") == "se"
+    assert engine.suggest(DOC + "KUBE").startswith("RNETES")
+
+
+def test_predicts_next_words_from_the_documents_ngrams(engine):
+    assert engine.suggest(DOC + "Please send the ") == "quarterly report"
+    assert engine.suggest(DOC + "Our Kubernetes clusters ") == "run in two"
+
+
+def test_completion_then_next_words_with_one_space(engine):
+    assert engine.suggest(DOC + "I will send the quar") == "terly report"
+    # the word is complete: exactly one space before the next words
+    assert engine.suggest(DOC + "The quarterly") == " report"
+
+
+def test_no_leading_space_when_completing_and_none_after_whitespace(engine):
+    out = engine.suggest(DOC + "Please send the quarterly ")
+    assert out == "report"
+    assert not engine.suggest(DOC + "We deploy to kube").startswith(" ")
+
+
+def test_empty_when_unsure(engine):
+    assert engine.suggest("Something entirely ") == ""
+    assert engine.suggest(DOC + "Zebras ") == ""
+    assert engine.suggest("x") == ""
+    assert engine.suggest("") == ""
+    assert engine.suggest(DOC + "Sentence ends here.") == ""
+
+
+def test_learns_incrementally_and_forgets_deleted_text(engine):
+    assert engine.suggest("Moonlight sonata by ", document_id="d") == ""
+    text = "Moonlight sonata by Beethoven. I love the Moonlight sonata by Beethoven. "
+    assert engine.suggest(text + "Moonlight sonata by ", document_id="d") == "Beethoven"
+    # the user deletes the sentences: the prediction goes with them
+    assert engine.suggest("Moonlight sonata by ", document_id="d") == ""
+    # documents are separate
+    assert engine.suggest("Moonlight sonata by ", document_id="other") == ""
+
+
+def test_learns_from_text_after_the_cursor(engine):
+    after = " Our team ships weekly releases. Our team ships weekly releases."
+    assert engine.suggest("Intro. Our team ", after) == "ships weekly releases"
+
+
+def test_never_repeats_the_suffix(engine):
+    # all of it is already there
+    assert engine.suggest(DOC + "Please send the ", " quarterly report today.") == ""
+    # the cursor is just before a word: inserting would glue onto it
+    assert engine.suggest(DOC + "Please send the ", "quarterly report today.") == ""
+    # the tail of the prediction is already there: only the head is suggested
+    assert engine.suggest(DOC + "Our Kubernetes clusters", " in two regions") == " run"
+
+
+def test_inside_a_word_suggests_nothing(engine):
+    assert engine.suggest(DOC + "the quar", "terly report") == ""
+
+
+def test_single_line(engine):
+    text = "alpha beta gamma.\nalpha beta gamma.\nalpha beta "
+    out = engine.suggest(text)
+    assert out == "gamma"
+    assert engine.suggest("alpha beta gamma.\nalpha beta gamma.\n") == ""
+
+
+async def test_stream_yields_one_chunk_and_a_final(engine):
+    events = [e async for e in engine.stream(CompletionRequest(prefix=DOC + "Please send the "))]
+    assert events[0] == TextChunk("quarterly report")
+    final = events[-1]
+    assert isinstance(final, Final) and len(events) == 2
+    assert (final.source, final.provider, final.model) == ("offline", "statistical", engine.model)
+    empty = [e async for e in engine.stream(CompletionRequest(prefix="Zebras "))]
+    assert len(empty) == 1 and isinstance(empty[0], Final)
+
+
+async def test_warm_learns_the_whole_document_at_once(engine):
+    doc = make_document(40_000, seed=3) + ". " + DOC
+    await engine.warm(doc, document_id="w")
+    assert not engine._docs["w"].pending
+    assert engine.suggest(doc + "Please send the quar", document_id="w") == "terly report"
+
+
+def make_document(chars: int = 20_000, seed: int = 1) -> str:
+    """Prose-like text from frequent English words (sentences of 5-18 words)."""
+    rng = random.Random(seed)
+    vocab = _frequent_words(3000)
+    parts: list[str] = []
+    size = 0
+    while size < chars:
+        n = rng.randint(5, 18)
+        top = rng.choice([50, 300, 3000])
+        sentence = " ".join(rng.choice(vocab[:top]) for _ in range(n)).capitalize() + ". "
+        if rng.random() < 0.1:
+            sentence += "\n\n"
+        parts.append(sentence)
+        size += len(sentence)
+    return "".join(parts)[:chars]
+
+
+def _frequent_words(n: int) -> list[str]:
+    lex = lexicon()
+    order = sorted(range(len(lex.words)), key=lambda i: -lex.freqs[i])
+    return [lex.words[i] for i in order[:n]]
+
+
+def test_latency_on_a_20k_document(engine):
+    doc = make_document()
+    cut = doc.index(" ", 15_000) + 1
+    typed = doc[cut - 600 : cut]
+    before, after = doc[: cut - 600], doc[cut:]
+    for _ in range(20):  # open the document: learning is spread over the first calls
+        engine.suggest(before, after, "lat")
+    times = []
+    for i in range(len(typed) + 1):
+        t = time.perf_counter()
+        engine.suggest(before + typed[:i], after, "lat")
+        times.append(time.perf_counter() - t)
+    times.sort()
+    p99 = times[int(len(times) * 0.99)]
+    assert p99 < 0.020, f"p99 {p99 * 1000:.2f} ms"
+
+
+def test_opening_a_large_document_is_spread_over_calls(engine):
+    doc = make_document(40_000, seed=2)
+    worst = 0.0
+    for _ in range(40):
+        t = time.perf_counter()
+        engine.suggest(doc, "", "big")
+        worst = max(worst, time.perf_counter() - t)
+    assert worst < 0.100, f"worst call {worst * 1000:.1f} ms"
+    assert not engine._docs["big"].pending  # all learned by now
+
+
+_text = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(list("abcXYZ '’-.,!?\n\t\r_0123")), st.characters(codec="utf-8")
+    ),
+    max_size=80,
+)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(prefix=_text, suffix=_text)
+def test_any_input_gives_a_single_line_and_no_space_mid_word(engine, prefix, suffix):
+    base = "the cat sat on the mat. the cat sat on the mat. the cat "
+    for p in (prefix, base + prefix):
+        out = engine.suggest(p, suffix, document_id="prop")
+        assert isinstance(out, str)
+        assert "\n" not in out and "\r" not in out
+        if p and (p[-1].isalnum()):
+            assert not out[:1].isspace()
+        if p and p[-1].isspace():
+            assert not out[:1].isspace()
