@@ -1,0 +1,64 @@
+"""``assistant suggest``: one suggestion for the text on stdin (the cursor is at its end)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+import orjson
+
+from .config import load_settings
+from .pricing import cost_usd
+from .providers.base import CompletionRequest, Final, ProviderError, TextChunk
+from .providers.factory import make_suggest_provider
+from .suggestion_text import finalize
+
+
+async def suggest_once(prefix: str, suffix: str, *, offline: bool = False) -> dict:
+    settings = load_settings()
+    provider = make_suggest_provider(settings, offline_only=offline)
+    started = time.perf_counter()
+    raw, final = "", None
+    try:
+        async for event in provider.stream(
+            CompletionRequest(prefix, suffix, max_tokens=settings.suggest_max_tokens)
+        ):
+            if isinstance(event, TextChunk):
+                raw += event.text
+            elif isinstance(event, Final):
+                final = event
+    finally:
+        await provider.aclose()
+    latency_ms = (time.perf_counter() - started) * 1000
+    truncated = bool(final and final.stop_reason == "max_tokens")
+    text = finalize(raw, prefix, suffix, truncated=truncated)
+    usage = final.usage if final else None
+    model = final.model if final else provider.model
+    return {
+        "text": text,
+        "source": final.source if final else "none",
+        "provider": final.provider if final else provider.name,
+        "model": model,
+        "latency_ms": round(latency_ms, 1),
+        "usage": usage.to_dict() if usage else None,
+        "cost_usd": cost_usd(model, usage) if usage else 0.0,
+    }
+
+
+def run(args) -> int:
+    if sys.stdin.isatty():
+        print("assistant suggest: type or pipe text on stdin (end with Ctrl+D)", file=sys.stderr)
+    prefix = sys.stdin.read()
+    if prefix.endswith("\n") and not prefix.endswith("\n\n"):
+        prefix = prefix[:-1]  # the newline `echo` adds is not where the cursor is
+    try:
+        result = asyncio.run(suggest_once(prefix, args.suffix, offline=args.offline))
+    except ProviderError as exc:
+        print(f"assistant suggest: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        sys.stdout.write(orjson.dumps(result).decode() + "\n")
+    else:
+        sys.stdout.write(result["text"] + "\n")
+    return 0
