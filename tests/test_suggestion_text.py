@@ -1,0 +1,62 @@
+"""Shaping model output into a prose suggestion."""
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from assistant.suggestion_text import finalize, next_word, visible_prefix
+
+
+def test_single_line_and_one_space_between_words():
+    assert finalize("  the report\nand more", "Send me") == " the report"
+    assert finalize("  the report", "Send me ") == "the report"
+
+
+def test_word_continuation_has_no_leading_space():
+    assert finalize("port is ready", "The re") == "port is ready"
+
+
+def test_stops_at_the_first_sentence_end():
+    assert finalize("on Friday. Then we go home", "We meet ") == "on Friday."
+
+
+def test_token_cap_never_leaves_half_a_word():
+    assert finalize("on Friday after lun", "We meet ", truncated=True) == "on Friday after"
+
+
+def test_suffix_already_there_is_not_repeated():
+    assert finalize("ld!", "Hello wor", "!") == "ld"
+    assert finalize("the end (see below)", "At ", "(see below)") == "the end"
+
+
+def test_weak_output_is_dropped():
+    assert finalize("   ", "x ") == ""
+    assert finalize("very very very good", "It is ") == ""
+    assert finalize("the quick brown fox", "I said the quick brown fox") == ""
+
+
+def test_visible_prefix_holds_back_leading_space_until_text_arrives():
+    assert visible_prefix(" ", "Hi") == ""
+    assert visible_prefix("  there", "Hi") == " there"
+
+
+def test_next_word():
+    assert next_word(" quick brown") == " quick"
+    assert next_word("ing, then") == "ing,"
+
+
+@given(st.text(max_size=40), st.text(max_size=80))
+def test_visible_prefix_only_grows_as_text_streams(raw, prefix):
+    shown = ""
+    for i in range(len(raw) + 1):
+        now = visible_prefix(raw[:i], prefix)
+        assert now.startswith(shown)
+        shown = now
+    assert "\n" not in shown
+
+
+@given(st.text(max_size=60), st.text(max_size=60), st.text(max_size=20), st.booleans())
+def test_finalize_is_single_line_and_never_raises(raw, prefix, suffix, truncated):
+    out = finalize(raw, prefix, suffix, truncated=truncated)
+    assert "\n" not in out and "\r" not in out
+    if out:
+        assert out.strip()
