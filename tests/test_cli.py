@@ -1,0 +1,69 @@
+"""The ``assistant`` command as a user runs it: a real subprocess."""
+
+import os
+import subprocess
+import sys
+
+import orjson
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(*args, stdin="", env_extra=None, timeout=120):
+    env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
+    env["PYTHONPATH"] = ROOT
+    env.update(env_extra or {})
+    return subprocess.run(
+        [sys.executable, "-m", "assistant", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+@pytest.mark.parametrize("sub", ["suggest", "serve", "edit", "review", "bench"])
+def test_every_subcommand_has_help(sub):
+    out = run(sub, "--help")
+    assert out.returncode == 0, out.stderr
+    assert f"usage: assistant {sub}" in out.stdout
+
+
+def test_top_level_help_lists_the_subcommands():
+    out = run("--help")
+    assert out.returncode == 0
+    for sub in ("suggest", "serve", "edit", "review", "bench"):
+        assert sub in out.stdout
+
+
+def test_suggest_works_offline_with_no_key():
+    doc = (
+        "The garden was quiet in the morning. The garden was full of roses. "
+        "In the morning the garden was"
+    )
+    out = run(
+        "suggest", "--offline", "--json", stdin=doc, env_extra={"ASSISTANT_OFFLINE": "statistical"}
+    )
+    assert out.returncode == 0, out.stderr
+    result = orjson.loads(out.stdout)
+    assert result["source"] == "offline" and result["cost_usd"] == 0.0
+    assert "\n" not in result["text"]
+
+
+def test_suggest_completes_a_word_from_the_document():
+    out = run(
+        "suggest",
+        "--offline",
+        stdin="Photosynthesis matters. Plants use photosynth",
+        env_extra={"ASSISTANT_OFFLINE": "statistical"},
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("esis")
+
+
+def test_unknown_subcommand_is_a_clear_error():
+    out = run("frobnicate")
+    assert out.returncode == 2 and "invalid choice" in out.stderr
