@@ -227,7 +227,10 @@ async def stream_messages(
         raise err from exc
     finally:
         if stream is not None:
-            await stream.close()
+            try:
+                await stream.close()
+            except Exception:
+                pass  # the connection is being dropped anyway; the real error (if any) wins
 
 
 def estimated_usage(params: dict, text: str) -> Usage:
