@@ -43,7 +43,9 @@ async def running(**cfg):
 
 
 def settings_for(emu, **changes) -> Settings:
-    base = Settings(api_key=KEY, base_url=emu.base_url, suggest_timeout_s=3.0)
+    base = Settings(
+        api_key=KEY, base_url=emu.base_url, suggest_timeout_s=10.0
+    )  # generous: CI is loaded
     return base.with_(**changes) if changes else base
 
 
@@ -325,7 +327,7 @@ async def test_closing_the_generator_closes_the_http_stream():
     async with running(canned_text=LONG_TEXT) as emu:
         provider = AnthropicProvider(settings_for(emu))
         try:
-            emu.inject(Fault("slow", delay_ms=60), count=1)
+            emu.inject(Fault("slow", delay_ms=100), count=1)
             agen = provider.stream(CompletionRequest("Hi"))
             chunks = [await agen.__anext__(), await agen.__anext__()]
             assert all(isinstance(c, TextChunk) for c in chunks)
@@ -352,7 +354,7 @@ async def test_cancelling_the_consumer_closes_the_http_stream():
                     got_two.set()
 
         try:
-            emu.inject(Fault("slow", delay_ms=60), count=1)
+            emu.inject(Fault("slow", delay_ms=100), count=1)
             task = asyncio.create_task(consume())
             await asyncio.wait_for(got_two.wait(), 5)
             task.cancel()

@@ -110,7 +110,9 @@ async def tiered_on_emulator(canned_text=" on Friday"):
         clock = Clock()
         statuses: list[TierStatus] = []
         offline = OfflineStub()
-        primary = AnthropicProvider(Settings(api_key=KEY, base_url=emu.base_url))
+        primary = AnthropicProvider(
+            Settings(api_key=KEY, base_url=emu.base_url, suggest_timeout_s=10.0)
+        )
         tiered = TieredProvider(
             primary, offline, clock=clock, on_status=statuses.append, rng=random.Random(0)
         )
