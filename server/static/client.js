@@ -1,0 +1,316 @@
+// AssistantClient: the browser side of WebSocket protocol v1 (docs/protocol.md).
+//
+// Dependency-free ES module. It owns the connection (subprotocol auth, reconnect with
+// exponential backoff and jitter), the request ids, and the one rule that keeps the editor
+// honest: a suggestion is surfaced only while its id is the latest suggest id, so nothing
+// stale ever reaches the screen even if the network reorders or lags.
+
+export const PROTOCOL = "assistant.v1";
+
+const DEFAULT_BACKOFF = { initialMs: 250, maxMs: 15000, factor: 2 };
+
+/** The delay before reconnect attempt `attempt` (0-based): exponential, capped, with
+ * "equal jitter" (half fixed, half random) so a restarted server is not stampeded. */
+export function backoffDelay(attempt, { initialMs, maxMs, factor } = DEFAULT_BACKOFF, random = Math.random) {
+  const ceiling = Math.min(maxMs, initialMs * factor ** attempt);
+  return ceiling / 2 + random() * (ceiling / 2);
+}
+
+export class AssistantClient extends EventTarget {
+  /**
+   * @param {object} options
+   * @param {string} options.url      ws:// or wss:// URL of /v1/ws
+   * @param {string} options.token    the server's token (sent as the subprotocol assistant.v1.<token>)
+   * @param {boolean} [options.reconnect=true]
+   * @param {{initialMs:number,maxMs:number,factor:number}} [options.backoff]
+   * @param {typeof WebSocket} [options.WebSocket]  for tests outside a browser
+   */
+  constructor({ url, token, reconnect = true, backoff = DEFAULT_BACKOFF, WebSocket: Impl } = {}) {
+    super();
+    if (!url) throw new TypeError("AssistantClient: url is required");
+    this.url = url;
+    this.token = token || "";
+    this.reconnect = reconnect;
+    this.backoff = { ...DEFAULT_BACKOFF, ...backoff };
+    this._Impl = Impl || globalThis.WebSocket;
+    this._ws = null;
+    this._state = "closed";
+    this._closedByUser = false;
+    this._attempt = 0;
+    this._timer = null;
+    this._nextId = 1;
+    this._latestSuggest = 0; // the only suggest id whose frames are surfaced
+    this._suggestText = ""; // deltas so far for _latestSuggest
+    this._suggestLive = false; // _latestSuggest still in flight and not cancelled
+    this._reviews = new Set(); // review ids in flight
+    this._pings = new Map(); // ping id -> performance.now() when sent
+    this.sessionCostUsd = 0;
+    this.server = null; // the last ready frame
+  }
+
+  /** "connecting" | "connected" | "reconnecting" | "closed" */
+  get state() {
+    return this._state;
+  }
+
+  /** The id of the latest suggest; frames for any other id are dropped. */
+  get latestSuggestId() {
+    return this._latestSuggest;
+  }
+
+  get connected() {
+    return this._state === "connected";
+  }
+
+  connect() {
+    this._closedByUser = false;
+    if (this._ws) return this;
+    clearTimeout(this._timer);
+    this._timer = null;
+    this._open();
+    return this;
+  }
+
+  close() {
+    this._closedByUser = true;
+    clearTimeout(this._timer);
+    this._timer = null;
+    const ws = this._ws;
+    this._ws = null;
+    if (ws) {
+      try {
+        ws.close(1000, "client closed");
+      } catch {
+        // already closing
+      }
+    }
+    this._abandonInFlight("closed");
+    this._setState("closed", {});
+  }
+
+  /** Ask for a continuation of prefix|suffix. Returns the id; any earlier suggestion is
+   * superseded from this moment, locally, whatever the server still sends for it. */
+  suggest(prefix, suffix = "") {
+    const id = this._takeId();
+    this._latestSuggest = id;
+    this._suggestText = "";
+    this._suggestLive = this._send({ type: "suggest", id, prefix: String(prefix), suffix: String(suffix) });
+    if (!this._suggestLive) this._later("cancelled", { id, kind: "suggest", reason: "disconnected" });
+    return id;
+  }
+
+  /** Stop suggestion `id` (Esc, cursor moved). Nothing more is surfaced for it. */
+  cancel(id) {
+    if (id !== this._latestSuggest || !this._suggestLive) return;
+    this._suggestLive = false;
+    this._send({ type: "cancel", id });
+  }
+
+  /** Telemetry: the user accepted `chars` characters of suggestion `id`. */
+  accept(id, chars) {
+    this._send({ type: "accept", id, chars: Math.max(0, chars | 0) });
+  }
+
+  review(text) {
+    const id = this._takeId();
+    if (this._send({ type: "review", id, text: String(text) })) this._reviews.add(id);
+    else this._later("cancelled", { id, kind: "review", reason: "disconnected" });
+    return id;
+  }
+
+  cancelReview(id) {
+    if (this._reviews.has(id)) this._send({ type: "cancel_review", id });
+  }
+
+  ping() {
+    const id = this._takeId();
+    if (this._send({ type: "ping", id })) this._pings.set(id, now());
+    return id;
+  }
+
+  // ---- connection -------------------------------------------------------------------
+
+  _open() {
+    this._setState(this._attempt === 0 ? "connecting" : "reconnecting", { attempt: this._attempt });
+    let ws;
+    try {
+      // Offer the bare protocol too: a browser fails the handshake unless the server picks
+      // one of the offered names, and the server answers with "assistant.v1".
+      ws = new this._Impl(this.url, [PROTOCOL, `${PROTOCOL}.${this.token}`]);
+    } catch (err) {
+      this._scheduleReconnect({ code: 0, reason: String(err && err.message), refused: true });
+      return;
+    }
+    this._ws = ws;
+    let opened = false;
+    ws.onopen = () => {
+      opened = true;
+    };
+    ws.onmessage = (ev) => {
+      if (this._ws === ws) this._onFrame(ev.data);
+    };
+    ws.onclose = (ev) => {
+      if (this._ws !== ws) return; // a socket we already let go of
+      this._ws = null;
+      this._abandonInFlight("disconnected");
+      // A socket that never opened was refused (bad token, foreign Origin: HTTP 403) or the
+      // server is unreachable; the browser hides which (code 1006) on purpose.
+      this._scheduleReconnect({ code: ev.code, reason: ev.reason, refused: !opened });
+    };
+    ws.onerror = () => {
+      // always followed by close
+    };
+  }
+
+  _scheduleReconnect(info) {
+    if (this._closedByUser || !this.reconnect) {
+      this._setState("closed", info);
+      return;
+    }
+    const delayMs = Math.round(backoffDelay(this._attempt, this.backoff));
+    this._attempt += 1;
+    this._setState("reconnecting", { ...info, attempt: this._attempt, delayMs });
+    this._timer = setTimeout(() => {
+      this._timer = null;
+      if (!this._closedByUser && !this._ws) this._open();
+    }, delayMs);
+  }
+
+  _setState(state, detail) {
+    this._state = state;
+    this._emit("state", { state, ...detail });
+  }
+
+  _send(frame) {
+    const ws = this._ws;
+    if (!ws || ws.readyState !== 1 || this._state !== "connected") return false;
+    try {
+      ws.send(JSON.stringify(frame));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  _takeId() {
+    return this._nextId++;
+  }
+
+  _abandonInFlight(reason) {
+    if (this._suggestLive) {
+      this._suggestLive = false;
+      this._emit("cancelled", { id: this._latestSuggest, kind: "suggest", reason });
+    }
+    for (const id of this._reviews) this._emit("cancelled", { id, kind: "review", reason });
+    this._reviews.clear();
+    this._pings.clear();
+  }
+
+  // ---- frames -----------------------------------------------------------------------
+
+  _onFrame(data) {
+    let f;
+    try {
+      f = JSON.parse(data);
+    } catch {
+      return; // not ours to crash on
+    }
+    if (!f || typeof f !== "object") return;
+    switch (f.type) {
+      case "ready":
+        this.server = f;
+        this._attempt = 0;
+        this._setState("connected", { protocol: f.protocol, provider: f.provider, model: f.model });
+        this._emit("ready", f);
+        break;
+      case "delta":
+        if (this._isLive(f.id) && typeof f.text === "string") {
+          this._suggestText += f.text;
+          this._emit("suggestion", { id: f.id, text: this._suggestText, final: false, source: null });
+        }
+        break;
+      case "done":
+        this._addCost(f.cost_usd);
+        if (this._isLive(f.id)) {
+          this._suggestLive = false;
+          this._suggestText = "";
+          this._emit("suggestion", {
+            id: f.id,
+            text: typeof f.text === "string" ? f.text : "",
+            final: true,
+            source: f.source ?? null,
+            model: f.model ?? null,
+            latency_ms: typeof f.latency_ms === "number" ? f.latency_ms : null,
+            cost_usd: typeof f.cost_usd === "number" ? f.cost_usd : 0,
+            session_cost_usd: this.sessionCostUsd,
+          });
+        }
+        break;
+      case "cancelled": {
+        const kind = this._kindOf(f.id);
+        this._settle(f.id);
+        this._emit("cancelled", { id: f.id, kind, reason: f.reason ?? null });
+        break;
+      }
+      case "error": {
+        const kind = this._kindOf(f.id);
+        this._settle(f.id);
+        this._emit("error", { id: f.id ?? null, kind, code: f.code ?? "internal", message: f.message ?? "" });
+        break;
+      }
+      case "status":
+        this._emit("status", f);
+        break;
+      case "pong": {
+        const sent = this._pings.get(f.id);
+        this._pings.delete(f.id);
+        this._emit("pong", { id: f.id, rtt_ms: sent === undefined ? null : now() - sent });
+        break;
+      }
+      case "review_delta":
+        if (this._reviews.has(f.id)) this._emit("review-delta", { id: f.id, text: f.text ?? "" });
+        break;
+      case "finding":
+        if (this._reviews.has(f.id)) this._emit("finding", f);
+        break;
+      case "review_done":
+        this._addCost(f.cost_usd);
+        if (this._reviews.delete(f.id)) this._emit("review-done", { ...f, session_cost_usd: this.sessionCostUsd });
+        break;
+      default:
+        break; // a newer server's frame: ignore
+    }
+  }
+
+  _isLive(id) {
+    return this._suggestLive && id === this._latestSuggest;
+  }
+
+  _kindOf(id) {
+    if (this._reviews.has(id)) return "review";
+    if (id === this._latestSuggest) return "suggest";
+    return null;
+  }
+
+  _settle(id) {
+    if (id === this._latestSuggest) this._suggestLive = false;
+    this._reviews.delete(id);
+    this._pings.delete(id);
+  }
+
+  _addCost(c) {
+    if (typeof c === "number" && Number.isFinite(c) && c > 0) this.sessionCostUsd += c;
+  }
+
+  _emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  _later(type, detail) {
+    queueMicrotask(() => this._emit(type, detail));
+  }
+}
+
+function now() {
+  return globalThis.performance ? performance.now() : Date.now();
+}

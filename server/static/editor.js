@@ -1,0 +1,581 @@
+// The web editor: a textarea with ghost-text suggestions, a readout, and the deep review panel.
+//
+// The ghost is drawn in a layer under the transparent textarea that lays out the same text the
+// same way (font, padding, wrapping, scroll): the text before the cursor invisibly, then the
+// suggestion in grey. A ghost is shown only if it answers the latest request, made for exactly
+// the text and cursor on screen; window.__shown records every one shown, for the browser tests.
+
+import { AssistantClient } from "./client.js";
+
+const TOKEN_KEY = "assistant.token";
+const SHOWN_LOG_MAX = 5000;
+
+const $ = (id) => document.getElementById(id);
+
+// ---- token: from the URL fragment (never sent in a request line), kept per tab ----------------
+
+function takeToken() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  const fromUrl = params.get("token");
+  if (fromUrl) {
+    try {
+      sessionStorage.setItem(TOKEN_KEY, fromUrl);
+    } catch {
+      // storage disabled: the token lives for this page only
+    }
+    params.delete("token");
+    const rest = params.toString();
+    history.replaceState(null, "", location.pathname + location.search + (rest ? `#${rest}` : ""));
+    return fromUrl;
+  }
+  try {
+    return sessionStorage.getItem(TOKEN_KEY);
+  } catch {
+    return null;
+  }
+}
+
+function wsUrl() {
+  return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`;
+}
+
+// ---- text helpers ------------------------------------------------------------------------------
+
+/** UTF-16 index of code point offset `cp` in `text` (the server counts code points). */
+function cpToUtf16(text, cp) {
+  let i = 0;
+  for (let n = 0; n < cp && i < text.length; n++) {
+    const c = text.charCodeAt(i);
+    i += c >= 0xd800 && c <= 0xdbff && i + 1 < text.length ? 2 : 1;
+  }
+  return i;
+}
+
+/** The single edit that turns `before` into `after`: {pos, removed, inserted} (UTF-16). */
+function diffEdit(before, after) {
+  const max = Math.min(before.length, after.length);
+  let p = 0;
+  while (p < max && before.charCodeAt(p) === after.charCodeAt(p)) p++;
+  let s = 0;
+  while (s < max - p && before.charCodeAt(before.length - 1 - s) === after.charCodeAt(after.length - 1 - s)) s++;
+  return { pos: p, removed: before.length - p - s, inserted: after.length - p - s };
+}
+
+/** Move range [start, end) through an edit; null if the edit touched it. */
+function shiftRange(range, edit) {
+  const editEnd = edit.pos + edit.removed;
+  if (editEnd <= range.start) {
+    const d = edit.inserted - edit.removed;
+    return { start: range.start + d, end: range.end + d };
+  }
+  if (edit.pos >= range.end) return range;
+  return null;
+}
+
+function formatCost(usd) {
+  return `$${usd < 0.01 ? usd.toFixed(5) : usd.toFixed(4)}`;
+}
+
+// ---- the readout -------------------------------------------------------------------------------
+
+class Readout {
+  constructor() {
+    this.conn = $("conn");
+    this.source = $("source");
+    this.latency = $("latency");
+    this.cost = $("cost");
+    this.provider = "";
+    this.degraded = "";
+  }
+
+  connection(detail) {
+    const { state } = detail;
+    let label = state;
+    let shown = state;
+    if (state === "connected") {
+      label = "connected";
+    } else if (state === "reconnecting" && detail.delayMs !== undefined) {
+      const secs = (detail.delayMs / 1000).toFixed(1);
+      if (detail.refused) {
+        shown = "refused";
+        label = `refused or unreachable; retrying in ${secs} s`;
+      } else {
+        label = `disconnected; retrying in ${secs} s`;
+      }
+    } else if (state === "reconnecting" || state === "connecting") {
+      label = `${state}…`;
+    } else if (state === "closed" && detail.refused) {
+      shown = "refused";
+      label = "refused";
+    }
+    if (this.degraded && state === "connected") label += ` · ${this.degraded}`;
+    this.conn.textContent = label;
+    this.conn.dataset.state = shown;
+    this.conn.title = this.provider;
+  }
+
+  noToken() {
+    this.conn.textContent = "no token: open the URL that `assistant serve` printed";
+    this.conn.dataset.state = "closed";
+  }
+
+  ready(f) {
+    this.provider = [f.provider, f.model].filter(Boolean).join(" · ");
+  }
+
+  status(f) {
+    this.degraded = f.state && f.state !== "ok" ? `${f.state.replace("_", " ")}, ${f.active || "offline"} answering` : "";
+    this.connection({ state: "connected" });
+  }
+
+  suggestion(d) {
+    this.source.textContent = d.source || "–";
+    this.latency.textContent = typeof d.latency_ms === "number" ? `${Math.round(d.latency_ms)} ms` : "–";
+    this.setCost(d.session_cost_usd);
+  }
+
+  setCost(usd) {
+    if (typeof usd === "number") this.cost.textContent = formatCost(usd);
+  }
+}
+
+// ---- the ghost-text editor ---------------------------------------------------------------------
+
+class GhostEditor {
+  constructor(client, readout) {
+    this.client = client;
+    this.readout = readout;
+    this.ta = $("editor");
+    this.layer = $("ghost-layer");
+    this.before = $("ghost-before");
+    this.ghostEl = $("ghost");
+    this.after = $("ghost-after");
+    this.ghost = null; // {id, text, at}: suggestion `text` shown at caret offset `at`
+    this.pending = null; // {id, prefix, at}: the latest suggest request
+    this.prevValue = this.ta.value;
+    this.editListeners = [];
+    this.programmatic = false;
+    this.shown = [];
+    window.__shown = this.shown;
+
+    const ta = this.ta;
+    ta.addEventListener("input", (e) => this.onInput(e));
+    ta.addEventListener("keydown", (e) => this.onKeydown(e));
+    ta.addEventListener("scroll", () => this.syncScroll());
+    ta.addEventListener("compositionend", () => this.requestSuggestion());
+    for (const type of ["keyup", "mouseup", "select", "selectionchange", "focus"]) {
+      ta.addEventListener(type, () => this.checkCaret());
+    }
+    document.addEventListener("selectionchange", () => this.checkCaret());
+    new ResizeObserver(() => this.syncGeometry()).observe(ta);
+
+    client.addEventListener("suggestion", (e) => this.onSuggestion(e.detail));
+    client.addEventListener("ready", () => {
+      if (document.activeElement === ta && ta.value) this.requestSuggestion();
+    });
+    this.syncGeometry();
+  }
+
+  onEdit(fn) {
+    this.editListeners.push(fn);
+  }
+
+  // -- input --
+
+  onInput(e) {
+    const value = this.ta.value;
+    const prev = this.prevValue;
+    this.prevValue = value;
+    const edit = diffEdit(prev, value);
+    for (const fn of this.editListeners) fn(edit);
+
+    if (e.isComposing) {
+      this.dismiss();
+      return;
+    }
+    const caret = this.ta.selectionStart;
+    const g = this.ghost;
+    const typedThrough =
+      g &&
+      !this.programmatic &&
+      e.inputType === "insertText" &&
+      typeof e.data === "string" &&
+      e.data.length > 0 &&
+      g.text.startsWith(e.data) &&
+      this.collapsed() &&
+      caret === g.at + e.data.length &&
+      value === prev.slice(0, g.at) + e.data + prev.slice(g.at);
+    if (typedThrough) {
+      // The user typed what the ghost showed: keep the rest on screen while the server
+      // confirms (its answer for the new request replaces this).
+      const rest = g.text.slice(e.data.length);
+      this.ghost = rest ? { id: g.id, text: rest, at: caret } : null;
+      this.render();
+    } else {
+      this.ghost = null;
+      this.render();
+    }
+    if (!this.programmatic) this.requestSuggestion();
+    else this.cancelPending();
+  }
+
+  onKeydown(e) {
+    if (e.isComposing || e.ctrlKey || e.altKey || e.metaKey) return;
+    if (e.key === "Tab" && !e.shiftKey && this.ghost && this.ghostValid()) {
+      e.preventDefault();
+      this.acceptGhost();
+    } else if (e.key === "Escape" && (this.ghost || this.pending)) {
+      if (this.ghost) e.preventDefault();
+      this.dismiss();
+    }
+  }
+
+  /** A cursor move or a selection clears the ghost and stops its request. */
+  checkCaret() {
+    if (!this.ghost && !this.pending) return;
+    const at = this.ghost ? this.ghost.at : this.pending.at;
+    if (!this.collapsed() || this.ta.selectionStart !== at || this.ta.value !== this.prevValue) this.dismiss();
+  }
+
+  collapsed() {
+    return this.ta.selectionStart === this.ta.selectionEnd;
+  }
+
+  ghostValid() {
+    return this.collapsed() && this.ta.selectionStart === this.ghost.at && this.ta.value === this.prevValue;
+  }
+
+  // -- requests --
+
+  /** Ask for a suggestion at the cursor. A new suggest supersedes the previous one on the
+   * server by itself, so no cancel frame is spent on it. */
+  requestSuggestion() {
+    const value = this.ta.value;
+    const at = this.ta.selectionStart;
+    const prefix = value.slice(0, at);
+    if (!this.client.connected || !this.collapsed() || !prefix.trim()) {
+      this.cancelPending();
+      return;
+    }
+    const id = this.client.suggest(prefix, value.slice(at));
+    this.pending = { id, prefix, at };
+  }
+
+  cancelPending() {
+    if (this.pending) {
+      this.client.cancel(this.pending.id);
+      this.pending = null;
+    }
+  }
+
+  dismiss() {
+    this.cancelPending();
+    if (this.ghost) {
+      this.ghost = null;
+      this.render();
+    }
+  }
+
+  onSuggestion(d) {
+    const p = this.pending;
+    // The client surfaces only its latest id; check again against what is on screen.
+    if (!p || d.id !== p.id || d.id !== this.client.latestSuggestId) return;
+    const value = this.ta.value;
+    if (!this.collapsed() || this.ta.selectionStart !== p.at || value.slice(0, p.at) !== p.prefix) return;
+    if (d.final) {
+      this.pending = null;
+      this.readout.suggestion(d);
+    } else if (this.ghost && this.ghost.text.startsWith(d.text)) {
+      return; // the ghost on screen already shows this much
+    }
+    this.ghost = d.text ? { id: d.id, text: d.text, at: p.at } : null;
+    this.render();
+    if (this.ghost) {
+      this.shown.push({
+        id: d.id,
+        latest: this.client.latestSuggestId,
+        final: d.final,
+        source: d.source,
+        text: d.text,
+        at: p.at,
+        requestPrefix: p.prefix,
+        before: value.slice(0, this.ta.selectionStart),
+        caret: this.ta.selectionStart,
+        t: performance.now(),
+      });
+      if (this.shown.length > SHOWN_LOG_MAX) this.shown.splice(0, this.shown.length - SHOWN_LOG_MAX);
+    }
+  }
+
+  acceptGhost() {
+    const { id, text } = this.ghost;
+    this.ghost = null;
+    this.render();
+    this.insertText(text, false);
+    this.client.accept(id, text.length);
+  }
+
+  /** Insert at the selection through the browser's editing (so Ctrl+Z undoes it). */
+  insertText(text, programmatic) {
+    const ta = this.ta;
+    ta.focus();
+    this.programmatic = programmatic;
+    let ok = false;
+    try {
+      ok = document.execCommand("insertText", false, text);
+    } catch {
+      ok = false;
+    }
+    if (!ok) {
+      ta.setRangeText(text, ta.selectionStart, ta.selectionEnd, "end");
+      this.onInput({ inputType: "insertReplacementText", data: null, isComposing: false });
+    }
+    this.programmatic = false;
+  }
+
+  /** Replace [start, end) with `text`, as an undoable edit that makes no suggestion request. */
+  replaceRange(start, end, text) {
+    this.ta.focus();
+    this.ta.setSelectionRange(start, end);
+    this.insertText(text, true);
+  }
+
+  // -- drawing --
+
+  render() {
+    const g = this.ghost;
+    const value = this.ta.value;
+    if (!g) {
+      this.ghostEl.textContent = "";
+      this.before.textContent = "";
+      this.after.textContent = "";
+      return;
+    }
+    this.before.textContent = value.slice(0, g.at);
+    this.ghostEl.textContent = g.text;
+    this.after.textContent = value.slice(g.at);
+    this.syncScroll();
+  }
+
+  syncScroll() {
+    this.layer.scrollTop = this.ta.scrollTop;
+    this.layer.scrollLeft = this.ta.scrollLeft;
+  }
+
+  /** Match the layer's text box to the textarea's (its scrollbar narrows the text). */
+  syncGeometry() {
+    const cs = getComputedStyle(this.ta);
+    const scrollbar = this.ta.offsetWidth - this.ta.clientWidth;
+    this.layer.style.paddingRight = `${parseFloat(cs.paddingRight) + scrollbar}px`;
+    this.layer.style.height = `${this.ta.offsetHeight}px`;
+    this.syncScroll();
+  }
+}
+
+// ---- deep review -------------------------------------------------------------------------------
+
+class ReviewPanel {
+  constructor(client, editor, readout) {
+    this.client = client;
+    this.editor = editor;
+    this.readout = readout;
+    this.button = $("review-btn");
+    this.stopButton = $("review-cancel");
+    this.status = $("review-status");
+    this.list = $("findings");
+    this.reviewId = null;
+    this.reviewed = ""; // the text as sent
+    this.editsSince = []; // edits since it was sent, to place findings that arrive later
+    this.findings = []; // {el, quote, replacement, range | null, state}
+    this.streamed = 0;
+
+    this.button.addEventListener("click", () => this.start());
+    this.stopButton.addEventListener("click", () => this.client.cancelReview(this.reviewId));
+    editor.onEdit((edit) => this.onEdit(edit));
+    client.addEventListener("review-delta", (e) => this.onDelta(e.detail));
+    client.addEventListener("finding", (e) => this.onFinding(e.detail));
+    client.addEventListener("review-done", (e) => this.onDone(e.detail));
+    client.addEventListener("cancelled", (e) => this.onEnded(e.detail, null));
+    client.addEventListener("error", (e) => this.onEnded(e.detail, e.detail.message || e.detail.code));
+  }
+
+  start() {
+    if (!this.client.connected) {
+      this.setStatus("Not connected.", true);
+      return;
+    }
+    if (this.reviewId !== null) this.client.cancelReview(this.reviewId);
+    const text = this.editor.ta.value;
+    if (!text.trim()) {
+      this.setStatus("Nothing to review yet.", false);
+      return;
+    }
+    this.list.replaceChildren();
+    this.findings = [];
+    this.reviewed = text;
+    this.editsSince = [];
+    this.streamed = 0;
+    this.reviewId = this.client.review(text);
+    this.stopButton.hidden = false;
+    this.setStatus("Reviewing…", false);
+  }
+
+  running(id) {
+    return this.reviewId !== null && id === this.reviewId;
+  }
+
+  onDelta(d) {
+    if (!this.running(d.id)) return;
+    this.streamed += d.text.length;
+    this.setStatus(`Reviewing… ${this.streamed} characters`, false);
+  }
+
+  onFinding(f) {
+    if (!this.running(f.id)) return;
+    const quote = String(f.quote ?? "");
+    let start = cpToUtf16(this.reviewed, f.start | 0);
+    let end = cpToUtf16(this.reviewed, f.end | 0);
+    if (this.reviewed.slice(start, end) !== quote) {
+      start = this.reviewed.indexOf(quote);
+      end = start + quote.length;
+    }
+    let range = start >= 0 && quote ? { start, end } : null;
+    for (const edit of this.editsSince) if (range) range = shiftRange(range, edit);
+    const item = { quote, replacement: String(f.replacement ?? ""), range, state: "open" };
+    item.el = this.renderFinding(f, item);
+    this.findings.push(item);
+    if (!range) this.markStale(item);
+  }
+
+  onDone(d) {
+    if (!this.running(d.id)) return;
+    this.finish();
+    const secs = typeof d.latency_ms === "number" ? ` · ${(d.latency_ms / 1000).toFixed(1)} s` : "";
+    const cost = typeof d.cost_usd === "number" ? ` · ${formatCost(d.cost_usd)}` : "";
+    const n = d.findings ?? this.findings.length;
+    this.setStatus(`${n} finding${n === 1 ? "" : "s"}${cost}${secs}`, false);
+    this.readout.setCost(d.session_cost_usd);
+  }
+
+  onEnded(d, message) {
+    if (!this.running(d.id)) return;
+    this.finish();
+    if (message) this.setStatus(`Review failed: ${message}`, true);
+    else if (d.reason === "client") this.setStatus("Review stopped.", false);
+    else this.setStatus(`Review ended (${d.reason || "cancelled"}).`, true);
+  }
+
+  finish() {
+    this.reviewId = null;
+    this.stopButton.hidden = true;
+  }
+
+  onEdit(edit) {
+    if (this.reviewId !== null) this.editsSince.push(edit);
+    for (const item of this.findings) {
+      if (item.state !== "open" || !item.range) continue;
+      item.range = shiftRange(item.range, edit);
+      if (!item.range) this.markStale(item);
+    }
+  }
+
+  apply(item) {
+    if (item.state !== "open") return;
+    const ta = this.editor.ta;
+    const r = item.range;
+    if (!r || ta.value.slice(r.start, r.end) !== item.quote) {
+      this.markStale(item);
+      this.note(item, "Not applied: the text here changed since the review. Review again.");
+      return;
+    }
+    item.state = "applied";
+    this.editor.replaceRange(r.start, r.end, item.replacement);
+    item.el.classList.add("applied");
+    this.note(item, "Applied.");
+    this.disable(item);
+  }
+
+  skip(item) {
+    if (item.state === "applied" || item.state === "skipped") return;
+    item.state = "skipped";
+    item.el.classList.add("skipped");
+    this.note(item, "Skipped.");
+    this.disable(item);
+  }
+
+  markStale(item) {
+    if (item.state !== "open") return;
+    item.range = null;
+    item.el.classList.add("stale");
+    this.note(item, "Stale: the text here changed since the review.");
+  }
+
+  note(item, text) {
+    item.el.querySelector(".note").textContent = text;
+  }
+
+  disable(item) {
+    for (const b of item.el.querySelectorAll("button")) b.disabled = true;
+  }
+
+  renderFinding(f, item) {
+    const li = document.createElement("li");
+    li.className = "finding";
+    li.dataset.severity = ["high", "medium", "low"].includes(f.severity) ? f.severity : "low";
+    const problem = document.createElement("p");
+    problem.className = "problem";
+    problem.textContent = String(f.problem ?? "");
+    const change = document.createElement("p");
+    change.className = "change";
+    const del = document.createElement("del");
+    del.textContent = item.quote;
+    const ins = document.createElement("ins");
+    ins.textContent = item.replacement;
+    change.append(del, " → ", ins);
+    const actions = document.createElement("div");
+    actions.className = "actions";
+    const apply = document.createElement("button");
+    apply.type = "button";
+    apply.className = "apply primary";
+    apply.textContent = "Apply";
+    apply.addEventListener("click", () => this.apply(item));
+    const skip = document.createElement("button");
+    skip.type = "button";
+    skip.className = "skip";
+    skip.textContent = "Skip";
+    skip.addEventListener("click", () => this.skip(item));
+    const note = document.createElement("span");
+    note.className = "note";
+    actions.append(apply, skip, note);
+    li.append(problem, change, actions);
+    this.list.append(li);
+    return li;
+  }
+
+  setStatus(text, bad) {
+    this.status.textContent = text;
+    this.status.classList.toggle("bad", bad);
+  }
+}
+
+// ---- wiring ------------------------------------------------------------------------------------
+
+function main() {
+  const readout = new Readout();
+  const token = takeToken();
+  const client = new AssistantClient({ url: wsUrl(), token: token || "", reconnect: true });
+  client.addEventListener("state", (e) => readout.connection(e.detail));
+  client.addEventListener("ready", (e) => readout.ready(e.detail));
+  client.addEventListener("status", (e) => readout.status(e.detail));
+  const editor = new GhostEditor(client, readout);
+  const review = new ReviewPanel(client, editor, readout);
+  window.__assistant = { client, editor, review };
+  if (!token) {
+    readout.noToken();
+    return;
+  }
+  client.connect();
+  editor.ta.focus();
+}
+
+main();
