@@ -202,10 +202,10 @@ class LocalModel:
                 if cancel.is_set():
                     break
                 text = chunk["choices"][0]["text"]
+                if stats is not None:
+                    stats.setdefault("first_token_s", time.perf_counter() - t0)
+                    stats["output_tokens"] += bool(text)
                 if text:
-                    if stats is not None:
-                        stats["output_tokens"] += 1
-                        stats.setdefault("first_token_s", time.perf_counter() - t0)
                     yield text
                 if cancel.is_set():
                     break
