@@ -1,0 +1,162 @@
+"""AssistantClient (server/static/client.js) against a scripted WebSocket in the page:
+the id rules that keep stale suggestions off the screen, cost tracking, reconnect state."""
+
+from __future__ import annotations
+
+FAKE_SOCKET = """
+window.sockets = [];
+window.FakeWS = class {
+  constructor(url, protocols) {
+    this.url = url; this.protocols = protocols; this.readyState = 0; this.sent = [];
+    window.sockets.push(this);
+  }
+  send(s) { this.sent.push(JSON.parse(s)); }
+  close() { this.readyState = 3; }
+  open() { this.readyState = 1; this.onopen && this.onopen({}); }
+  frame(f) { this.onmessage({data: JSON.stringify(f)}); }
+  drop(code, opened) { this.readyState = 3; this.onclose({code, reason: ""}); }
+};
+"""
+
+
+def load_client(page, static_site):
+    page.goto(f"{static_site.url}/blank.html")
+    page.add_script_tag(content=FAKE_SOCKET)
+    page.evaluate(
+        """async () => {
+          const m = await import('/static/client.js');
+          window.m = m;
+          const c = new m.AssistantClient({url: 'ws://x/v1/ws', token: 'tok', WebSocket: FakeWS,
+                                           backoff: {initialMs: 10, maxMs: 40, factor: 2}});
+          window.c = c;
+          window.events = [];
+          for (const t of ['ready','suggestion','cancelled','error','status','review-delta',
+                           'finding','review-done','state','pong'])
+            c.addEventListener(t, e => events.push({...e.detail, type: t}));
+          c.connect();
+          sockets[0].open();
+          sockets[0].frame({type: 'ready', protocol: 1, provider: 'emulator', model: 'm'});
+        }"""
+    )
+
+
+def test_client_offers_the_token_subprotocol_and_reports_connected(page, static_site):
+    load_client(page, static_site)
+    protocols = page.evaluate("sockets[0].protocols")
+    assert protocols == ["assistant.v1", "assistant.v1.tok"]
+    states = page.evaluate("events.filter(e => e.type === 'state').map(e => e.state)")
+    assert states == ["connecting", "connected"]
+
+
+def test_only_the_latest_suggest_id_is_surfaced(page, static_site):
+    load_client(page, static_site)
+    shown = page.evaluate(
+        """() => {
+          const ws = sockets[0];
+          const a = c.suggest('Thanks for', '');
+          const b = c.suggest('Thanks for the', '');
+          ws.frame({type: 'delta', id: a, text: ' STALE'});
+          ws.frame({type: 'done', id: a, text: ' STALE', source: 'model', cost_usd: 0.5});
+          ws.frame({type: 'delta', id: b, text: ' quick'});
+          ws.frame({type: 'delta', id: b, text: ' reply.'});
+          ws.frame({type: 'done', id: b, text: ' quick reply.', source: 'model',
+                    latency_ms: 12.5, cost_usd: 0.25});
+          ws.frame({type: 'delta', id: b, text: ' after done'});
+          return {ids: [a, b], sent: ws.sent,
+                  shown: events.filter(e => e.type === 'suggestion'), cost: c.sessionCostUsd};
+        }"""
+    )
+    a, b = shown["ids"]
+    assert b > a
+    assert [f["id"] for f in shown["sent"]] == [a, b]
+    assert [(s["id"], s["text"], s["final"]) for s in shown["shown"]] == [
+        (b, " quick", False),
+        (b, " quick reply.", False),
+        (b, " quick reply.", True),
+    ]
+    final = shown["shown"][-1]
+    assert final["source"] == "model" and final["latency_ms"] == 12.5
+    # cost is spent whether or not the suggestion was shown
+    assert abs(shown["cost"] - 0.75) < 1e-9
+
+
+def test_cancel_stops_surfacing_and_sends_cancel(page, static_site):
+    load_client(page, static_site)
+    r = page.evaluate(
+        """() => {
+          const ws = sockets[0];
+          const id = c.suggest('Dear Sam,', '');
+          c.cancel(id);
+          ws.frame({type: 'delta', id, text: ' late'});
+          ws.frame({type: 'cancelled', id, reason: 'client'});
+          return {sent: ws.sent.map(f => f.type),
+                  shown: events.filter(e => e.type === 'suggestion').length,
+                  cancelled: events.filter(e => e.type === 'cancelled')};
+        }"""
+    )
+    assert r["sent"] == ["suggest", "cancel"]
+    assert r["shown"] == 0
+    assert r["cancelled"][0]["reason"] == "client"
+
+
+def test_review_findings_and_done(page, static_site):
+    load_client(page, static_site)
+    r = page.evaluate(
+        """() => {
+          const ws = sockets[0];
+          const id = c.review('I saw teh cat.');
+          ws.frame({type: 'review_delta', id, text: '{'});
+          ws.frame({type: 'finding', id, index: 0, quote: 'teh', problem: 'Misspelling',
+                    replacement: 'the', severity: 'low', start: 6, end: 9});
+          ws.frame({type: 'finding', id: id + 100, quote: 'x'});
+          ws.frame({type: 'review_done', id, findings: 1, cost_usd: 0.01, latency_ms: 5});
+          return events.filter(e => ['review-delta','finding','review-done'].includes(e.type))
+                       .map(e => e.type);
+        }"""
+    )
+    assert r == ["review-delta", "finding", "review-done"]
+
+
+def test_garbage_frames_do_not_break_the_client(page, static_site):
+    load_client(page, static_site)
+    r = page.evaluate(
+        """() => {
+          const ws = sockets[0];
+          ws.onmessage({data: 'not json'});
+          ws.onmessage({data: '[1,2]'});
+          ws.onmessage({data: 'null'});
+          ws.frame({type: 'from_the_future'});
+          const id = c.suggest('Hello', '');
+          ws.frame({type: 'done', id, text: ' there', source: 'cache'});
+          return events.filter(e => e.type === 'suggestion').map(e => e.text);
+        }"""
+    )
+    assert r == [" there"]
+
+
+def test_reconnects_with_backoff_and_reports_refusal(page, static_site):
+    load_client(page, static_site)
+    r = page.evaluate(
+        """async () => {
+          const id = c.suggest('Hello', '');
+          sockets[0].drop(1006);
+          // the next socket never opens: a refused handshake
+          await new Promise(r => { const t = setInterval(() => { if (sockets.length > 1) { clearInterval(t); r(); } }, 5); });
+          sockets[1].drop(1006);
+          await new Promise(r => { const t = setInterval(() => { if (sockets.length > 2) { clearInterval(t); r(); } }, 5); });
+          sockets[2].open();
+          sockets[2].frame({type: 'ready', protocol: 1});
+          const lost = events.filter(e => e.type === 'cancelled' && e.id === id);
+          const states = events.filter(e => e.type === 'state');
+          const delays = [];
+          for (let i = 0; i < 8; i++) delays.push(m.backoffDelay(i, {initialMs: 100, maxMs: 1000, factor: 2}));
+          return {lost: lost.map(e => e.reason), states, delays, state: c.state};
+        }"""
+    )
+    assert r["lost"] == ["disconnected"]
+    reconnecting = [s for s in r["states"] if s["state"] == "reconnecting" and "delayMs" in s]
+    assert [s["refused"] for s in reconnecting] == [False, True]
+    assert r["state"] == "connected"
+    for i, d in enumerate(r["delays"]):
+        ceiling = min(1000, 100 * 2**i)
+        assert ceiling / 2 <= d <= ceiling
