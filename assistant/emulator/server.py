@@ -258,6 +258,14 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
+    def hang_up(self) -> None:
+        """Drop the connection without a terminal chunk, after what was written reaches it."""
+        if self.transport is not None and self.transport.get_write_buffer_size() > 0:
+            self.transport.close()  # flushes, then FIN
+        else:
+            self.abort()
+        self._mark_gone()
+
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
@@ -423,7 +431,7 @@ class Emulator:
             raise
         finally:
             rec.ended = time.monotonic()
-            if rec.usage:
+            if "output_tokens" in rec.usage:
                 rec.usage["output_tokens"] = rec.tokens_sent
             self._notify()
 
@@ -475,6 +483,7 @@ class Emulator:
         if req.path.endswith("count_tokens"):
             rec.status = 200
             payload = {"input_tokens": input_token_count(body)}
+            rec.usage = dict(payload)
             conn.write(
                 wire.full_response(200, payload, [("request-id", rec.request_id)], req.keep_alive)
             )
@@ -607,14 +616,7 @@ class Emulator:
             texts: list[str] = []
             while i < limit and deadline <= now + 0.001:
                 texts.append(tokens[i])
-                batch += wire.sse(
-                    "content_block_delta",
-                    {
-                        "type": "content_block_delta",
-                        "index": 0,
-                        "delta": {"type": "text_delta", "text": tokens[i]},
-                    },
-                )
+                batch += wire.text_delta(tokens[i])
                 i += 1
                 deadline += self._inter_token_s(fault, rng)
             conn.write(wire.chunk(bytes(batch)))
@@ -635,7 +637,7 @@ class Emulator:
             await conn.wait_gone()
         if kind == "disconnect":
             await conn.drain()
-            conn.abort()
+            conn.hang_up()
             raise _ServerClosed
         rec.stop_reason = reply.stop_reason
         usage = dict(rec.usage, output_tokens=rec.tokens_sent)

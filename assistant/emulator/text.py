@@ -210,55 +210,60 @@ def _match_case(word: str, replacement: str) -> str:
     return replacement
 
 
-def review_findings(document: str) -> list[dict]:
-    """Mechanical findings in ``document``; every ``quote`` is an exact substring of it."""
-    findings: list[tuple[int, dict]] = []
+def _unique_span(document: str, start: int, end: int) -> tuple[int, int]:
+    """Widen ``[start, end)`` word by word until its text occurs once in ``document``."""
+    while document.count(document[start:end]) > 1:
+        grown = False
+        if end < len(document):
+            m = re.compile(r"\s*\S+").match(document, end)
+            if m:
+                end, grown = m.end(), True
+        if document.count(document[start:end]) > 1 and start > 0:
+            m = re.search(r"\S+\s*$", document[:start])
+            if m:
+                start, grown = m.start(), True
+        if not grown:
+            break
+    return start, end
 
-    def add(pos: int, quote: str, problem: str, replacement: str, severity: str) -> None:
-        findings.append(
-            (
-                pos,
-                {
-                    "quote": quote,
-                    "problem": problem,
-                    "replacement": replacement,
-                    "severity": severity,
-                },
-            )
-        )
+
+def review_findings(document: str) -> list[dict]:
+    """Mechanical findings in ``document``, in document order.
+
+    Each ``quote`` is an exact substring of the document, widened with neighbouring words until
+    it is unique where possible; ``replacement`` is the whole quote corrected.
+    """
+    found: dict[tuple[int, int], dict] = {}
+
+    def add(start: int, end: int, corrected: str, problem: str, severity: str) -> None:
+        u_start, u_end = _unique_span(document, start, end)
+        quote = document[u_start:u_end]
+        replacement = document[u_start:start] + corrected + document[end:u_end]
+        if (u_start, u_end) in found or quote == replacement:
+            return
+        found[(u_start, u_end)] = {
+            "quote": quote,
+            "problem": problem,
+            "replacement": replacement,
+            "severity": severity,
+        }
 
     for m in re.finditer(r"\b(\w+)([ \t]+)(\1)\b", document, flags=re.IGNORECASE):
-        if m.group(1).lower() == m.group(3).lower() and not m.group(1).isdigit():
-            add(m.start(), m.group(), f'Repeated word "{m.group(1)}".', m.group(1), "medium")
+        if not m.group(1).isdigit():
+            add(m.start(), m.end(), m.group(1), f'The word "{m.group(1)}" is repeated.', "high")
     for wrong, right in MISSPELLINGS.items():
         for m in re.finditer(rf"\b{wrong}\b", document, flags=re.IGNORECASE):
-            add(
-                m.start(),
-                m.group(),
-                f'"{m.group()}" is misspelled.',
-                _match_case(m.group(), right),
-                "high",
-            )
+            fixed = _match_case(m.group(), right)
+            add(m.start(), m.end(), fixed, f'"{m.group()}" is misspelled.', "high")
     for m in re.finditer(r"(\S+)( {2,})(\S+)", document):
-        add(
-            m.start(),
-            m.group(),
-            "Two spaces between words.",
-            f"{m.group(1)} {m.group(3)}",
-            "low",
-        )
+        fixed = f"{m.group(1)} {m.group(3)}"
+        add(m.start(), m.end(), fixed, "Two spaces between words.", "low")
     for m in re.finditer(r"(\w+ )i( \w+)", document):
-        add(
-            m.start(),
-            m.group(),
-            'The pronoun "I" is capitalised.',
-            f"{m.group(1)}I{m.group(2)}",
-            "medium",
-        )
+        fixed = f"{m.group(1)}I{m.group(2)}"
+        add(m.start(), m.end(), fixed, 'The pronoun "I" should be capitalised.', "medium")
     for m in re.finditer(r"(\S+)([ \t]+)$", document, flags=re.MULTILINE):
-        add(m.start(), m.group(), "Trailing whitespace at the end of the line.", m.group(1), "low")
-    findings.sort(key=lambda item: item[0])
-    return [f for _, f in findings]
+        add(m.start(), m.end(), m.group(1), "Trailing whitespace at the end of the line.", "low")
+    return [found[key] for key in sorted(found)]
 
 
 def review_document(body: dict) -> str:

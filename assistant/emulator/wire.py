@@ -186,6 +186,17 @@ def sse(event: str, data: object) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + dumps(data) + b"\n\n"
 
 
+_DELTA_HEAD = (
+    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+    b'"delta":{"type":"text_delta","text":'
+)
+
+
+def text_delta(text: str) -> bytes:
+    """The content_block_delta event for one piece of text (the hot path: no dict, one dumps)."""
+    return _DELTA_HEAD + dumps(text) + b"}}\n\n"
+
+
 def chunk(data: bytes) -> bytes:
     """One chunk of a chunked-encoded body."""
     return f"{len(data):x}\r\n".encode() + data + b"\r\n"
