@@ -1,0 +1,184 @@
+"""The Starlette app: the WebSocket endpoint, health, metrics and the web editor's files.
+
+Built by :func:`build_app` from its settings, with no globals, so tests build as many as they like.
+The provider (and the emulator, when asked for) is created in the lifespan so it lives on the
+server's event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
+
+from assistant.config import Settings
+from assistant.providers.base import Provider
+
+from . import auth
+from .connection import Connection
+from .hub import Hub
+from .logs import log_event
+from .metrics import ServerMetrics
+from .wiring import start_providers
+
+STATIC_DIR = Path(__file__).parent / "static"
+WS_PATH = "/v1/ws"
+
+_PLACEHOLDER = """<!doctype html><meta charset="utf-8"><title>assistant</title>
+<p>The assistant server is running. The web editor is not installed (server/static/index.html).
+WebSocket endpoint: <code>/v1/ws</code>."""
+
+
+def build_app(
+    settings: Settings,
+    *,
+    provider: Provider | None = None,
+    reviewer: Any | None = None,
+    provider_label: str | None = None,
+    emulator: bool = False,
+) -> Starlette:
+    """The server app. ``provider``/``reviewer`` given here are used as they are (and not closed);
+    otherwise they are built from ``settings`` (see :mod:`server.wiring`). ``emulator`` starts the
+    built-in Anthropic emulator and points the provider at it."""
+    token = settings.token or secrets.token_urlsafe(24)
+    metrics = ServerMetrics()
+    hub = Hub(settings, token, metrics)
+    extra_origins = {auth.normalise_origin(o) for o in settings.allowed_origins}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        hub.setup = await start_providers(
+            settings,
+            provider=provider,
+            reviewer=reviewer,
+            label=provider_label,
+            emulator=emulator,
+            on_status=hub.broadcast_status,
+        )
+        log_event(
+            "server_start",
+            provider=hub.setup.label,
+            model=hub.setup.model,
+            review=hub.setup.reviewer is not None,
+        )
+        try:
+            yield
+        finally:
+            await hub.shutdown()
+            await hub.setup.aclose()
+            log_event(
+                "server_stop",
+                requests=hub.ledger.requests,
+                cost_usd=round(hub.ledger.total_cost, 6),
+            )
+
+    async def websocket_endpoint(websocket: WebSocket) -> None:
+        scope = websocket.scope
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        server_addr = scope.get("server") or ("127.0.0.1", settings.port)
+        allowed = auth.own_origins(int(server_addr[1] or 0), settings.host) | extra_origins
+        verdict = auth.admit(
+            headers,
+            scope.get("query_string", b""),
+            list(scope.get("subprotocols") or []),
+            token=token,
+            allowed_origins=allowed,
+        )
+        client = scope.get("client") or ("?", 0)
+        if not verdict.ok:
+            metrics.connections_refused.labels(verdict.reason.replace(" ", "_")).inc()
+            log_event(
+                "connection_refused",
+                reason=verdict.reason,
+                client=f"{client[0]}:{client[1]}",
+                origin=headers.get("origin"),
+            )
+            await websocket.close(code=1008)
+            return
+        if hub.shutting_down or hub.setup is None:
+            await websocket.accept(subprotocol=verdict.subprotocol)
+            await websocket.close(code=1001)
+            return
+        if not hub.reserve():
+            metrics.connections_refused.labels("connection_cap").inc()
+            log_event("connection_refused", reason="connection cap", client=f"{client[0]}")
+            await websocket.accept(subprotocol=verdict.subprotocol)
+            await websocket.close(code=1013)
+            return
+        conn = Connection(websocket, hub, hub.next_id())
+        opened = time.monotonic()
+        try:
+            await websocket.accept(subprotocol=verdict.subprotocol)
+            hub.add(conn)
+            log_event(
+                "connection_open",
+                conn=conn.id,
+                client=f"{client[0]}:{client[1]}",
+                origin=headers.get("origin"),
+            )
+            hub.warm_provider()
+            await conn.run()
+        finally:
+            hub.remove(conn)
+            hub.release()
+            s = conn.stats
+            log_event(
+                "connection_close",
+                conn=conn.id,
+                seconds=round(time.monotonic() - opened, 3),
+                frames_in=s.frames_in,
+                frames_out=s.frames_out,
+                suggests=s.suggests,
+                done=s.done,
+                cancelled=s.cancelled,
+                errors=s.errors,
+                requests=s.requests,
+                reviews=s.reviews,
+                cost_usd=round(s.cost_usd, 8),
+            )
+
+    async def healthz(request: Request) -> Response:
+        setup = hub.setup
+        status = setup.status if setup else None
+        body = {
+            "ok": setup is not None and not hub.shutting_down,
+            "provider": setup.label if setup else None,
+            "model": setup.model if setup else None,
+            "state": status.state if status else "ok",
+            "active": status.active if status else (setup.label if setup else None),
+            "review": bool(setup and setup.reviewer is not None),
+            "connections": len(hub.connections),
+        }
+        return JSONResponse(body, status_code=200 if body["ok"] else 503)
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(metrics.render(), media_type=metrics.content_type)
+
+    async def index(request: Request) -> Response:
+        page = STATIC_DIR / "index.html"
+        if page.is_file():
+            return FileResponse(page, headers={"cache-control": "no-cache"})
+        return HTMLResponse(_PLACEHOLDER)
+
+    routes = [
+        WebSocketRoute(WS_PATH, websocket_endpoint),
+        Route("/healthz", healthz),
+        Route("/metrics", metrics_endpoint),
+        Route("/", index),
+        Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.hub = hub
+    app.state.token = token
+    app.state.metrics = metrics
+    app.state.settings = settings
+    return app

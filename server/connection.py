@@ -1,0 +1,583 @@
+"""One WebSocket, one document: the runtime that drives a :class:`SuggestionEngine`.
+
+Everything for a connection runs on the event loop without locks. Frames are read by one loop
+(:meth:`Connection.run`), the engine is fed synchronously from there, from provider tasks and from
+the debounce timer, and every frame to send goes into one ordered outbox drained by one writer
+task. The writer checks staleness when it sends: once ``suggest`` N+1 has been read, a ``delta``
+for an older id still in the outbox is dropped and a ``done`` becomes ``cancelled``
+(``superseded``), so each id still gets exactly one terminal frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from starlette.websockets import WebSocket
+
+from assistant.engine import (
+    Accept,
+    CancelRequest,
+    ClearSuggestion,
+    Closed,
+    Dismiss,
+    Edit,
+    EngineConfig,
+    ProviderChunk,
+    ProviderDone,
+    ProviderFailed,
+    ShowSuggestion,
+    StartRequest,
+    SuggestionEngine,
+    Tick,
+)
+from assistant.pricing import Usage
+from assistant.providers.base import (
+    CompletionRequest,
+    Final,
+    ProviderError,
+    ProviderErrorKind,
+    TextChunk,
+)
+
+from . import protocol as p
+from .logs import log_event, redact
+from .ratelimit import TokenBucket
+from .wiring import price
+
+if TYPE_CHECKING:
+    from .hub import Hub
+
+_ERROR_CODES = {
+    ProviderErrorKind.RATE_LIMITED: p.RATE_LIMITED,
+    ProviderErrorKind.OVERLOADED: p.UNAVAILABLE,
+    ProviderErrorKind.AUTH: p.UNAVAILABLE,
+    ProviderErrorKind.NETWORK: p.UNAVAILABLE,
+    ProviderErrorKind.TIMEOUT: p.UNAVAILABLE,
+    ProviderErrorKind.INTERNAL: p.UNAVAILABLE,
+    ProviderErrorKind.BAD_REQUEST: p.INTERNAL,  # our prompt was wrong, not the client's frame
+}
+_CLOSE = object()
+_STREAMING = ("delta", "done")
+
+
+@dataclass
+class _Request:
+    """A provider request in flight (engine request id, not the client's id)."""
+
+    request_id: int
+    version: int
+    prefix: str
+    suffix: str
+    billable: bool
+    task: asyncio.Task | None = None
+    streamed: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _ReviewJob:
+    id: int
+    task: asyncio.Task
+    started: float
+
+
+@dataclass
+class ConnectionStats:
+    frames_in: int = 0
+    frames_out: int = 0
+    suggests: int = 0
+    done: int = 0
+    cancelled: int = 0
+    errors: int = 0
+    requests: int = 0
+    reviews: int = 0
+    cost_usd: float = 0.0
+
+
+class Connection:
+    def __init__(self, ws: WebSocket, hub: Hub, conn_id: str) -> None:
+        self.ws = ws
+        self.hub = hub
+        self.id = conn_id
+        self.setup = hub.setup
+        self.metrics = hub.metrics
+        settings = hub.settings
+        self.settings = settings
+        self.loop = asyncio.get_running_loop()
+        self.engine = SuggestionEngine(
+            EngineConfig(
+                debounce_min_ms=settings.debounce_min_ms,
+                debounce_max_ms=settings.debounce_max_ms,
+                cache_entries=settings.cache_entries,
+            ),
+            clock=self.loop.time,
+        )
+        self.limits = p.Limits(
+            settings.max_prefix_chars, settings.max_suffix_chars, settings.max_review_chars
+        )
+        self.decoder = p.FrameDecoder(self.limits)
+        rate = settings.max_frames_per_second
+        self.bucket = TokenBucket(rate, burst=max(1.0, rate), clock=self.loop.time)
+        self.stats = ConnectionStats()
+        self._requests: dict[int, _Request] = {}
+        self._reviews: dict[int, _ReviewJob] = {}
+        self._outbox: deque = deque()
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._latest_suggest = -1
+        self._delta_version: int | None = None
+        self._delta_sent = ""
+        self._warmed_offline = False
+        self._closing = False  # shutdown or disconnect: the engine gets nothing more
+        self._close_queued = False
+        self._secrets = (settings.api_key, hub.token)
+
+    # ------------------------------------------------------------------ the connection's life
+
+    async def run(self) -> None:
+        self._writer = self.loop.create_task(self._write_loop())
+        try:
+            self._emit(
+                "ready",
+                None,
+                p.ready_frame(
+                    self.setup.label, self.setup.model, self.limits, self.settings.max_frame_bytes
+                ),
+            )
+            status = self.setup.status
+            if status is not None and status.state != "ok":
+                self.send_status(status)
+            while True:
+                message = await self.ws.receive()
+                kind = message["type"]
+                if kind == "websocket.disconnect":
+                    break
+                if kind != "websocket.receive":
+                    continue
+                data = message.get("text")
+                if data is None:
+                    data = message.get("bytes") or b""
+                self.on_frame(data)
+        finally:
+            self._teardown("client_gone")
+            if self._writer is not None and not self._writer.done():
+                if self._close_queued:  # shutdown() is flushing the last frames
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(asyncio.shield(self._writer), 2.0)
+                self._writer.cancel()
+
+    async def shutdown(self, code: int = 1001) -> None:
+        """Server going away: every request in flight ends ``cancelled`` (``shutdown``), then
+        the socket closes with ``code``."""
+        if self._closing:
+            return
+        open_version = self.engine.open_version
+        self._teardown("shutdown")
+        if open_version is not None:
+            self._emit_cancelled(open_version, "shutdown")
+        for job in list(self._reviews.values()):
+            self._emit_cancelled(job.id, "shutdown")
+        self._reviews.clear()
+        self._outbox.append((_CLOSE, code))
+        self._close_queued = True
+        self._wake.set()
+        if self._writer is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(asyncio.shield(self._writer), 2.0)
+
+    def _teardown(self, why: str) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for req in list(self._requests.values()):
+            self._cancel_request(req, why)
+        self._requests.clear()
+        for job in self._reviews.values():
+            job.task.cancel()
+            self.metrics.cancellations.labels(why).inc()
+        if why != "shutdown":
+            self._reviews.clear()
+
+    # ------------------------------------------------------------------------------- reading
+
+    def on_frame(self, data: str | bytes) -> None:
+        self.stats.frames_in += 1
+        self.metrics.frames_in.inc()
+        if self._closing:
+            return
+        try:
+            frame = self.decoder.decode(data)
+        except p.ProtocolError as err:
+            self._emit_error(err.id, err.code, err.message)
+            return
+        if not self.bucket.take():
+            self.metrics.rate_limit_events.labels("client").inc()
+            fid = frame.id if isinstance(frame, p.Suggest | p.Review | p.Ping) else None
+            self._emit_error(fid, p.RATE_LIMITED, "too many frames; slow down")
+            return
+        try:
+            self._dispatch(frame)
+        except Exception as exc:  # a bug must cost one request, not the connection
+            logging.getLogger("assistant.server").exception("frame handling failed")
+            fid = frame.id if isinstance(frame, p.Suggest | p.Review | p.Ping) else None
+            self._emit_error(fid, p.INTERNAL, f"internal error ({type(exc).__name__})")
+
+    def _dispatch(self, frame: p.ClientFrame) -> None:
+        match frame:
+            case p.Suggest():
+                self.stats.suggests += 1
+                self._latest_suggest = frame.id
+                if not self._warmed_offline:
+                    self._warmed_offline = True
+                    self.hub.warm_offline(frame.prefix, frame.suffix, self.id)
+                self._handle(Edit(frame.prefix, frame.suffix, frame.id))
+            case p.Cancel():
+                if frame.id == self._latest_suggest:
+                    self._handle(Dismiss())
+            case p.AcceptChars():
+                self.metrics.accepted_chars.inc(frame.chars)
+                self._handle(Accept(frame.chars))
+            case p.Ping():
+                self._emit("pong", frame.id, p.pong_frame(frame.id))
+            case p.Review():
+                self._start_review(frame)
+            case p.CancelReview():
+                job = self._reviews.pop(frame.id, None)
+                if job is not None:
+                    job.task.cancel()
+                    self.metrics.cancellations.labels("client").inc()
+                    self._emit_cancelled(frame.id, "client")
+
+    # -------------------------------------------------------------------------------- engine
+
+    def _handle(self, event: Any) -> None:
+        if self._closing:
+            return
+        for cmd in self.engine.handle(event):
+            self._perform(cmd)
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        deadline = self.engine.next_deadline
+        if deadline == self._timer_at and self._timer is not None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        try:
+            self._handle(Tick())
+        except Exception:
+            logging.getLogger("assistant.server").exception("tick failed")
+
+    def _perform(self, cmd: Any) -> None:
+        match cmd:
+            case StartRequest():
+                req = _Request(
+                    cmd.request_id, cmd.version, cmd.prefix, cmd.suffix, self.setup.billable_now()
+                )
+                self._requests[cmd.request_id] = req
+                req.task = self.loop.create_task(self._stream(req))
+                self.stats.requests += 1
+                self.metrics.requests.labels("suggest").inc()
+            case CancelRequest():
+                req = self._requests.pop(cmd.request_id, None)
+                if req is not None:
+                    self._cancel_request(req, cmd.reason)
+            case ShowSuggestion(final=False):
+                if cmd.version != self._delta_version:
+                    self._delta_version, self._delta_sent = cmd.version, ""
+                sent = self._delta_sent
+                if cmd.text.startswith(sent) and len(cmd.text) > len(sent):
+                    self._delta_sent = cmd.text
+                    self._emit(
+                        "delta", cmd.version, p.delta_frame(cmd.version, cmd.text[len(sent) :])
+                    )
+            case ShowSuggestion():
+                self._emit_done(cmd)
+            case Closed():
+                if cmd.outcome == "cancelled":
+                    self.metrics.cancellations.labels(cmd.reason or "superseded").inc()
+                    self._emit_cancelled(cmd.version, cmd.reason or "superseded")
+                else:
+                    err = cmd.error
+                    code = _ERROR_CODES.get(err.kind, p.UNAVAILABLE) if err else p.UNAVAILABLE
+                    self._emit_error(cmd.version, code, self._message_of(err))
+            case ClearSuggestion():
+                pass
+
+    def _emit_done(self, cmd: ShowSuggestion) -> None:
+        if cmd.version == self._delta_version:
+            self._delta_version, self._delta_sent = None, ""
+        usage = cmd.usage
+        cost = price(cmd.model, usage) if (usage is not None and cmd.model) else 0.0
+        source = cmd.source or "none"
+        model = cmd.model
+        if not model and source in ("model", "offline"):
+            model = self.setup.model
+        latency_ms = cmd.latency_ms  # from reading the suggest frame (same clock as ours)
+        self.metrics.suggestion_latency.labels(source).observe(latency_ms / 1000)
+        self.metrics.suggestions.labels(source).inc()
+        self._emit(
+            "done",
+            cmd.version,
+            p.done_frame(
+                cmd.version,
+                cmd.text,
+                source=source,
+                model=model,
+                latency_ms=latency_ms,
+                usage=usage,
+                cost_usd=cost,
+            ),
+        )
+
+    # ------------------------------------------------------------------------------ provider
+
+    async def _stream(self, req: _Request) -> None:
+        rid = req.request_id
+        request = CompletionRequest(
+            req.prefix,
+            req.suffix,
+            max_tokens=self.settings.suggest_max_tokens,
+            document_id=self.id,
+        )
+        stream = self.setup.provider.stream(request)
+        try:
+            got_final = False
+            async for event in stream:
+                if self._requests.get(rid) is not req:
+                    return  # cancelled while the chunk was in transit
+                if isinstance(event, TextChunk):
+                    req.streamed.append(event.text)
+                    self._handle(ProviderChunk(rid, event.text))
+                elif isinstance(event, Final):
+                    got_final = True
+                    self._requests.pop(rid, None)
+                    self._account(event.model, event.usage)
+                    self._handle(
+                        ProviderDone(
+                            rid,
+                            event.usage,
+                            event.model,
+                            event.source,
+                            truncated=event.stop_reason == "max_tokens",
+                        )
+                    )
+                    break
+            if not got_final and self._requests.get(rid) is req:
+                raise ProviderError(ProviderErrorKind.INTERNAL, "the provider stream ended early")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            err = exc if isinstance(exc, ProviderError) else None
+            if err is None:
+                logging.getLogger("assistant.server").exception("provider failed")
+                err = ProviderError(ProviderErrorKind.INTERNAL, f"{type(exc).__name__}")
+            if self._requests.pop(rid, None) is req:
+                if err.kind == ProviderErrorKind.RATE_LIMITED:
+                    self.metrics.rate_limit_events.labels("provider").inc()
+                self._handle(ProviderFailed(rid, err))
+        finally:
+            with contextlib.suppress(BaseException):
+                await stream.aclose()
+
+    def _cancel_request(self, req: _Request, reason: str) -> None:
+        """Stop a request now; cost what it streamed when Anthropic was serving it."""
+        if req.task is not None:
+            req.task.cancel()
+        self.metrics.cancellations.labels(f"request_{reason}").inc()
+        if req.billable:
+            model, usage = self.setup.estimate_cancelled(
+                req.prefix, req.suffix, "".join(req.streamed)
+            )
+            self._account(model, usage)
+
+    def _account(self, model: str, usage: Usage | None) -> float:
+        if usage is None or not model:
+            return 0.0
+        cost = price(model, usage)
+        self.stats.cost_usd += cost
+        self.metrics.spent(model, usage, cost)
+        self.hub.ledger_add(model, usage)
+        return cost
+
+    # -------------------------------------------------------------------------------- review
+
+    def _start_review(self, frame: p.Review) -> None:
+        reviewer = self.setup.reviewer
+        if reviewer is None:
+            self._emit_error(frame.id, p.UNAVAILABLE, "review is not available on this server")
+            return
+        if len(self._reviews) >= max(1, self.settings.max_reviews_in_flight):
+            self._emit_error(frame.id, p.RATE_LIMITED, "a review is already running")
+            return
+        self.stats.reviews += 1
+        self.metrics.requests.labels("review").inc()
+        task = self.loop.create_task(self._review(frame.id, frame.text, reviewer))
+        self._reviews[frame.id] = _ReviewJob(frame.id, task, self.loop.time())
+
+    async def _review(self, rid: int, text: str, reviewer: Any) -> None:
+        started = self.loop.time()
+        finished = False
+        stream = reviewer.review(text)
+        try:
+            async for ev in stream:
+                if rid not in self._reviews:
+                    return
+                kind = type(ev).__name__
+                if kind == "ReviewDelta":
+                    self._emit("review_delta", rid, p.review_delta_frame(rid, ev.text))
+                elif kind == "Finding":
+                    self._emit(
+                        "finding",
+                        rid,
+                        p.finding_frame(
+                            rid,
+                            index=ev.index,
+                            quote=ev.quote,
+                            problem=ev.problem,
+                            replacement=ev.replacement,
+                            severity=ev.severity,
+                            start=ev.start,
+                            end=ev.end,
+                        ),
+                    )
+                elif kind == "ReviewDone":
+                    finished = True
+                    self._finish_review(rid, ev, started)
+                    break
+            if not finished and rid in self._reviews:
+                raise ProviderError(ProviderErrorKind.INTERNAL, "the review ended without a result")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            err = exc if isinstance(exc, ProviderError) else None
+            if err is None:
+                logging.getLogger("assistant.server").exception("review failed")
+                err = ProviderError(ProviderErrorKind.INTERNAL, type(exc).__name__)
+            if self._reviews.pop(rid, None) is not None:
+                self._emit_error(
+                    rid, _ERROR_CODES.get(err.kind, p.UNAVAILABLE), self._message_of(err)
+                )
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(BaseException):
+                    await aclose()
+
+    def _finish_review(self, rid: int, ev: Any, started: float) -> None:
+        if self._reviews.pop(rid, None) is None:
+            return
+        findings = getattr(ev, "findings", 0)
+        if not isinstance(findings, int):
+            findings = len(findings)
+        usage = getattr(ev, "usage", None)
+        model = getattr(ev, "model", "") or self.settings.review_model
+        cost = getattr(ev, "cost_usd", None)
+        if isinstance(usage, Usage):
+            spent = self._account(model, usage)
+            cost = spent if cost is None else cost
+        latency = getattr(ev, "latency_ms", None) or (self.loop.time() - started) * 1000
+        log_event(
+            "review",
+            conn=self.id,
+            id=rid,
+            findings=findings,
+            model=model,
+            cost_usd=cost or 0.0,
+            latency_ms=round(latency, 1),
+        )
+        self._emit(
+            "review_done",
+            rid,
+            p.review_done_frame(
+                rid,
+                findings=findings,
+                model=model,
+                usage=usage,
+                cost_usd=float(cost or 0.0),
+                latency_ms=latency,
+            ),
+        )
+
+    # ------------------------------------------------------------------------------- writing
+
+    def send_status(self, status: Any) -> None:
+        self._emit(
+            "status",
+            None,
+            p.status_frame(
+                self.setup.label,
+                status.state,
+                until=self.setup.until_unix(status.until),
+                retry_after_s=status.retry_after_s,
+                active=status.active,
+                reason=redact(status.reason or "", self._secrets),
+            ),
+        )
+
+    def _message_of(self, err: ProviderError | None) -> str:
+        if err is None:
+            return "the provider failed"
+        return redact(str(err), self._secrets)
+
+    def _emit_cancelled(self, fid: int, reason: str) -> None:
+        self.stats.cancelled += 1
+        self._emit("cancelled", fid, p.cancelled_frame(fid, reason))
+
+    def _emit_error(self, fid: int | None, code: str, message: str) -> None:
+        self.stats.errors += 1
+        self.metrics.errors.labels(code).inc()
+        self._emit("error", fid, p.error_frame(fid, code, redact(message, self._secrets)))
+
+    def _emit(self, kind: str, fid: int | None, frame: dict) -> None:
+        if self._close_queued:
+            return
+        self._outbox.append((kind, fid, frame))
+        self._wake.set()
+
+    async def _write_loop(self) -> None:
+        outbox, ws = self._outbox, self.ws
+        try:
+            while True:
+                if not outbox:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                item = outbox.popleft()
+                if item[0] is _CLOSE:
+                    with contextlib.suppress(Exception):
+                        await ws.close(code=item[1])
+                    return
+                kind, fid, frame = item
+                if kind in _STREAMING and fid < self._latest_suggest:
+                    if kind == "delta":
+                        continue  # stale: the client has moved on
+                    frame = p.cancelled_frame(fid, "superseded")
+                    kind = "cancelled"
+                if kind == "done":
+                    self.stats.done += 1
+                await ws.send_text(p.encode(frame))
+                self.stats.frames_out += 1
+                self.metrics.frames_out.inc()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The socket is gone; the read loop will see the disconnect.
+            self._closing = True

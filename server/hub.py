@@ -1,0 +1,124 @@
+"""Every open connection of one app: the connection cap, status broadcasts, warming and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from typing import Any
+
+from assistant.config import Settings
+from assistant.pricing import Ledger, Usage
+
+from .logs import log_event
+from .metrics import ServerMetrics
+from .wiring import ProviderSetup
+
+WARM_EVERY_S = 15.0  # the Anthropic keep-alive connection lives 30 s; re-warm well inside it
+
+
+class Hub:
+    def __init__(self, settings: Settings, token: str, metrics: ServerMetrics) -> None:
+        self.settings = settings
+        self.token = token
+        self.metrics = metrics
+        self.setup: ProviderSetup | None = None  # set by the lifespan
+        self.connections: set[Any] = set()
+        self.reserved = 0
+        self.ledger = Ledger()
+        self.shutting_down = False
+        self._ids = itertools.count(1)
+        self._background: set[asyncio.Task] = set()
+        self._last_warm = -1e9
+
+    # -- admission -----------------------------------------------------------------------------
+
+    def reserve(self) -> bool:
+        """Claim a connection slot (False when at the cap)."""
+        if self.reserved >= self.settings.max_connections:
+            return False
+        self.reserved += 1
+        return True
+
+    def release(self) -> None:
+        self.reserved = max(0, self.reserved - 1)
+
+    def next_id(self) -> str:
+        return f"c{next(self._ids)}"
+
+    def add(self, conn: Any) -> None:
+        self.connections.add(conn)
+        self.metrics.open_connections.set(len(self.connections))
+
+    def remove(self, conn: Any) -> None:
+        self.connections.discard(conn)
+        self.metrics.open_connections.set(len(self.connections))
+
+    # -- provider status -----------------------------------------------------------------------
+
+    def broadcast_status(self, status: Any) -> None:
+        if status.state == "rate_limited":
+            self.metrics.rate_limit_events.labels("provider_window").inc()
+        log_event(
+            "provider_status",
+            level=logging.WARNING if status.state != "ok" else logging.INFO,
+            state=status.state,
+            active=status.active,
+            retry_after_s=status.retry_after_s,
+        )
+        for conn in list(self.connections):
+            with contextlib.suppress(Exception):
+                conn.send_status(status)
+
+    # -- warming -------------------------------------------------------------------------------
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def warm_provider(self) -> None:
+        """Open the provider's connection ahead of the first keystroke (at most every 15 s)."""
+        now = time.monotonic()
+        if self.setup is None or now - self._last_warm < WARM_EVERY_S:
+            return
+        self._last_warm = now
+        self.spawn(_quietly(self.setup.provider.warm()))
+
+    def warm_offline(self, prefix: str, suffix: str, document_id: str) -> None:
+        """The first suggest of a document: let the offline tier learn it / fill its cache."""
+        offline = self.setup.offline if self.setup else None
+        if offline is not None:
+            self.spawn(_quietly(offline.warm(prefix, document_id=document_id)))
+
+    # -- accounting ----------------------------------------------------------------------------
+
+    def ledger_add(self, model: str, usage: Usage) -> None:
+        try:
+            self.ledger.add(model, usage)
+        except KeyError:
+            pass
+
+    # -- shutdown ------------------------------------------------------------------------------
+
+    async def shutdown(self) -> None:
+        """Cancel everything in flight (``cancelled``/``shutdown``) and close every socket (1001)."""
+        self.shutting_down = True
+        conns = list(self.connections)
+        if conns:
+            await asyncio.gather(*(c.shutdown(1001) for c in conns), return_exceptions=True)
+        for task in list(self._background):
+            task.cancel()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+
+async def _quietly(coro: Any) -> None:
+    try:
+        await coro
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        pass

@@ -1,0 +1,189 @@
+"""Which provider answers: Anthropic with the offline tier behind it, the offline tier alone, or
+the built-in emulator standing in for Anthropic.
+
+``start_providers`` is called from the app's lifespan, so the emulator (when asked for) runs on
+the server's own event loop and everything is closed when the server stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from assistant.config import Settings
+from assistant.pricing import Usage, cost_usd, estimate_tokens
+from assistant.providers.base import CompletionRequest, Provider
+from assistant.providers.tiered import TieredProvider, TierStatus
+
+EMULATOR_KEY = "emulator-key"
+StatusListener = Callable[[TierStatus], None]
+
+
+def make_offline(settings: Settings) -> Provider:
+    """The offline tier: the local model when installed, else the statistical engine."""
+    try:
+        from assistant.providers.offline import make_offline_provider
+    except ImportError:
+        from assistant.providers.statistical import StatisticalProvider
+
+        return StatisticalProvider()
+    return make_offline_provider(settings)
+
+
+def make_reviewer(settings: Settings) -> Any | None:
+    try:
+        from assistant.review import make_reviewer as factory
+    except ImportError:
+        return None
+    try:
+        return factory(settings)
+    except Exception:
+        return None
+
+
+def price(model: str, usage: Usage) -> float:
+    """Dollars for ``usage``; 0 for a model the price table does not know."""
+    try:
+        return cost_usd(model, usage)
+    except KeyError:
+        return 0.0
+
+
+@dataclass
+class ProviderSetup:
+    provider: Provider
+    label: str  # "anthropic" | "offline" | "emulator" (the ready frame's `provider`)
+    settings: Settings  # effective settings (emulator base_url when there is one)
+    offline: Provider | None = None
+    reviewer: Any | None = None
+    emulator: Any | None = None
+    _owned: list = field(default_factory=list)
+
+    @property
+    def model(self) -> str:
+        return getattr(self.provider, "model", "") or ""
+
+    @property
+    def anthropic(self) -> Provider | None:
+        p = self.provider
+        if isinstance(p, TieredProvider):
+            p = p.primary
+        return p if p is not None and getattr(p, "name", "") == "anthropic" else None
+
+    @property
+    def status(self) -> TierStatus | None:
+        return self.provider.status if isinstance(self.provider, TieredProvider) else None
+
+    def billable_now(self) -> bool:
+        """Whether a request started now would (probably) go to Anthropic."""
+        p = self.provider
+        if isinstance(p, TieredProvider):
+            return p.primary is not None and p.status.active == p.primary.name == "anthropic"
+        return getattr(p, "name", "") == "anthropic"
+
+    def estimate_cancelled(self, prefix: str, suffix: str, streamed: str) -> tuple[str, Usage]:
+        """Model and estimated usage of an Anthropic request cut short after ``streamed``."""
+        a = self.anthropic
+        model = getattr(a, "model", "") or self.settings.suggest_model
+        params_of = getattr(a, "params", None)
+        if params_of is not None:
+            try:
+                from assistant.providers.anthropic import estimated_usage
+
+                req = CompletionRequest(prefix, suffix, self.settings.suggest_max_tokens)
+                return model, estimated_usage(params_of(req), streamed)
+            except Exception:
+                pass
+        usage = Usage(
+            input_tokens=estimate_tokens(prefix[-8000:] + suffix[:2000]),
+            output_tokens=estimate_tokens(streamed),
+            estimated=True,
+        )
+        return model, usage
+
+    def until_unix(self, until: float | None) -> float | None:
+        if until is None:
+            return None
+        return round(time.time() + (until - time.monotonic()), 3)
+
+    async def aclose(self) -> None:
+        for thing in reversed(self._owned):
+            with contextlib.suppress(Exception):
+                closer = getattr(thing, "aclose", None) or getattr(thing, "stop", None)
+                if closer is not None:
+                    result = closer()
+                    if hasattr(result, "__await__"):
+                        await result
+
+
+def _label_of(provider: Provider) -> str:
+    if isinstance(provider, TieredProvider):
+        return "anthropic" if provider.primary is not None else "offline"
+    return "anthropic" if getattr(provider, "name", "") == "anthropic" else "offline"
+
+
+def _listen(provider: Provider, listener: StatusListener | None) -> None:
+    if listener is None or not isinstance(provider, TieredProvider):
+        return
+    previous = provider.on_status
+
+    def both(status: TierStatus) -> None:
+        if previous is not None:
+            previous(status)
+        listener(status)
+
+    provider.on_status = both
+
+
+async def start_providers(
+    settings: Settings,
+    *,
+    provider: Provider | None = None,
+    reviewer: Any | None = None,
+    label: str | None = None,
+    emulator: bool = False,
+    on_status: StatusListener | None = None,
+) -> ProviderSetup:
+    """Build (or adopt) the provider and reviewer. Adopted ones are not closed by us."""
+    owned: list = []
+    emu = None
+    if emulator and provider is None:
+        from assistant.emulator import Emulator, EmulatorConfig
+
+        emu = await Emulator(EmulatorConfig(profile="haiku")).start()
+        owned.append(emu)
+        settings = settings.with_(base_url=emu.base_url, api_key=EMULATOR_KEY)
+        label = label or "emulator"
+
+    if provider is None:
+        offline = make_offline(settings)
+        if settings.has_key:
+            from assistant.providers.anthropic import AnthropicProvider
+
+            provider = TieredProvider(AnthropicProvider(settings), offline, on_status=on_status)
+        else:
+            provider = TieredProvider(None, offline, on_status=on_status)
+        owned.append(provider)
+    else:
+        _listen(provider, on_status)
+        offline = provider.fallback if isinstance(provider, TieredProvider) else None
+        if offline is None and _label_of(provider) == "offline":
+            offline = provider
+
+    if reviewer is None:
+        reviewer = make_reviewer(settings)
+        if reviewer is not None:
+            owned.append(reviewer)
+    setup = ProviderSetup(
+        provider=provider,
+        label=label or _label_of(provider),
+        settings=settings,
+        offline=offline,
+        reviewer=reviewer,
+        emulator=emu,
+    )
+    setup._owned = owned
+    return setup
