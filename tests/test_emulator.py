@@ -137,6 +137,7 @@ async def test_prompt_cache_creates_then_reads_above_minimum_and_expires():
         assert third.usage.cache_read_input_tokens == 0
 
 
+@pytest.mark.filterwarnings("ignore:The model 'claude-sonnet-4-5' is deprecated")
 async def test_prompt_below_model_minimum_is_silently_not_cached():
     async with Emulator() as emu:
         c = client(emu)
@@ -267,6 +268,21 @@ async def test_hang_request_is_visible_on_arrival_before_it_ends():
         task.cancel()
         rec = await emu.wait_for_request_end(rec, timeout=5.0)
         assert rec.client_disconnected
+
+
+async def test_stop_ends_hanging_requests_promptly():
+    emu = await Emulator().start()
+    emu.inject(Fault("hang"), count=2)
+    c = client(emu)
+    calls = [
+        asyncio.create_task(c.messages.create(model=MODEL, max_tokens=3, messages=suggestion("a")))
+        for _ in range(2)
+    ]
+    await emu.wait_for_request(2)
+    await asyncio.wait_for(emu.stop(), 5.0)
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(isinstance(r, anthropic.APIConnectionError) for r in results)
+    assert all(r.ended is not None and not r.client_disconnected for r in emu.requests)
 
 
 @pytest.mark.parametrize("after_tokens", [0, 2])
@@ -466,20 +482,32 @@ def test_emulator_thread_serves_the_sync_client():
         assert emu.requests == []
 
 
-async def test_many_concurrent_streams():
+async def test_many_concurrent_streams_each_on_its_own_connection():
+    """Hundreds of simultaneous streams (raw sockets: the SDK's own cost is not under test)."""
     profile = LatencyProfile(ttft_p50_ms=20, ttft_p95_ms=60, inter_token_ms=2, jitter=0.5)
     async with Emulator(EmulatorConfig(profile=profile, seed=1)) as emu:
-        c = client(emu)
 
-        async def one(i: int) -> str:
-            async with c.messages.stream(
-                model=MODEL, max_tokens=12, messages=suggestion(f"Note {i}: we")
-            ) as s:
-                return (await s.get_final_message()).stop_reason
+        async def one(i: int) -> bytes:
+            body = json.dumps(
+                {"model": MODEL, "max_tokens": 12, "stream": True, "messages": suggestion(f"N{i}")}
+            ).encode()
+            reader, writer = await asyncio.open_connection(emu.host, emu.port)
+            writer.write(
+                b"POST /v1/messages HTTP/1.1\r\nhost: emu\r\ncontent-type: application/json\r\n"
+                b"content-length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            data = b""
+            while not data.endswith(b"\r\n0\r\n\r\n"):
+                more = await reader.read(65536)
+                assert more, "connection closed mid-stream"
+                data += more
+            writer.close()
+            return data
 
-        reasons = await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(200))), 30)
-        assert len(reasons) == 200 and all(reasons)
-        assert all(r.completed for r in emu.requests)
+        replies = await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(300))), 30)
+        assert all(b"event: message_stop" in r for r in replies)
+        assert emu.connections_opened == 300
+        assert all(r.completed and r.tokens_sent > 0 for r in emu.requests)
 
 
 def test_cli_prints_its_url_and_serves():
