@@ -1,0 +1,538 @@
+"""Load generator: N concurrent typists against the WebSocket server, with the emulator behind.
+
+Three processes, so each one's memory and CPU can be read apart: the Anthropic emulator
+(``python -m assistant.emulator``), the server (this script's ``serve`` mode: the real app on
+uvicorn, API key pointed at the emulator) and this process, which holds the N client
+connections. Each typist types a passage at ``--cps`` characters per second and sends a
+``suggest`` per keystroke, a ``ping`` every ``--ping-every`` seconds, and records when every id's
+terminal frame comes back. The emulator knows the passage (``--oracle``), so its suggestions are
+what the typist goes on to type and the type-through path is exercised as with a real user.
+
+Figures reported per step of the ramp:
+
+- connections opened / refused, and how long it took to open them;
+- ping→pong round trip (p50/p99): the server's own overhead under that load, no provider in it;
+- ``done`` round trip by source; ``typethrough`` and ``cache`` involve no provider, so their p99
+  is server overhead on the suggestion path;
+- terminal frames missing after the drain (must be 0: nothing lost);
+- server RSS before connecting, with N idle connections, at the end; RSS per connection;
+- CPU seconds used by the server, the emulator and this generator during the typing window.
+
+Usage (1,000 typists for 20 s, after steps of 250 and 500)::
+
+    python tools/load.py --ramp 250,500,1000 --duration 20 --cps 4 --json load.json
+
+The first step where something gives (refused connections, missing terminals, ping p99 over
+``--p99-limit-ms``, the server at a full core) is reported as where it breaks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+PASSAGE = (
+    "Dear Sam, thanks for the quick reply. I have read the report you sent on Tuesday and I "
+    "think the numbers for the second quarter look much better than we expected. The team in "
+    "the north office did a great job with the new customers, and the support queue is shorter "
+    "than it has been all year. Could we meet next week to talk about the budget for the "
+    "autumn? I would like to hire two more people for the support team before the holidays, "
+    "and I want to be sure that we can afford it. Let me know which day works best for you. "
+    "Best wishes, and say hello to everyone in the office. "
+)
+
+
+# ------------------------------------------------------------------------------------------
+# Processes
+
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+
+
+def _read_banner(proc: subprocess.Popen, prefix: str, timeout: float = 60.0) -> str:
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{prefix} process exited (rc={proc.poll()})")
+        if line.startswith(prefix + " "):
+            return line.split(" ", 1)[1].strip()
+    raise RuntimeError(f"no {prefix} banner within {timeout}s")
+
+
+@dataclass
+class Stack:
+    """The emulator and server processes the load runs against."""
+
+    emulator: subprocess.Popen
+    server: subprocess.Popen
+    emulator_url: str
+    ws_url: str
+    token: str
+
+    def stop(self) -> None:
+        for proc in (self.server, self.emulator):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in (self.server, self.emulator):
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def start_stack(
+    *,
+    profile: str = "fast",
+    max_connections: int = 2000,
+    max_frames_per_second: float = 200.0,
+    oracle: str = PASSAGE,
+) -> Stack:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    oracle_file = tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False)
+    oracle_file.write(oracle)
+    oracle_file.close()
+    emulator = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "assistant.emulator",
+            "--profile",
+            profile,
+            "--oracle",
+            oracle_file.name,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    try:
+        emulator_url = _read_banner(emulator, "EMULATOR")
+        token = "load-token"
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "serve",
+                "--base-url",
+                emulator_url,
+                "--token",
+                token,
+                "--max-connections",
+                str(max_connections),
+                "--max-frames-per-second",
+                str(max_frames_per_second),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
+        ws_url = _read_banner(server, "SERVER")
+    except BaseException:
+        emulator.kill()
+        raise
+    finally:
+        os.unlink(oracle_file.name)
+    return Stack(emulator, server, emulator_url, ws_url, token)
+
+
+def serve_main(args: argparse.Namespace) -> int:
+    """The server process: the real app on uvicorn until SIGTERM; prints ``SERVER <ws_url>``."""
+    sys.path.insert(0, str(ROOT))
+    from assistant.config import Settings
+    from server.runner import ServerHandle
+
+    settings = Settings(
+        api_key="sk-ant-load-test",
+        base_url=args.base_url,
+        token=args.token,
+        max_connections=args.max_connections,
+        max_frames_per_second=args.max_frames_per_second,
+    )
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with ServerHandle(settings) as srv:
+            print(f"SERVER {srv.ws_url}", flush=True)
+            await stop.wait()
+
+    asyncio.run(run())
+    return 0
+
+
+# ------------------------------------------------------------------------------------------
+# Clients
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))]
+
+
+@dataclass
+class StepStats:
+    n: int
+    opened: int = 0
+    refused: Counter = field(default_factory=Counter)
+    connect_s: float = 0.0
+    suggests: int = 0
+    pings: int = 0
+    ping_ms: list[float] = field(default_factory=list)
+    done_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    terminals: Counter = field(default_factory=Counter)
+    missing_terminals: int = 0
+    duplicate_terminals: int = 0
+    stale_frames: int = 0
+    errors: Counter = field(default_factory=Counter)
+    status_frames: int = 0
+    closed_early: Counter = field(default_factory=Counter)
+    rss_base: int = 0
+    rss_connected: int = 0
+    rss_end: int = 0
+    cpu: dict[str, float] = field(default_factory=dict)
+    window_s: float = 0.0
+
+    def summary(self) -> dict:
+        def ms(v: float | None) -> float | None:
+            return None if v is None else round(v, 2)
+
+        done = {
+            src: {"count": len(v), "p50_ms": ms(pct(v, 50)), "p99_ms": ms(pct(v, 99))}
+            for src, v in sorted(self.done_ms.items())
+        }
+        per_conn = (self.rss_connected - self.rss_base) / self.opened if self.opened else None
+        return {
+            "n": self.n,
+            "opened": self.opened,
+            "refused": dict(self.refused),
+            "connect_s": round(self.connect_s, 2),
+            "suggests": self.suggests,
+            "suggests_per_s": round(self.suggests / self.window_s, 1) if self.window_s else None,
+            "ping": {
+                "count": len(self.ping_ms),
+                "p50_ms": ms(pct(self.ping_ms, 50)),
+                "p99_ms": ms(pct(self.ping_ms, 99)),
+                "max_ms": ms(max(self.ping_ms) if self.ping_ms else None),
+            },
+            "done": done,
+            "terminals": dict(self.terminals),
+            "missing_terminals": self.missing_terminals,
+            "duplicate_terminals": self.duplicate_terminals,
+            "stale_frames": self.stale_frames,
+            "errors": dict(self.errors),
+            "status_frames": self.status_frames,
+            "closed_early": dict(self.closed_early),
+            "server_rss_mb": {
+                "base": round(self.rss_base / 2**20, 1),
+                "connected": round(self.rss_connected / 2**20, 1),
+                "end": round(self.rss_end / 2**20, 1),
+            },
+            "rss_per_connection_kb": None if per_conn is None else round(per_conn / 1024, 1),
+            "cpu_s": {k: round(v, 2) for k, v in self.cpu.items()},
+            "cpu_share": {
+                k: round(v / self.window_s, 2) for k, v in self.cpu.items() if self.window_s
+            },
+            "window_s": round(self.window_s, 2),
+        }
+
+
+class Typist:
+    """One editor: types ``text`` from ``start`` and keeps the books on its ids."""
+
+    def __init__(self, k: int, text: str, start: int, stats: StepStats) -> None:
+        self.k = k
+        self.text = text
+        self.pos = start
+        self.stats = stats
+        self.next_id = 0
+        self.sent: dict[int, float] = {}  # suggest id -> send time, until its terminal
+        self.pings: dict[int, float] = {}
+        self.latest = 0
+        self.ws = None
+        self.reader: asyncio.Task | None = None
+        self.all_done = asyncio.Event()
+        self.all_done.set()
+
+    async def connect(self, url: str, token: str, wait_s: float) -> bool:
+        from websockets.asyncio.client import connect
+
+        try:
+            self.ws = await connect(
+                url,
+                additional_headers={"Authorization": f"Bearer {token}"},
+                compression=None,
+                open_timeout=wait_s,
+                ping_interval=None,
+                close_timeout=2,
+                max_size=None,
+            )
+            ready = json.loads(await asyncio.wait_for(self.ws.recv(), wait_s))
+        except Exception as exc:
+            code = getattr(getattr(exc, "rcvd", None), "code", None)
+            self.stats.refused[f"{type(exc).__name__}{f':{code}' if code else ''}"] += 1
+            return False
+        if ready.get("type") != "ready":
+            self.stats.refused["no_ready"] += 1
+            return False
+        self.stats.opened += 1
+        self.reader = asyncio.create_task(self._read())
+        return True
+
+    async def _read(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        assert self.ws is not None
+        try:
+            async for raw in self.ws:
+                now = time.perf_counter()
+                msg = json.loads(raw)
+                t = msg.get("type")
+                mid = msg.get("id")
+                if t == "pong":
+                    sent = self.pings.pop(mid, None)
+                    if sent is not None:
+                        self.stats.ping_ms.append((now - sent) * 1000)
+                elif t in ("done", "cancelled", "error"):
+                    if t == "error":
+                        self.stats.errors[msg.get("code")] += 1
+                    sent = self.sent.pop(mid, None)
+                    if sent is None:
+                        if mid in self.pings:
+                            self.pings.pop(mid)
+                        else:
+                            self.stats.duplicate_terminals += 1
+                        continue
+                    key = t if t != "cancelled" else f"cancelled:{msg.get('reason')}"
+                    if t == "done":
+                        key = f"done:{msg.get('source')}"
+                        self.stats.done_ms[msg.get("source")].append((now - sent) * 1000)
+                        if mid < self.latest:
+                            self.stats.stale_frames += 1
+                    self.stats.terminals[key] += 1
+                    if not self.sent:
+                        self.all_done.set()
+                elif t == "delta":
+                    if mid < self.latest:
+                        self.stats.stale_frames += 1
+                elif t == "status":
+                    self.stats.status_frames += 1
+        except ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd else None
+            self.stats.closed_early[str(code)] += 1
+
+    async def type_until(self, deadline: float, cps: float, ping_every: float) -> None:
+        assert self.ws is not None
+        rng = random.Random(self.k)
+        next_ping = time.perf_counter() + rng.uniform(0, ping_every)
+        try:
+            while (now := time.perf_counter()) < deadline:
+                await asyncio.sleep(rng.expovariate(cps))
+                self.pos = self.pos % len(self.text) + 1
+                self.next_id += 1
+                self.latest = self.next_id
+                self.sent[self.next_id] = time.perf_counter()
+                self.all_done.clear()
+                frame = {
+                    "type": "suggest",
+                    "id": self.next_id,
+                    "prefix": self.text[: self.pos],
+                    "suffix": "",
+                }
+                await self.ws.send(json.dumps(frame))
+                self.stats.suggests += 1
+                if now >= next_ping:
+                    next_ping = now + ping_every
+                    self.next_id += 1
+                    self.pings[self.next_id] = time.perf_counter()
+                    await self.ws.send(json.dumps({"type": "ping", "id": self.next_id}))
+                    self.stats.pings += 1
+        except Exception as exc:
+            self.stats.closed_early[f"send:{type(exc).__name__}"] += 1
+
+    async def drain(self, wait_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.all_done.wait(), wait_s)
+        self.stats.missing_terminals += len(self.sent)
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            with contextlib.suppress(Exception):
+                await self.ws.close()
+        if self.reader is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.reader, 5)
+
+
+async def run_step(
+    url: str,
+    token: str,
+    n: int,
+    *,
+    duration: float,
+    cps: float,
+    ping_every: float = 1.0,
+    connect_batch: int = 100,
+    connect_timeout: float = 10.0,
+    drain_timeout: float = 10.0,
+    pids: dict[str, int] | None = None,
+    text: str = PASSAGE,
+) -> StepStats:
+    """Open ``n`` connections, type for ``duration`` seconds, drain, close; return the books."""
+    pids = pids or {}
+    stats = StepStats(n=n)
+    server_pid = pids.get("server")
+    if server_pid:
+        stats.rss_base = rss_bytes(server_pid)
+    typists = [Typist(k, text, random.Random(k).randrange(len(text)), stats) for k in range(n)]
+    t0 = time.perf_counter()
+    for i in range(0, n, connect_batch):
+        batch = typists[i : i + connect_batch]
+        await asyncio.gather(*(t.connect(url, token, connect_timeout) for t in batch))
+    stats.connect_s = time.perf_counter() - t0
+    live = [t for t in typists if t.ws is not None and t.reader is not None]
+    if server_pid:
+        stats.rss_connected = rss_bytes(server_pid)
+    cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    cpu0["generator"] = cpu_seconds(os.getpid())
+    w0 = time.perf_counter()
+    deadline = w0 + duration
+    await asyncio.gather(*(t.type_until(deadline, cps, ping_every) for t in live))
+    stats.window_s = time.perf_counter() - w0
+    cpu1 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    cpu1["generator"] = cpu_seconds(os.getpid())
+    stats.cpu = {k: cpu1[k] - cpu0[k] for k in cpu0}
+    await asyncio.gather(*(t.drain(drain_timeout) for t in live))
+    if server_pid:
+        stats.rss_end = rss_bytes(server_pid)
+    await asyncio.gather(*(t.close() for t in typists))
+    return stats
+
+
+def breaks(summary: dict, p99_limit_ms: float) -> list[str]:
+    """What gave at this step, if anything."""
+    why = []
+    if summary["refused"]:
+        why.append(f"connections refused: {summary['refused']}")
+    if summary["missing_terminals"]:
+        why.append(f"{summary['missing_terminals']} ids without a terminal frame")
+    if summary["closed_early"]:
+        why.append(f"connections closed under load: {summary['closed_early']}")
+    p99 = summary["ping"]["p99_ms"]
+    if p99 is not None and p99 > p99_limit_ms:
+        why.append(f"ping p99 {p99} ms > {p99_limit_ms} ms")
+    if summary["cpu_share"].get("server", 0) >= 0.95:
+        why.append(f"server CPU at {summary['cpu_share']['server']:.0%} of a core")
+    return why
+
+
+async def run_ramp(args: argparse.Namespace) -> dict:
+    stack = start_stack(
+        profile=args.profile,
+        max_connections=args.max_connections,
+        max_frames_per_second=args.max_frames_per_second,
+    )
+    pids = {"server": stack.server.pid, "emulator": stack.emulator.pid}
+    steps = []
+    broke_at = None
+    try:
+        for n in args.ramp:
+            stats = await run_step(
+                stack.ws_url,
+                stack.token,
+                n,
+                duration=args.duration,
+                cps=args.cps,
+                ping_every=args.ping_every,
+                pids=pids,
+            )
+            summary = stats.summary()
+            summary["breaks"] = breaks(summary, args.p99_limit_ms)
+            steps.append(summary)
+            print(json.dumps(summary), file=sys.stderr, flush=True)
+            if summary["breaks"] and broke_at is None:
+                broke_at = {"n": n, "why": summary["breaks"]}
+            if stack.server.poll() is not None:
+                broke_at = broke_at or {"n": n, "why": ["server process died"]}
+                break
+    finally:
+        stack.stop()
+    return {
+        "config": {
+            "ramp": args.ramp,
+            "duration_s": args.duration,
+            "cps": args.cps,
+            "profile": args.profile,
+            "ping_every_s": args.ping_every,
+            "p99_limit_ms": args.p99_limit_ms,
+            "cores": os.cpu_count(),
+        },
+        "steps": steps,
+        "breaks_first_at": broke_at,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:
+        p = argparse.ArgumentParser(prog="load.py serve")
+        p.add_argument("--base-url", required=True)
+        p.add_argument("--token", required=True)
+        p.add_argument("--max-connections", type=int, default=2000)
+        p.add_argument("--max-frames-per-second", type=float, default=200.0)
+        return serve_main(p.parse_args(argv[1:]))
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--ramp", type=lambda s: [int(x) for x in s.split(",")], default=[1000])
+    p.add_argument("--duration", type=float, default=20.0, help="typing seconds per step")
+    p.add_argument("--cps", type=float, default=4.0, help="keystrokes per second per typist")
+    p.add_argument("--ping-every", type=float, default=1.0)
+    p.add_argument("--profile", default="fast", choices=("instant", "fast", "haiku"))
+    p.add_argument("--max-connections", type=int, default=2000)
+    p.add_argument("--max-frames-per-second", type=float, default=200.0)
+    p.add_argument("--p99-limit-ms", type=float, default=250.0)
+    p.add_argument("--json", default=None, help="also write the result here")
+    args = p.parse_args(argv)
+    if any(n <= 0 or n > 5000 for n in args.ramp) or not 0 < args.duration <= 600:
+        p.error("ramp steps in 1..5000, duration in (0, 600]")
+    result = asyncio.run(run_ramp(args))
+    out = json.dumps(result, indent=2)
+    print(out)
+    if args.json:
+        Path(args.json).write_text(out + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
