@@ -174,12 +174,13 @@ def _short(text: str, limit: int = 40) -> str:
 
 
 def encode(frame: dict) -> str:
-    """JSON text of a server frame (orjson; stdlib json for text orjson refuses, e.g. lone
-    surrogates a provider let through)."""
+    """JSON text of a server frame. orjson, except for text it refuses (a lone surrogate a
+    provider let through), which is sent with that character replaced by ``?``."""
     try:
         return orjson.dumps(frame).decode()
     except (orjson.JSONEncodeError, TypeError):
-        return json.dumps(frame, ensure_ascii=True, default=str)
+        text = json.dumps(frame, ensure_ascii=False, default=str)
+        return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def usage_dict(usage: Any) -> dict:

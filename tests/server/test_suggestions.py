@@ -1,0 +1,178 @@
+"""Suggestions end to end: WebSocket client -> server -> real Anthropic SDK -> emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from assistant.emulator import Fault
+from assistant.pricing import Usage, cost_usd
+from server.runner import ServerHandle
+
+from .conftest import client, emulator, make_settings, messages_requests
+
+CANNED = " the quarterly report"
+SENTENCE = (
+    "The committee met on Tuesday to discuss the budget for next year, and after a long "
+    "debate about the new office they agreed to postpone the vote until the spring."
+)
+
+
+async def test_delta_then_done_with_usage_and_cost_from_the_emulator():
+    async with emulator(canned_text=CANNED) as emu:
+        async with ServerHandle(make_settings(emu)) as srv, client(srv) as c:
+            assert c.ready["provider"] == "anthropic"
+            assert c.ready["model"] == "claude-haiku-4-5"
+            fid = await c.suggest("Please send me ")
+            done = await c.terminal(fid)
+            deltas = [f for f in c.seen if f["type"] == "delta"]
+            assert deltas and all(d["id"] == fid for d in deltas)
+            assert "".join(d["text"] for d in deltas) == "the quarterly report"
+            assert done["type"] == "done"
+            assert done["text"] == "the quarterly report"
+            assert done["source"] == "model"
+            assert done["model"] == "claude-haiku-4-5"
+            assert done["estimated"] is False
+            usage = done["usage"]
+            assert usage["input_tokens"] > 0 and usage["output_tokens"] > 0
+            expected = cost_usd(
+                "claude-haiku-4-5",
+                Usage(
+                    usage["input_tokens"],
+                    usage["output_tokens"],
+                    usage["cache_creation_input_tokens"],
+                    usage["cache_read_input_tokens"],
+                ),
+            )
+            assert done["cost_usd"] == pytest.approx(expected) and expected > 0
+            assert 0 < done["latency_ms"] < 5000
+            (rec,) = messages_requests(emu)
+            assert rec.usage["input_tokens"] == usage["input_tokens"]
+
+
+async def test_type_through_is_served_without_a_new_request():
+    async with emulator(canned_text=CANNED) as emu:
+        async with ServerHandle(make_settings(emu)) as srv, client(srv) as c:
+            first = await c.terminal(await c.suggest("Please send me "))
+            assert first["text"] == "the quarterly report"
+            second = await c.terminal(await c.suggest("Please send me the qu"))
+            assert second["type"] == "done"
+            assert second["source"] == "typethrough"
+            assert second["text"] == "arterly report"
+            assert second["cost_usd"] == 0
+            assert len(messages_requests(emu)) == 1
+
+
+async def test_no_stale_frames_under_fast_typing_and_one_terminal_per_id():
+    """30+ suggests typed fast, each followed by a ping. A pong proves the server has read every
+    suggest sent before it, so after it no delta/done may come for an older id."""
+    async with emulator(profile="fast", seed=3) as emu:
+        async with ServerHandle(make_settings(emu)) as srv, client(srv) as c:
+            rng = random.Random(7)
+            sent: list[int] = []
+            latest_before_ping: dict[int, int] = {}
+            typed = ""
+            for ch in SENTENCE[:60]:
+                typed += ch
+                sent.append(await c.suggest(typed))
+                pid = c.new_id()
+                latest_before_ping[pid] = sent[-1]
+                await c.send({"type": "ping", "id": pid})
+                await asyncio.sleep(rng.uniform(0.0, 0.02))  # typing pace, not synchronisation
+            assert len(sent) >= 30
+            last = sent[-1]
+            await c.terminal(last, timeout=15)
+            # Drain: a final ping answered after everything else.
+            await c.ping()
+
+            floor = -1  # ids below this are stale once its pong arrived
+            terminals: dict[int, list[str]] = {}
+            for frame in c.seen:
+                kind, fid = frame["type"], frame.get("id")
+                if kind == "pong" and fid in latest_before_ping:
+                    floor = max(floor, latest_before_ping[fid])
+                elif kind in ("delta", "done"):
+                    assert fid >= floor, f"{kind} for {fid} after suggest {floor} was read"
+                if kind in ("done", "cancelled", "error") and fid in sent:
+                    terminals.setdefault(fid, []).append(kind)
+            assert sorted(terminals) == sorted(sent), "every suggest gets a terminal"
+            assert all(len(v) == 1 for v in terminals.values()), terminals
+            assert all(v[0] in ("done", "cancelled") for v in terminals.values()), terminals
+            assert terminals[last] == ["done"]
+            # The engine cancelled superseded requests instead of letting them all run.
+            assert len(messages_requests(emu)) < len(sent)
+
+
+async def test_cancel_ends_the_suggestion_and_closes_the_upstream_stream():
+    async with emulator(canned_text=CANNED) as emu:
+        emu.inject(Fault("hang", after_tokens=1))
+        async with ServerHandle(make_settings(emu)) as srv, client(srv) as c:
+            fid = await c.suggest("Please send me ")
+            delta = await c.until(lambda m: m["type"] == "delta")
+            assert delta["id"] == fid
+            await c.send({"type": "cancel", "id": fid})
+            term = await c.terminal(fid)
+            assert term == {"type": "cancelled", "id": fid, "reason": "client"}
+            (rec,) = messages_requests(emu)
+            await emu.wait_for_request_end(rec, timeout=5)
+            assert rec.client_disconnected and not rec.completed
+            # The cancelled request was costed from what streamed, flagged estimated.
+            assert srv.hub.ledger.estimated_requests == 1
+            assert srv.hub.ledger.by_model["claude-haiku-4-5"].output_tokens >= 1
+            assert (await c.ping())["type"] == "pong"
+
+
+async def test_rate_limit_from_anthropic_sends_status_and_serves_offline():
+    async with emulator(canned_text=CANNED) as emu:
+        emu.inject(Fault("rate_limit", retry_after=30.0))
+        async with ServerHandle(make_settings(emu)) as srv, client(srv) as c:
+            fid = await c.suggest("Thank you for the ")
+            status = await c.until(lambda m: m["type"] == "status")
+            assert status["state"] == "rate_limited"
+            assert status["provider"] == "anthropic"
+            assert status["active"] == "statistical"
+            assert status["retry_after_s"] == pytest.approx(30.0)
+            assert status["until"] is not None
+            done = await c.terminal(fid)
+            assert done["type"] == "done" and done["source"] == "offline"
+            assert done["cost_usd"] == 0
+            # During the backoff window nothing goes to Anthropic.
+            second = await c.terminal(await c.suggest("Thank you for the help. We "))
+            assert second["source"] == "offline"
+            assert len(messages_requests(emu)) == 1
+            health = await _get_json(srv, "/healthz")
+            assert health["state"] == "rate_limited" and health["active"] == "statistical"
+
+
+async def test_shutdown_cancels_in_flight_requests_and_closes_1001():
+    async with emulator() as emu:
+        emu.inject(Fault("hang"))
+        srv = await ServerHandle(make_settings(emu)).start()
+        try:
+            async with client(srv) as c:
+                fid = await c.suggest("Please send me ")
+                while not messages_requests(emu):
+                    await emu.wait_for_request(len(emu.requests) + 1, timeout=5)
+                stopping = asyncio.create_task(srv.shutdown())
+                term = await c.terminal(fid)
+                assert term == {"type": "cancelled", "id": fid, "reason": "shutdown"}
+                with pytest.raises(ConnectionClosed) as info:
+                    await c.recv()
+                assert info.value.rcvd is not None and info.value.rcvd.code == 1001
+                await asyncio.wait_for(stopping, 10)
+            (rec,) = messages_requests(emu)
+            await emu.wait_for_request_end(rec, timeout=5)
+            assert rec.client_disconnected
+        finally:
+            await srv.shutdown()
+
+
+async def _get_json(srv: ServerHandle, path: str) -> dict:
+    import httpx2
+
+    async with httpx2.AsyncClient() as http:
+        r = await http.get(srv.http_url + path)
+        return r.json()
