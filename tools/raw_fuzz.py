@@ -358,10 +358,11 @@ async def _fuzz_connection(
             return sent
         while sent < budget:
             frames = [bad_frame(rng, ids, limits) for _ in range(min(burst, budget - sent))]
-            # An oversized frame ends the connection: send it last in its burst.
-            cut = next((i for i, f in enumerate(frames) if f.expect == "close_1009"), None)
-            if cut is not None:
-                frames = frames[: cut + 1]
+            # An oversized frame ends the connection, and the transport closes it as soon as it
+            # parses it, before the app has answered the frames ahead of it in the same read. So
+            # the rest of the burst is answered and ponged first, then it goes alone.
+            oversized = [f for f in frames if f.expect == "close_1009"][:1]
+            frames = [f for f in frames if f.expect != "close_1009"]
             for f in frames:
                 await ws.send(f.payload)
                 report.by_kind[f.kind] += 1
@@ -369,8 +370,20 @@ async def _fuzz_connection(
             report.frames_sent += len(frames)
             report.bad_frames += len(frames)
             report.bursts += 1
-            if cut is not None:
-                await _expect_errors(ws, frames[:-1], report, wait_s, ping_id=None)
+            ping_id = ids.used + 1
+            ids.used = ping_id
+            await ws.send(_dumps({"type": "ping", "id": ping_id}))
+            report.frames_sent += 1
+            if not await _expect_errors(ws, frames, report, wait_s, ping_id=ping_id):
+                return sent
+            ids.accepted = ping_id
+            report.pongs += 1
+            if oversized:
+                await ws.send(oversized[0].payload)
+                report.by_kind["oversized"] += 1
+                sent += 1
+                report.frames_sent += 1
+                report.bad_frames += 1
                 try:
                     while True:
                         msg = await _recv_json(ws, wait_s)
@@ -383,15 +396,6 @@ async def _fuzz_connection(
                         report.failures.append(f"oversized frame closed with {code}, not 1009")
                 except TimeoutError:
                     report.failures.append("oversized frame: no close within timeout")
-                return sent
-            ping_id = ids.used + 1
-            ids.used = ping_id
-            await ws.send(_dumps({"type": "ping", "id": ping_id}))
-            report.frames_sent += 1
-            if await _expect_errors(ws, frames, report, wait_s, ping_id=ping_id):
-                ids.accepted = ping_id
-                report.pongs += 1
-            else:
                 return sent
     return sent
 
