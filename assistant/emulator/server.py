@@ -147,6 +147,9 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
+        if len(self.buf) > wire.MAX_HEADER_BYTES + wire.MAX_BODY_BYTES:
+            self.abort()  # a client flooding us; nothing sane to answer
+            return
         if not self.busy:
             self._next_request()
 
