@@ -111,7 +111,7 @@ def test_prefix_cache_makes_an_extended_prompt_faster(provider):
         "Minutes of the planning meeting. The team reviewed the roadmap for the next quarter, "
         "agreed on the priorities for the mobile release, and discussed hiring two engineers "
         "for the platform group. Budget questions were deferred to the finance review. "
-    ) * 3
+    )
 
     def first_token(prompt: str) -> float:
         stats: dict = {}
@@ -143,3 +143,26 @@ async def test_warm_fills_the_prefix_cache(provider):
     await provider.warm(doc, "doc")
     _, final = await collect(provider, doc + "Costs ")
     assert final.usage.cache_read_input_tokens > final.usage.input_tokens
+
+
+@pytest.mark.local_model
+@needs_model
+def test_a_cancelled_cold_prompt_lets_go_of_the_model_within_a_batch(provider):
+    model = provider.local
+    long_prompt = " ".join(f"Item {i} is ready." for i in range(150))  # ~750 tokens, uncached
+    cancel = threading.Event()
+    stats: dict = {}
+    done = threading.Event()
+
+    def run():
+        with model.lock:
+            for _ in model.generate(long_prompt, 4, cancel, stats):
+                pass
+        done.set()
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    cancel.set()
+    assert done.wait(5.0)  # a whole cold prompt takes far longer on this machine
+    worker.join()
+    assert "first_token_s" not in stats  # stopped before generating

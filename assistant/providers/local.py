@@ -33,6 +33,7 @@ N_CTX = 2048
 PROMPT_CHARS = 2400  # at most this much text before the cursor goes into the prompt...
 PROMPT_STEP = 800  # ...and the left edge moves only in steps of this many chars
 REPEAT_PENALTY = 1.3
+PREFILL_CHUNK = 64  # tokens evaluated between cancellation checks on a cold prompt
 
 _FRAGMENT = re.compile(r"[^\W_][\w'’\-]*$")
 _SUFFIX_WORD = re.compile(r"^[\w'’\-]")
@@ -188,6 +189,15 @@ class LocalModel:
         if stats is not None:
             stats.update(prompt_tokens=len(tokens), reused_tokens=reused, output_tokens=0)
         t0 = time.perf_counter()
+        todo = tokens[reused:-1]
+        if len(todo) > PREFILL_CHUNK:
+            # a long uncached prompt: evaluate it in small batches, so that a cancelled
+            # request lets go of the model within one batch instead of seconds later
+            llm.n_tokens = reused
+            for i in range(0, len(todo), PREFILL_CHUNK):
+                if cancel.is_set():
+                    return
+                llm.eval(todo[i : i + PREFILL_CHUNK])
         stream = llm.create_completion(
             tokens,
             max_tokens=max_tokens,

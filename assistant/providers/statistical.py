@@ -212,9 +212,16 @@ class DocumentModel:
                     self.surface[low] = tok
             self._bump(self.unigrams, low, sign, register=True)
             if run:
-                self._bump(self.bigrams.setdefault(run[-1], Counter()), low, sign)
+                bi = self.bigrams.get(run[-1])
+                if bi is None:
+                    bi = self.bigrams[run[-1]] = Counter()
+                self._bump(bi, low, sign)
                 if len(run) > 1:
-                    self._bump(self.trigrams.setdefault((run[-2], run[-1]), Counter()), low, sign)
+                    key = (run[-2], run[-1])
+                    tri = self.trigrams.get(key)
+                    if tri is None:
+                        tri = self.trigrams[key] = Counter()
+                    self._bump(tri, low, sign)
             run.append(low)
 
     def _bump(self, counter: Counter, key: str, sign: int, register: bool = False) -> None:
