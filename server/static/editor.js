@@ -163,6 +163,7 @@ class GhostEditor {
     ta.addEventListener("keydown", (e) => this.onKeydown(e));
     ta.addEventListener("scroll", () => this.syncScroll());
     ta.addEventListener("compositionend", () => this.requestSuggestion());
+    ta.addEventListener("blur", () => this.dismiss());
     for (const type of ["keyup", "mouseup", "select", "selectionchange", "focus"]) {
       ta.addEventListener(type, () => this.checkCaret());
     }

@@ -1,0 +1,254 @@
+"""The web editor page end to end: chromium, the real server on loopback, the real Anthropic
+SDK inside it talking to the emulator. Ghost text, Tab, Esc, type-through, cursor moves,
+no stale suggestion under fast typing, deep review apply/skip/stale, foreign Origin refused."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from assistant.config import Settings
+from assistant.emulator import EmulatorConfig, EmulatorThread
+
+from .conftest import ARTIFACTS, DOC_SCREENSHOT, StaticSite
+
+TOKEN = "browser-test-token"
+
+LAST_FINAL_GHOST = """() => {
+  const s = window.__shown;
+  const g = document.getElementById('ghost').textContent;
+  return s.length > 0 && s[s.length - 1].final && g.length > 0 && g === s[s.length - 1].text;
+}"""
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[object]:
+    from server.runner import ServerThread
+
+    with EmulatorThread(EmulatorConfig(profile="fast", seed=0)) as emu:
+        settings = Settings(
+            api_key="test-key", base_url=emu.base_url, token=TOKEN, offline="statistical"
+        )
+        with ServerThread(settings) as srv:
+            srv.emulator = emu
+            yield srv
+
+
+def open_editor(page, server) -> None:
+    page.goto(f"{server.http_url}/#token={TOKEN}")
+    page.wait_for_selector("#conn[data-state=connected]")
+    page.click("#editor")
+
+
+def ghost(page) -> str:
+    return page.text_content("#ghost") or ""
+
+
+def type_and_wait_for_ghost(page, text: str, delay: float = 15) -> str:
+    page.keyboard.type(text, delay=delay)
+    page.wait_for_function(LAST_FINAL_GHOST)
+    return ghost(page)
+
+
+def test_ghost_text_appears_inline_and_tab_accepts_it(page, server):
+    open_editor(page, server)
+    # the token left the address bar and lives in this tab's sessionStorage
+    assert "token" not in page.url
+    assert page.evaluate("sessionStorage.getItem('assistant.token')") == TOKEN
+
+    typed = "Thanks for the quick "
+    suggestion = type_and_wait_for_ghost(page, typed)
+    assert suggestion.strip()
+    # the layer lays out the typed text invisibly, then the suggestion, in the textarea's font
+    assert page.text_content("#ghost-before") == typed
+    fonts = page.evaluate(
+        """() => [getComputedStyle(document.getElementById('editor')).font,
+                  getComputedStyle(document.getElementById('ghost-layer')).font]"""
+    )
+    assert fonts[0] == fonts[1]
+    assert page.text_content("#source") == "model"
+    assert page.text_content("#latency").endswith(" ms")
+    assert float(page.text_content("#cost").lstrip("$")) > 0
+
+    page.keyboard.press("Tab")
+    assert page.input_value("#editor") == typed + suggestion
+    assert ghost(page) == ""
+    assert page.evaluate("document.activeElement.id") == "editor"  # Tab did not move focus
+    assert page.page_errors == []
+
+
+def test_escape_dismisses_and_tab_without_a_ghost_inserts_nothing(page, server):
+    open_editor(page, server)
+    typed = "The meeting is moved to "
+    assert type_and_wait_for_ghost(page, typed)
+    page.keyboard.press("Escape")
+    assert ghost(page) == ""
+    assert page.input_value("#editor") == typed
+    page.keyboard.press("Tab")
+    assert page.input_value("#editor") == typed
+    assert page.page_errors == []
+
+
+def test_cursor_move_clears_the_ghost(page, server):
+    open_editor(page, server)
+    assert type_and_wait_for_ghost(page, "Please send me the ")
+    page.keyboard.press("ArrowLeft")
+    assert ghost(page) == ""
+    shown_before = page.evaluate("window.__shown.length")
+    page.wait_for_timeout(300)  # a late answer for the old cursor position must not come back
+    assert ghost(page) == ""
+    assert page.evaluate("window.__shown.length") == shown_before
+
+
+def test_typing_the_ghost_consumes_it_locally(page, server):
+    open_editor(page, server)
+    typed = "I will review the "
+    suggestion = type_and_wait_for_ghost(page, typed)
+    first = suggestion[0]
+    # One key, then read the ghost in the same turn of the page's event loop as the input.
+    rest = page.evaluate(
+        """(ch) => {
+          const ta = document.getElementById('editor');
+          document.execCommand('insertText', false, ch);
+          return document.getElementById('ghost').textContent;
+        }""",
+        first,
+    )
+    assert rest == suggestion[1:]
+    assert page.input_value("#editor") == typed + first
+    page.keyboard.press("Tab")
+    assert page.input_value("#editor").startswith(typed + first)
+    assert page.page_errors == []
+
+
+def test_fast_typing_never_shows_a_stale_suggestion(page, server):
+    open_editor(page, server)
+    sentence = (
+        "Thanks for the update on the launch plan. I think we should move the review "
+        "to Thursday so that the whole team can join, and send the notes on Friday. "
+    )
+    page.keyboard.type(sentence, delay=10)
+    page.wait_for_function(LAST_FINAL_GHOST)
+    shown = page.evaluate("window.__shown")
+    assert shown, "no suggestion was displayed"
+    for s in shown:
+        # displayed only while it answered the latest request, for the text then on screen
+        assert s["id"] == s["latest"], s
+        assert s["requestPrefix"] == s["before"], s
+        assert s["caret"] == s["at"], s
+    last = shown[-1]
+    assert last["before"] == sentence == page.input_value("#editor")
+    ids = [s["id"] for s in shown]
+    assert ids == sorted(ids)
+    assert page.page_errors == []
+
+
+REVIEWED = "I saw teh cat yesterday and it was happy.\nAlot of people came to the party."
+
+
+def test_review_findings_apply_skip_and_stale(page, server):
+    open_editor(page, server)
+    page.fill("#editor", REVIEWED)
+    page.click("#review-btn")
+    page.wait_for_selector(".finding >> nth=1")
+    page.wait_for_function("document.getElementById('review-cancel').hidden")
+    assert "finding" in page.text_content("#review-status")
+    findings = page.locator(".finding")
+    quotes = [findings.nth(i).locator("del").text_content() for i in range(findings.count())]
+    assert "teh" in quotes and "Alot" in quotes
+    teh = findings.nth(quotes.index("teh"))
+    alot = findings.nth(quotes.index("Alot"))
+
+    # edit the second quote by hand: its finding is stale and refused
+    page.evaluate(
+        """() => {
+          const ta = document.getElementById('editor');
+          const i = ta.value.indexOf('Alot');
+          ta.focus();
+          ta.setSelectionRange(i + 1, i + 1);
+          document.execCommand('insertText', false, 'x');
+        }"""
+    )
+    edited = page.input_value("#editor")
+    assert "Axlot" in edited
+    alot.locator("button.apply").click()
+    assert "Not applied" in alot.locator(".note").text_content()
+    assert page.input_value("#editor") == edited
+
+    # the first one still applies, at its place shifted by nothing (the edit was after it)
+    teh.locator("button.apply").click()
+    assert page.input_value("#editor") == edited.replace("teh", "the", 1)
+    assert "Applied" in teh.locator(".note").text_content()
+    assert teh.locator("button.apply").is_disabled()
+    assert page.page_errors == []
+
+
+def test_findings_shift_with_edits_before_them(page, server):
+    open_editor(page, server)
+    page.fill("#editor", REVIEWED)
+    page.click("#review-btn")
+    page.wait_for_function("document.getElementById('review-cancel').hidden")
+    findings = page.locator(".finding")
+    quotes = [findings.nth(i).locator("del").text_content() for i in range(findings.count())]
+    alot = findings.nth(quotes.index("Alot"))
+    page.evaluate(
+        """() => {
+          const ta = document.getElementById('editor');
+          ta.focus();
+          ta.setSelectionRange(0, 0);
+          document.execCommand('insertText', false, 'Hello. ');
+        }"""
+    )
+    findings.nth(quotes.index("teh")).locator("button.skip").click()
+    alot.locator("button.apply").click()
+    assert page.input_value("#editor") == "Hello. " + REVIEWED.replace("Alot", "A lot")
+
+
+FOREIGN_PAGE = """<!doctype html><title>foreign</title><p id="state">none</p>
+<script type="module">
+import { AssistantClient } from "/static/client.js";
+const params = new URLSearchParams(location.hash.slice(1));
+window.states = [];
+const c = new AssistantClient({url: params.get("ws"), token: params.get("token"),
+                               backoff: {initialMs: 50, maxMs: 200, factor: 2}});
+c.addEventListener("state", (e) => {
+  window.states.push(e.detail);
+  const el = document.getElementById("state");
+  el.textContent = e.detail.state + (e.detail.refused ? " (refused)" : "");
+  el.dataset.state = e.detail.refused ? "refused" : e.detail.state;
+});
+c.connect();
+</script>"""
+
+
+def test_a_page_from_another_origin_is_refused(page, server):
+    with StaticSite({"/foreign.html": FOREIGN_PAGE}) as site:
+        page.goto(f"{site.url}/foreign.html#ws={server.ws_url}&token={TOKEN}")
+        page.wait_for_selector("#state[data-state=refused]")
+        page.wait_for_function("window.states.filter(s => s.refused).length >= 2")
+        states = page.evaluate("window.states")
+    assert all(s["state"] != "connected" for s in states)
+    # the same token from the server's own page is admitted
+    open_editor(page, server)
+    assert page.text_content("#conn").startswith("connected")
+
+
+def test_screenshot_with_a_ghost_and_review_findings(page, server):
+    """docs/img/web-editor.png (and test-artifacts/): the page as a user sees it."""
+    page.set_viewport_size({"width": 1100, "height": 560})
+    open_editor(page, server)
+    page.fill("#editor", REVIEWED + "\n")
+    page.click("#review-btn")
+    page.wait_for_function("document.getElementById('review-cancel').hidden")
+    assert page.locator(".finding").count() >= 2
+    page.click("#editor")
+    page.keyboard.press("Control+End")
+    assert type_and_wait_for_ghost(page, "Thanks for the ")
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "web-editor.png"
+    page.screenshot(path=str(shot))
+    DOC_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(shot, DOC_SCREENSHOT)
+    assert page.page_errors == []
