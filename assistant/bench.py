@@ -1,0 +1,596 @@
+"""``assistant bench``: replay the typing traces through the real server and the emulator, and
+compare three ways of deciding when to ask the model, on the same traces in one run.
+
+Part 1 (strategies): for each of naive, Continue-style and ours, a fresh emulator with the
+"haiku" latency profile (oracle passages, so suggestions can be right), a real server whose
+connections use that strategy's engine, and every trace typed at once, each on its own
+connection, at its recorded pace. Reported: keystroke-to-visible latency by source, share of
+displays within one 60 Hz frame (16 ms), model calls per 100 keystrokes, billed and stale
+tokens, prompt-cache reads, and dollars per hour of typing at the configured suggestion model's
+prices.
+
+Part 2 (load): the server alone in a child process (emulator "fast" profile), N typists at once;
+reported: the server's own overhead on suggestions that needed no model call (p50/p99, as the
+server timed it and as the client saw it), for N = --typists and then doubling while time allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import os
+import platform
+import random
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import Settings
+from .engine import CancelRequest, Clock, ShowSuggestion, StartRequest
+from .pricing import Usage, cost_usd
+from .replay import ReplayResult, replay, requested_prefix
+from .strategies import make_engine
+from .traces import Keystroke, Trace, load_passages, load_traces
+
+STRATEGY_ORDER = ("naive", "continue", "ours")
+STRATEGY_LABELS = {
+    "naive": "naive (request per key)",
+    "continue": "Continue-style (350 ms)",
+    "ours": "ours (SuggestionEngine)",
+}
+NO_MODEL_SOURCES = ("typethrough", "cache", "none")
+FRAME_MS = 16.0
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    window_s: float = 45.0  # typing replayed per trace, from its start, at real pace
+    typists: tuple[str, ...] = ("slow", "average", "fast")
+    passages: tuple[str, ...] = ("prose", "email", "notes", "code")
+    load_typists: int = 200
+    load_seconds: float = 15.0
+    load_budget_s: float = 75.0  # stop doubling the typists past this much wall time
+    load_max_typists: int = 1600
+    emulator_profile: str = "haiku"
+    load_profile: str = "fast"
+    concurrent_strategies: bool = False  # quick runs only: saves time, skews latency a little
+
+    @classmethod
+    def quick(cls, load_typists: int) -> BenchPlan:
+        return cls(
+            window_s=4.0,
+            passages=("email",),
+            load_typists=min(load_typists, 10),
+            load_seconds=2.0,
+            load_budget_s=0.0,
+            concurrent_strategies=True,
+        )
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, int(round(q / 100 * len(ordered) + 0.5)) - 1))
+    return ordered[k]
+
+
+def summary_ms(values: Sequence[float]) -> dict:
+    r = lambda v: None if v is None else round(v, 1)  # noqa: E731
+    return {
+        "n": len(values),
+        "p50": r(percentile(values, 50)),
+        "p95": r(percentile(values, 95)),
+        "p99": r(percentile(values, 99)),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Watching the engines: which requests were ever shown
+
+
+class RecordingEngine:
+    """Wraps an engine and notes the fate of each request (shown, cancelled) for the report."""
+
+    def __init__(self, inner: Any, log: EngineLog):
+        self._inner = inner
+        self._log = log
+
+    def handle(self, event):
+        cmds = self._inner.handle(event)
+        for c in cmds:
+            if isinstance(c, StartRequest):
+                self._log.prefixes[(id(self), c.request_id)] = c.prefix
+            elif isinstance(c, ShowSuggestion) and c.request_id is not None:
+                self._log.shown.add((id(self), c.request_id))
+            elif isinstance(c, CancelRequest):
+                self._log.cancelled.add((id(self), c.request_id))
+        return cmds
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+@dataclass
+class EngineLog:
+    prefixes: dict = field(default_factory=dict)
+    shown: set = field(default_factory=set)
+    cancelled: set = field(default_factory=set)
+    engines: list = field(default_factory=list)
+
+    def factory(self, strategy: str) -> Callable[[Clock], Any]:
+        def build(clock: Clock) -> Any:
+            engine = RecordingEngine(make_engine(strategy, clock), self)
+            self.engines.append(engine)
+            return engine
+
+        return build
+
+    def shown_prefixes(self) -> Counter:
+        return Counter(p for key, p in self.prefixes.items() if key in self.shown)
+
+    def stat(self, name: str) -> int:
+        return sum(getattr(e.stats, name, 0) for e in self.engines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Part 1: the strategies
+
+
+def server_with_engine(settings: Settings, factory: Callable[[Clock], Any]):
+    """A real server whose connections drive engines from ``factory(clock)``.
+
+    Uses ``build_app(engine_factory=...)`` when the server has that hook; otherwise sets each
+    connection's engine as the hub admits it, before its first frame is read.
+    """
+    from server.app import build_app
+    from server.runner import ServerHandle
+
+    if "engine_factory" in inspect.signature(build_app).parameters:
+        return ServerHandle(settings, engine_factory=factory)
+    handle = ServerHandle(settings)
+    hub = handle.app.state.hub
+    admit = hub.add
+
+    def add_with_engine(conn: Any) -> None:
+        conn.engine = factory(conn.loop.time)
+        admit(conn)
+
+    hub.add = add_with_engine
+    return handle
+
+
+def pick_traces(plan: BenchPlan) -> list[Trace]:
+    return [t for t in load_traces() if t.typist in plan.typists and t.passage in plan.passages]
+
+
+def trace_window(trace: Trace, seconds: float) -> tuple[Keystroke, ...]:
+    return tuple(e for e in trace.events if e.t_ms <= seconds * 1000)
+
+
+def _useful(prefix: str, text: str, passage: str) -> bool:
+    """The suggestion's first word is what the typist went on to type."""
+    if not text.strip() or not passage.startswith(prefix):
+        return False
+    stripped = text.lstrip()
+    first = stripped.split(None, 1)[0]
+    head = text[: len(text) - len(stripped) + len(first)]
+    return passage[len(prefix) :].startswith(head)
+
+
+async def run_strategy(name: str, traces: Sequence[Trace], plan: BenchPlan) -> dict:
+    from .emulator import Emulator, EmulatorConfig
+
+    log = EngineLog()
+    passages = tuple(load_passages().values())
+    windows = [(t, trace_window(t, plan.window_s)) for t in traces]
+    cfg = EmulatorConfig(profile=plan.emulator_profile, seed=0, oracle_texts=passages)
+    started = time.monotonic()
+    async with Emulator(cfg) as emu:
+        settings = Settings(
+            api_key="bench",
+            base_url=emu.base_url,
+            offline="statistical",
+            max_frames_per_second=1000.0,
+        )
+        async with server_with_engine(settings, log.factory(name)) as srv:
+            results = await asyncio.gather(
+                *(replay(srv.ws_url, srv.token, ev, name=t.name) for t, ev in windows)
+            )
+        records = [r for r in emu.requests if r.path == "/v1/messages"]
+    return summarize(
+        name,
+        list(zip(traces, results, strict=True)),
+        records,
+        log,
+        settings.suggest_model,
+        wall_s=time.monotonic() - started,
+        typing_seconds=sum(ev[-1].t_ms / 1000 for _, ev in windows if ev),
+    )
+
+
+def summarize(
+    name: str,
+    runs: list[tuple[Trace, ReplayResult]],
+    records: list,
+    log: EngineLog,
+    model: str,
+    wall_s: float = 0.0,
+    typing_seconds: float = 0.0,
+) -> dict:
+    keys = sum(r.keystrokes for _, r in runs)
+    typing_hours = typing_seconds / 3600
+    visible = [s for _, r in runs for s in r.visible()]
+    by_source: dict[str, list[float]] = {}
+    for s in visible:
+        by_source.setdefault(s.shown_source or "?", []).append(s.visible_ms)
+    all_ms = [s.visible_ms for s in visible]
+    useful = sum(
+        _useful(s.prefix, s.text, t.final_text)
+        for t, r in runs
+        for s in r.suggestions
+        if s.terminal == "done" and s.text
+    )
+    done_with_text = sum(
+        1 for _, r in runs for s in r.suggestions if s.terminal == "done" and s.text
+    )
+    violations = [v for _, r in runs for v in r.violations]
+
+    # Tokens: everything the emulator streamed is billed; what no one ever saw is stale.
+    shown = log.shown_prefixes()
+    usage = Usage()
+    cancelled_out = unseen_completed_out = 0
+    cancelled_calls = 0
+    for rec in records:
+        u = rec.usage or {}
+        one = Usage(
+            int(u.get("input_tokens", 0)),
+            int(rec.tokens_sent),
+            int(u.get("cache_creation_input_tokens", 0)),
+            int(u.get("cache_read_input_tokens", 0)),
+        )
+        usage = usage + one
+        if rec.client_disconnected:
+            cancelled_calls += 1
+            cancelled_out += rec.tokens_sent
+        prefix = requested_prefix(rec.body)
+        if prefix is not None and shown[prefix] > 0:
+            shown[prefix] -= 1
+        elif not rec.client_disconnected:
+            unseen_completed_out += rec.tokens_sent
+    cost = cost_usd(model, usage)
+    return {
+        "strategy": name,
+        "label": STRATEGY_LABELS.get(name, name),
+        "traces": len(runs),
+        "keystrokes": keys,
+        "typing_seconds": round(typing_hours * 3600, 1),
+        "wall_seconds": round(wall_s, 1),
+        "displays": len(visible),
+        "latency_ms": summary_ms(all_ms),
+        "latency_ms_by_source": {k: summary_ms(v) for k, v in sorted(by_source.items())},
+        "share_within_16ms": round(sum(ms <= FRAME_MS for ms in all_ms) / len(all_ms), 3)
+        if all_ms
+        else 0.0,
+        "useful_share": round(useful / done_with_text, 3) if done_with_text else 0.0,
+        "model_calls": len(records),
+        "model_calls_per_100_keys": round(100 * len(records) / keys, 1) if keys else 0.0,
+        "cancelled_calls": cancelled_calls,
+        "billed_tokens": {
+            "input": usage.input_tokens,
+            "cache_write": usage.cache_creation_input_tokens,
+            "cache_read": usage.cache_read_input_tokens,
+            "output": usage.output_tokens,
+        },
+        "stale_output_tokens": cancelled_out + unseen_completed_out,
+        "stale_output_tokens_cancelled": cancelled_out,
+        "stale_output_tokens_ran_out_unseen": unseen_completed_out,
+        "cache_read_tokens": usage.cache_read_input_tokens,
+        "engine_cache_hits": log.stat("shown_cache"),
+        "typethrough_displays": len(by_source.get("typethrough", [])),
+        "cost_usd": round(cost, 6),
+        "cost_per_typing_hour_usd": round(cost / typing_hours, 4) if typing_hours else 0.0,
+        "model": model,
+        "violations": violations[:20],
+        "violation_count": len(violations),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Part 2: the server under load (server and emulator in a child process)
+
+
+def _serve_child(profile: str) -> None:
+    """Child process: emulator + server; prints ``URL TOKEN``; runs until stdin closes."""
+
+    async def main() -> None:
+        from server.runner import ServerHandle
+
+        from .emulator import Emulator, EmulatorConfig
+
+        passages = tuple(load_passages().values())
+        cfg = EmulatorConfig(profile=profile, seed=0, oracle_texts=passages)
+        async with Emulator(cfg) as emu:
+            settings = Settings(
+                api_key="bench",
+                base_url=emu.base_url,
+                offline="statistical",
+                max_frames_per_second=1000.0,
+                max_connections=100_000,
+            )
+            async with ServerHandle(settings) as srv:
+                print(f"{srv.ws_url} {srv.token}", flush=True)
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(None, sys.stdin.read)
+
+    asyncio.run(main())
+
+
+async def _warm_up(url: str, token: str) -> None:
+    """One short typist first, so lazy start-up work (word lists, connection pools) is not
+    counted as overhead."""
+    trace = load_traces()[0]
+    initial, part = trace.window(len(trace.events) // 2, 12)
+    await replay(url, token, part, initial_text=initial, name="warm-up", time_scale=0.5)
+
+
+async def _load_step(url: str, token: str, typists: int, plan: BenchPlan, seed: int) -> dict:
+    traces = load_traces()
+    rng = random.Random(seed)
+    jobs = []
+    for i in range(typists):
+        trace = traces[i % len(traces)]
+        start = rng.randrange(0, max(1, len(trace.events) // 2))
+        initial, part = trace.window(start, len(trace.events))
+        part = tuple(e for e in part if e.t_ms <= plan.load_seconds * 1000)
+        jobs.append((f"{trace.name}#{i}", initial, part, rng.uniform(0, 1.0)))
+
+    async def one(name, initial, events, delay):
+        await asyncio.sleep(delay)
+        return await replay(url, token, events, initial_text=initial, name=name, settle_s=10.0)
+
+    t0 = time.monotonic()
+    results = await asyncio.gather(*(one(*j) for j in jobs), return_exceptions=True)
+    wall = time.monotonic() - t0
+    ok = [r for r in results if isinstance(r, ReplayResult)]
+    failed = len(results) - len(ok)
+    server_ms, client_ms, visible_ms = [], [], []
+    keys = terminals = 0
+    for r in ok:
+        keys += r.keystrokes
+        for s in r.suggestions:
+            terminals += s.terminal is not None
+            if s.terminal == "done" and s.source in NO_MODEL_SOURCES:
+                if s.server_latency_ms is not None:
+                    server_ms.append(s.server_latency_ms)
+                if s.round_trip_ms is not None:
+                    client_ms.append(s.round_trip_ms)
+            if s.visible_ms is not None:
+                visible_ms.append(s.visible_ms)
+    violations = sum(len(r.violations) for r in ok)
+    return {
+        "typists": typists,
+        "connections_failed": failed,
+        "keystrokes": keys,
+        "keystrokes_per_second": round(keys / wall, 1) if wall else 0.0,
+        "terminal_share": round(terminals / keys, 4) if keys else 0.0,
+        "server_overhead_ms": summary_ms(server_ms),
+        "client_round_trip_ms": summary_ms(client_ms),
+        "visible_ms_all_sources": summary_ms(visible_ms),
+        "violations": violations,
+        "wall_seconds": round(wall, 1),
+    }
+
+
+_ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+async def run_load(plan: BenchPlan) -> list[dict]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = _ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "assistant.bench",
+        "--serve-child",
+        plan.load_profile,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    steps: list[dict] = []
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+        if not line.strip():
+            raise RuntimeError("the load server did not start")
+        url, token = line.split()
+        await _warm_up(url, token)
+        t0 = time.monotonic()
+        n = plan.load_typists
+        seed = 0
+        while n > 0:
+            step = await _load_step(url, token, n, plan, seed)
+            steps.append(step)
+            seed += 1
+            elapsed = time.monotonic() - t0
+            p99 = step["server_overhead_ms"]["p99"] or 0.0
+            healthy = step["connections_failed"] == 0 and p99 < 250 and step["violations"] == 0
+            n *= 2
+            if (
+                not healthy
+                or n > plan.load_max_typists
+                or elapsed + step["wall_seconds"] * 2.2 > plan.load_budget_s
+            ):
+                break
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+    return steps
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def _fmt(v: Any, unit: str = "") -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.1f}{unit}" if abs(v) >= 1 or v == 0 else f"{v:.3g}{unit}"
+    return f"{v:,}{unit}"
+
+
+def _lat(s: dict | None) -> str:
+    if not s or not s.get("n"):
+        return "-"
+    return f"{_fmt(s['p50'])} / {_fmt(s['p95'])} / {_fmt(s['p99'])}  (n={s['n']})"
+
+
+def format_report(report: dict) -> str:
+    strategies = report["strategies"]
+    names = [n for n in STRATEGY_ORDER if n in strategies]
+    rows: list[tuple[str, list[str]]] = []
+
+    def row(label: str, fn: Callable[[dict], str]) -> None:
+        rows.append((label, [fn(strategies[n]) for n in names]))
+
+    row("keystrokes replayed", lambda s: _fmt(s["keystrokes"]))
+    row("suggestions displayed", lambda s: _fmt(s["displays"]))
+    row("key->visible ms p50/p95/p99", lambda s: _lat(s["latency_ms"]))
+    for src in ("model", "typethrough", "cache"):
+        row(f"  from {src}", lambda s, src=src: _lat(s["latency_ms_by_source"].get(src)))
+    row("displays within 16 ms", lambda s: f"{100 * s['share_within_16ms']:.0f} %")
+    row("first word right", lambda s: f"{100 * s['useful_share']:.0f} %")
+    row("model calls / 100 keys", lambda s: _fmt(s["model_calls_per_100_keys"]))
+    row("calls cancelled mid-stream", lambda s: _fmt(s["cancelled_calls"]))
+    row(
+        "billed in / out tokens",
+        lambda s: f"{_fmt(s['billed_tokens']['input'])} / {_fmt(s['billed_tokens']['output'])}",
+    )
+    row("stale out tokens", lambda s: _fmt(s["stale_output_tokens"]))
+    row("  cut off by a cancel", lambda s: _fmt(s["stale_output_tokens_cancelled"]))
+    row("  ran out, never shown", lambda s: _fmt(s["stale_output_tokens_ran_out_unseen"]))
+    row("prompt-cache read tokens", lambda s: _fmt(s["cache_read_tokens"]))
+    row("engine cache hits", lambda s: _fmt(s["engine_cache_hits"]))
+    row("cost per typing hour", lambda s: f"${s['cost_per_typing_hour_usd']:.3f}")
+    row("guarantee violations", lambda s: _fmt(s["violation_count"]))
+
+    width = max(len(label) for label, _ in rows) + 2
+    cols = [
+        max(len(STRATEGY_LABELS[n]), *(len(r[1][i]) for r in rows)) + 2 for i, n in enumerate(names)
+    ]
+    plan = report["plan"]
+    lines = [
+        f"Strategies: {plan['traces']} traces, first {plan['window_s']:g} s of each at real pace, "
+        f"emulator '{plan['emulator_profile']}' profile, model {report['model']} prices",
+        "".ljust(width)
+        + "".join(STRATEGY_LABELS[n].rjust(c) for n, c in zip(names, cols, strict=True)),
+    ]
+    for label, values in rows:
+        lines.append(
+            label.ljust(width) + "".join(v.rjust(c) for v, c in zip(values, cols, strict=True))
+        )
+    load = report.get("load") or []
+    if load:
+        lines += [
+            "",
+            f"Server under load (child process, emulator '{plan['load_profile']}' profile, "
+            f"{plan['load_seconds']:g} s of typing per typist); overhead = suggest read -> done "
+            "sent, on suggestions served with no model call:",
+            "typists  keys/s   server p50 / p99 ms   client round trip p50 / p99 ms   failed  violations",
+        ]
+        for st in load:
+            so, rt = st["server_overhead_ms"], st["client_round_trip_ms"]
+            lines.append(
+                f"{st['typists']:>7}  {st['keystrokes_per_second']:>6}   "
+                f"{_fmt(so['p50']):>8} / {_fmt(so['p99']):<8}   "
+                f"{_fmt(rt['p50']):>14} / {_fmt(rt['p99']):<14}   "
+                f"{st['connections_failed']:>6}  {st['violations']:>10}"
+            )
+    m = report["machine"]
+    lines.append(
+        f"\n(total wall time {report['wall_seconds']:.0f} s on {m['cpus']} CPUs; load average "
+        f"before {m['load_average_before']}, after {m['load_average_after']})"
+    )
+    return "\n".join(lines)
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+async def run_bench(plan: BenchPlan, strategies: Sequence[str] = STRATEGY_ORDER) -> dict:
+    t0 = time.monotonic()
+    load_before = _loadavg()
+    traces = pick_traces(plan)
+    if plan.concurrent_strategies:
+        done = await asyncio.gather(*(run_strategy(n, traces, plan) for n in strategies))
+        results = dict(zip(strategies, done, strict=True))
+    else:
+        results = {name: await run_strategy(name, traces, plan) for name in strategies}
+    load = await run_load(plan) if plan.load_typists > 0 else []
+    model = next(iter(results.values()))["model"] if results else Settings().suggest_model
+    return {
+        "command": "assistant bench " + " ".join(sys.argv[2:])
+        if sys.argv[1:2] == ["bench"]
+        else "",
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_average_before": load_before,
+            "load_average_after": _loadavg(),
+        },
+        "plan": {
+            "traces": len(traces),
+            "trace_names": [t.name for t in traces],
+            "window_s": plan.window_s,
+            "emulator_profile": plan.emulator_profile,
+            "load_profile": plan.load_profile,
+            "load_seconds": plan.load_seconds,
+        },
+        "model": model,
+        "strategies": results,
+        "load": load,
+        "wall_seconds": round(time.monotonic() - t0, 1),
+    }
+
+
+def run(args) -> int:
+    typists = getattr(args, "typists", 200)
+    plan = (
+        BenchPlan.quick(typists)
+        if getattr(args, "quick", False)
+        else BenchPlan(load_typists=typists)
+    )
+    report = asyncio.run(run_bench(plan))
+    print(format_report(report))
+    if getattr(args, "json", None):
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    bad = sum(s["violation_count"] for s in report["strategies"].values())
+    bad += sum(st["violations"] for st in report["load"])
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve-child":
+        _serve_child(sys.argv[2])
+    else:
+        from .cli import main
+
+        raise SystemExit(main(["bench", *sys.argv[1:]]))

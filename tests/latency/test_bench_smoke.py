@@ -1,0 +1,50 @@
+"""`assistant bench --quick --json` runs end to end and writes every figure it promises."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_bench_quick_writes_the_json_report(tmp_path):
+    out = tmp_path / "bench.json"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-m", "assistant", "bench", "--quick", "--json", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "model calls / 100 keys" in proc.stdout
+    report = json.loads(out.read_text())
+    assert set(report["strategies"]) == {"naive", "continue", "ours"}
+    for name, s in report["strategies"].items():
+        for key in (
+            "latency_ms",
+            "latency_ms_by_source",
+            "share_within_16ms",
+            "model_calls_per_100_keys",
+            "billed_tokens",
+            "stale_output_tokens",
+            "cache_read_tokens",
+            "cost_per_typing_hour_usd",
+        ):
+            assert key in s, (name, key)
+        assert s["keystrokes"] > 0 and s["violation_count"] == 0
+    naive, ours = report["strategies"]["naive"], report["strategies"]["ours"]
+    assert naive["model_calls_per_100_keys"] == pytest.approx(100.0, abs=1.0)
+    assert ours["model_calls_per_100_keys"] < naive["model_calls_per_100_keys"]
+    (step, *_) = report["load"]
+    assert step["typists"] >= 1 and step["connections_failed"] == 0
+    assert step["server_overhead_ms"]["p50"] is not None
