@@ -1,0 +1,406 @@
+"""The terminal editor: composes the ghost-text editor, the review panel and the status bar, and
+turns what happens in them into protocol frames (and frames back into what they show).
+
+The connection runs as a worker in the app's event loop (:class:`tui.client.AssistantClient`);
+its frames arrive as messages, so the editor never waits on the network. Only frames for the
+latest suggestion id are shown. The text is only ever in the editor and on disk: saves are
+atomic, a recovery copy is kept while there are unsaved changes, and a lost connection just
+shows "reconnecting" while typing goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from pathlib import Path
+
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer
+
+from assistant.review import Finding, StaleFinding, locate_finding, rebase_finding
+
+from . import files
+from .client import AssistantClient, ConnectionState
+from .messages import ConnectionChanged, ServerFrame
+from .widgets.choice import ChoiceScreen
+from .widgets.editor import GhostEditor
+from .widgets.review_panel import ReviewPanel
+from .widgets.status_bar import StatusBar
+
+
+class EditorApp(App):
+    CSS_PATH = Path(__file__).with_name("app.tcss")
+    TITLE = "assistant"
+    BINDINGS = [
+        Binding("ctrl+s", "save", "Save", priority=True),
+        Binding("ctrl+r", "review", "Review", priority=True),
+        Binding("f6", "toggle_focus", "Findings"),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("escape", "cancel_review", "Cancel review", show=False),
+    ]
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        server_url: str,
+        token: str | None = None,
+        recovery_delay_s: float = 1.0,
+        backoff_initial_s: float = 0.2,
+        backoff_max_s: float = 5.0,
+    ) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.opened = files.open_file(self.path)  # raises on unreadable/non-UTF-8: nothing lost
+        self.saved_text = self.opened.text
+        self.recovery_delay_s = recovery_delay_s
+        self.client = AssistantClient(
+            server_url,
+            token,
+            on_frame=lambda frame: self.post_message(ServerFrame(frame)),
+            on_state=lambda state: self.post_message(ConnectionChanged(state)),
+            backoff_initial_s=backoff_initial_s,
+            backoff_max_s=backoff_max_s,
+        )
+        self.limits: dict = {}
+        self.suggest_id: int | None = None  # the latest suggest sent; only its frames are shown
+        self.ghost_id: int | None = None  # the suggestion the ghost on screen came from
+        self._streamed: dict[int, str] = {}
+        self._last_sent: tuple[str, str] | None = None
+        self.review_id: int | None = None
+        self._review_chars = 0
+        self._recovery_timer: Timer | None = None
+        self.recovery_writes = 0
+        self.frames_seen = 0
+        self.last_done: dict | None = None  # the last done frame for the latest suggestion
+
+    # -- composition ----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            yield GhostEditor(self.opened.text, id="editor")
+            yield ReviewPanel(id="review")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    @property
+    def editor(self) -> GhostEditor:
+        return self.query_one("#editor", GhostEditor)
+
+    @property
+    def panel(self) -> ReviewPanel:
+        return self.query_one("#review", ReviewPanel)
+
+    @property
+    def status(self) -> StatusBar:
+        return self.query_one("#status", StatusBar)
+
+    @property
+    def dirty(self) -> bool:
+        return self.editor.text != self.saved_text
+
+    def on_mount(self) -> None:
+        self.sub_title = str(self.path) + ("" if self.opened.exists else " (new file)")
+        self.editor.focus()
+        self.run_worker(self.client.run(), name="connection", group="connection")
+        if self.opened.recovery is not None:
+            self.push_screen(
+                ChoiceScreen(
+                    f"A recovery copy of {self.path.name} with unsaved changes from an earlier "
+                    "session is newer than the file. Restore it?",
+                    [("restore", "Restore it"), ("discard", "Discard it")],
+                ),
+                self._recovery_answer,
+            )
+
+    def _recovery_answer(self, choice: str | None) -> None:
+        if choice == "restore" and self.opened.recovery is not None:
+            self.editor.load_text(self.opened.recovery)
+            self.status.dirty = self.dirty
+            self.notify("Recovered the unsaved text. Save it with Ctrl+S.")
+        elif choice == "discard":
+            files.discard_recovery(self.path)
+
+    async def on_unmount(self) -> None:
+        await self.client.close()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Deep review", "Review the whole document (Ctrl+R)", self.action_review)
+        if self.review_id is not None:
+            yield SystemCommand("Cancel review", "Stop the review in flight", self.cancel_review)
+        yield SystemCommand("Save", "Save the file (Ctrl+S)", self.action_save)
+        yield SystemCommand("Reconnect", "Reconnect to the server now", self.client.reconnect_now)
+
+    # -- edits -> suggest / cancel / accept -----------------------------------------------------
+
+    def on_ghost_editor_edited(self, message: GhostEditor.Edited) -> None:
+        self.status.dirty = dirty = self.dirty
+        if dirty:
+            self._schedule_recovery()
+        self.request_suggestion()
+
+    def request_suggestion(self) -> None:
+        editor = self.editor
+        if not editor.selection.is_empty:
+            return
+        prefix, suffix = editor.text_around_cursor()
+        max_prefix = int(self.limits.get("max_prefix_chars") or 100_000)
+        max_suffix = int(self.limits.get("max_suffix_chars") or 20_000)
+        prefix, suffix = prefix[-max_prefix:], suffix[:max_suffix]
+        if (prefix, suffix) == self._last_sent:
+            return
+        frame_id = self.client.next_id()
+        frame = {"type": "suggest", "id": frame_id, "prefix": prefix, "suffix": suffix}
+        if self.client.send(frame):
+            self.suggest_id = frame_id
+            self._last_sent = (prefix, suffix)
+            self._streamed = {frame_id: ""}
+        else:
+            self.suggest_id = None
+            self._last_sent = None
+
+    def on_ghost_editor_dismissed(self, message: GhostEditor.Dismissed) -> None:
+        self._cancel_suggestion()
+
+    def _cancel_suggestion(self) -> None:
+        if self.suggest_id is not None:
+            self.client.send({"type": "cancel", "id": self.suggest_id})
+        self.suggest_id = None
+        self._last_sent = None
+
+    def on_ghost_editor_accepted(self, message: GhostEditor.Accepted) -> None:
+        if self.ghost_id is not None:
+            self.client.send({"type": "accept", "id": self.ghost_id, "chars": message.chars})
+
+    def on_ghost_editor_escape_pressed(self, message: GhostEditor.EscapePressed) -> None:
+        if self.review_id is not None:
+            self.cancel_review()
+        else:
+            self._cancel_suggestion()
+
+    # -- frames -> screen -----------------------------------------------------------------------
+
+    def on_connection_changed(self, message: ConnectionChanged) -> None:
+        self.status.connection = message.state.value
+        if message.state in (ConnectionState.RECONNECTING, ConnectionState.REFUSED):
+            self.suggest_id = None
+            self._last_sent = None
+            if self.review_id is not None:
+                self.review_id = None
+                self.panel.finish("Review interrupted: the connection was lost. Ctrl+R to retry.")
+
+    def on_server_frame(self, message: ServerFrame) -> None:
+        frame = message.frame
+        self.frames_seen += 1
+        kind = frame.get("type")
+        frame_id = frame.get("id")
+        if kind == "ready":
+            self.limits = frame.get("limits") or {}
+            self.status.model = str(frame.get("model") or "")
+            self.status.note = ""
+            if self.client.connections > 1:
+                self.request_suggestion()  # back after a reconnect: pick up where the text is
+        elif kind == "delta":
+            if frame_id is not None and frame_id == self.suggest_id:
+                streamed = self._streamed.get(frame_id, "") + str(frame.get("text") or "")
+                self._streamed[frame_id] = streamed
+                if not self.editor.suggestion.startswith(streamed):
+                    self.editor.show_ghost(streamed)
+                    self.ghost_id = frame_id
+        elif kind == "done":
+            self.status.record_usage(frame.get("usage"), frame.get("cost_usd"))
+            if frame_id is not None and frame_id == self.suggest_id:
+                self.last_done = frame
+                self._streamed.pop(frame_id, None)
+                text = str(frame.get("text") or "")
+                self.editor.show_ghost(text)
+                self.ghost_id = frame_id if text else None
+                self.status.source = str(frame.get("source") or "")
+                self.status.model = str(frame.get("model") or self.status.model)
+                latency = frame.get("latency_ms")
+                self.status.latency_ms = float(latency) if latency is not None else None
+        elif kind == "cancelled":
+            if frame_id is not None and frame_id == self.review_id:
+                self.review_id = None
+                self.panel.finish(f"Review cancelled ({frame.get('reason', 'client')}).")
+        elif kind == "error":
+            self._on_error_frame(frame)
+        elif kind == "review_delta":
+            if frame_id is not None and frame_id == self.review_id:
+                self._review_chars += len(str(frame.get("text") or ""))
+                self.panel.progress(self._review_chars)
+        elif kind == "finding":
+            if frame_id is not None and frame_id == self.review_id:
+                try:
+                    finding = Finding(
+                        int(frame["index"]),
+                        str(frame["quote"]),
+                        str(frame.get("problem", "")),
+                        str(frame.get("replacement", "")),
+                        str(frame.get("severity", "medium")),
+                        int(frame["start"]),
+                        int(frame["end"]),
+                    )
+                except (KeyError, TypeError, ValueError):
+                    return
+                self.panel.add_finding(finding)
+        elif kind == "review_done":
+            self.status.record_usage(frame.get("usage"), frame.get("cost_usd"))
+            if frame_id is not None and frame_id == self.review_id:
+                self.review_id = None
+                count = int(frame.get("findings") or 0)
+                cost = float(frame.get("cost_usd") or 0.0)
+                noun = "finding" if count == 1 else "findings"
+                self.panel.finish(
+                    f"{count} {noun} · {frame.get('model', '')} · ${cost:.4f}"
+                    "\nEnter/a apply · s skip · F6 back to the text"
+                )
+        elif kind == "status":
+            reason = frame.get("reason")
+            self.status.note = "" if frame.get("state") == "ok" else str(reason or "")
+
+    def _on_error_frame(self, frame: dict) -> None:
+        frame_id = frame.get("id")
+        text = f"{frame.get('code', 'error')}: {frame.get('message', '')}"
+        if frame_id is not None and frame_id == self.review_id:
+            self.review_id = None
+            self.panel.finish(f"Review failed: {text}")
+            self.notify(f"Review failed: {text}", severity="error")
+        elif frame_id is not None and frame_id == self.suggest_id:
+            self.suggest_id = None
+            self.status.note = text
+        elif frame_id is None:
+            self.status.note = text
+
+    # -- review ---------------------------------------------------------------------------------
+
+    def action_review(self) -> None:
+        if self.review_id is not None:
+            self.cancel_review()
+            return
+        text = self.editor.text
+        if not text.strip():
+            self.notify("Nothing to review yet.")
+            return
+        review_id = self.client.next_id()
+        if not self.client.send({"type": "review", "id": review_id, "text": text}):
+            self.notify(
+                "Not connected: the review will be possible once reconnected.", severity="warning"
+            )
+            return
+        self.review_id = review_id
+        self._review_chars = 0
+        self.panel.add_class("visible")
+        self.panel.start()
+
+    def cancel_review(self) -> None:
+        if self.review_id is None:
+            return
+        self.client.send({"type": "cancel_review", "id": self.review_id})
+        self.panel.status.update("Cancelling…")
+
+    def action_cancel_review(self) -> None:
+        self.cancel_review()
+
+    def action_toggle_focus(self) -> None:
+        if self.editor.has_focus and self.panel.has_class("visible"):
+            self.panel.option_list.focus()
+        else:
+            self.editor.focus()
+
+    def on_review_panel_selected(self, message: ReviewPanel.Selected) -> None:
+        try:
+            start, end = locate_finding(self.editor.text, message.finding)
+        except StaleFinding:
+            return
+        self.editor.select_span(start, end)
+
+    def on_review_panel_apply_requested(self, message: ReviewPanel.ApplyRequested) -> None:
+        self.apply_finding(message.finding)
+
+    def apply_finding(self, finding: Finding) -> bool:
+        """Replace the finding's quote in the editor (one undoable edit); refuse if stale."""
+        editor = self.editor
+        try:
+            start, end = locate_finding(editor.text, finding)
+        except StaleFinding as exc:
+            self.notify(str(exc), title="Finding not applied", severity="error")
+            return False
+        editor.replace(
+            finding.replacement, editor.offset_to_location(start), editor.offset_to_location(end)
+        )
+        self.panel.remove_finding(finding)
+        for other in self.panel.rows():
+            moved = rebase_finding(other, start, end, len(finding.replacement))
+            if moved is not None:
+                self.panel.update_finding(moved)
+        return True
+
+    # -- files ----------------------------------------------------------------------------------
+
+    def _schedule_recovery(self) -> None:
+        if self._recovery_timer is None:
+            self._recovery_timer = self.set_timer(self.recovery_delay_s, self._write_recovery)
+
+    @work(group="recovery", exclusive=False)
+    async def _write_recovery(self) -> None:
+        self._recovery_timer = None
+        if not self.dirty:
+            return
+        text = self.editor.text
+        try:
+            await asyncio.to_thread(files.write_recovery, self.path, text)
+        except OSError as exc:
+            self.notify(f"Could not write the recovery copy: {exc}", severity="warning")
+            return
+        if not self.dirty:  # saved while we wrote: the copy is already out of date
+            files.discard_recovery(self.path)
+            return
+        self.recovery_writes += 1
+
+    def action_save(self) -> bool:
+        text = self.editor.text
+        try:
+            files.save_file(self.path, text)
+        except OSError as exc:
+            self.notify(f"Not saved: {exc}", title="Save failed", severity="error")
+            return False
+        self.saved_text = text
+        if self._recovery_timer is not None:
+            self._recovery_timer.stop()
+            self._recovery_timer = None
+        self.status.dirty = False
+        self.sub_title = str(self.path)
+        self.notify(f"Saved {self.path.name}", timeout=2)
+        return True
+
+    async def action_quit(self) -> None:
+        if not self.dirty:
+            self.exit()
+            return
+
+        def answer(choice: str | None) -> None:
+            if choice == "save":
+                if self.action_save():
+                    self.exit()
+            elif choice == "discard":
+                files.discard_recovery(self.path)
+                self.exit()
+
+        self.push_screen(
+            ChoiceScreen(
+                f"{self.path.name} has unsaved changes.",
+                [
+                    ("save", "Save and quit"),
+                    ("discard", "Quit without saving"),
+                    ("cancel", "Cancel"),
+                ],
+            ),
+            answer,
+        )

@@ -1,0 +1,163 @@
+"""The text area with ghost text: Textual's TextArea plus the rules of an inline suggestion.
+
+The ghost is TextArea's native ``suggestion`` (drawn after the cursor in the
+``text-area--suggestion`` style). This subclass adds what the native one lacks:
+
+- Tab accepts the whole ghost, Ctrl+Right its next word, Esc dismisses it; without a ghost those
+  keys do what they always do (indent, word right).
+- Typing the ghost's next characters consumes them locally at once (TextArea does this), but
+  any other edit, and any cursor move that is not the result of an edit, clears it.
+- It posts messages for the app to turn into protocol frames: ``Edited`` (send ``suggest``),
+  ``Dismissed`` (send ``cancel``), ``Accepted`` (send ``accept``), ``EscapePressed`` (Esc with
+  no ghost: the app may cancel a review).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.actions import SkipAction
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import TextArea
+from textual.widgets.text_area import Edit, EditResult, Selection
+
+from assistant.suggestion_text import next_word
+
+
+class GhostEditor(TextArea):
+    BINDINGS = [
+        Binding("tab", "accept_all", "Accept", show=False, priority=True),
+        Binding("ctrl+right", "accept_word", "Accept word", show=False, priority=True),
+        Binding("escape", "dismiss", "Dismiss", show=False, priority=True),
+    ]
+
+    @dataclass
+    class Edited(Message):
+        """The text changed: ask for a suggestion at the cursor."""
+
+        editor: GhostEditor
+
+    @dataclass
+    class Dismissed(Message):
+        """The ghost (or the suggestion on its way) is unwanted: Esc, a cursor move, another edit."""
+
+        editor: GhostEditor
+
+    @dataclass
+    class Accepted(Message):
+        editor: GhostEditor
+        chars: int
+
+    @dataclass
+    class EscapePressed(Message):
+        editor: GhostEditor
+
+    _in_edit = False  # a class default: TextArea moves the cursor before __init__ returns
+
+    def __init__(self, text: str = "", **kwargs) -> None:
+        kwargs.setdefault("tab_behavior", "indent")
+        kwargs.setdefault("soft_wrap", True)
+        super().__init__(text, **kwargs)
+
+    # -- the ghost ------------------------------------------------------------------------------
+
+    def show_ghost(self, text: str) -> None:
+        """Show ``text`` after the cursor (first line only; nothing when it is blank)."""
+        line = text.split("\n", 1)[0].replace("\r", "")
+        if not line.strip():
+            line = ""
+        if not self.selection.is_empty:
+            line = ""
+        self.suggestion = line
+
+    def clear_ghost(self, *, notify: bool = True) -> None:
+        had = bool(self.suggestion)
+        self.suggestion = ""
+        if had and notify:
+            self.post_message(self.Dismissed(self))
+
+    # -- where the cursor is --------------------------------------------------------------------
+
+    def text_around_cursor(self) -> tuple[str, str]:
+        """(prefix, suffix): the whole text before and after the cursor."""
+        doc = self.document
+        cursor = self.selection.end
+        end = (doc.line_count - 1, len(doc[doc.line_count - 1]))
+        return doc.get_text_range((0, 0), cursor), doc.get_text_range(cursor, end)
+
+    def offset_to_location(self, offset: int) -> tuple[int, int]:
+        return self.document.get_location_from_index(offset)
+
+    def select_span(self, start: int, end: int) -> None:
+        self.selection = Selection(self.offset_to_location(start), self.offset_to_location(end))
+        self.scroll_cursor_visible(center=True)
+
+    # -- edits ----------------------------------------------------------------------------------
+
+    def edit(self, edit: Edit) -> EditResult:
+        cursor = self.selection.end
+        typed_ghost = (
+            bool(self.suggestion)
+            and bool(edit.text)
+            and edit.from_location == edit.to_location == cursor
+            and self.suggestion.startswith(edit.text)
+        )
+        if not typed_ghost and self.suggestion:
+            # Anything but typing the ghost's own next characters makes it wrong here.
+            self.clear_ghost()
+        self._in_edit = True
+        try:
+            return super().edit(edit)
+        finally:
+            self._in_edit = False
+
+    def undo(self) -> None:
+        self.clear_ghost()
+        super().undo()
+
+    def redo(self) -> None:
+        self.clear_ghost()
+        super().redo()
+
+    def watch_selection(self, previous: Selection, selection: Selection) -> None:
+        # Called synchronously when the selection changes; inside edit() it is the edit's own
+        # cursor move, anything else is the user moving away from the ghost.
+        # The request in flight (if any) is for the old place too: Dismissed cancels it.
+        if not self._in_edit and previous != selection and self.is_mounted:
+            self.suggestion = ""
+            self.post_message(self.Dismissed(self))
+
+    def _on_text_area_changed(self, event: TextArea.Changed) -> None:
+        self.post_message(self.Edited(self))
+
+    # -- accepting ------------------------------------------------------------------------------
+
+    def _accept(self, text: str) -> None:
+        if not text:
+            return
+        self.insert(text)  # an edit that types the ghost: consumed, the rest stays shown
+        self.post_message(self.Accepted(self, len(text)))
+
+    def action_accept_all(self) -> None:
+        if not self.suggestion:
+            raise SkipAction()
+        self._accept(self.suggestion)
+
+    def action_accept_word(self) -> None:
+        if not self.suggestion:
+            raise SkipAction()
+        self._accept(next_word(self.suggestion))
+
+    def action_cursor_right(self, select: bool = False) -> None:
+        # TextArea's Right accepts the ghost; keep that, and report it like Tab.
+        if self.suggestion and not select and self.selection.is_empty:
+            self._accept(self.suggestion)
+            return
+        super().action_cursor_right(select)
+
+    def action_dismiss(self) -> None:
+        if self.suggestion:
+            self.clear_ghost()
+        else:
+            self.post_message(self.EscapePressed(self))

@@ -1,0 +1,67 @@
+"""One line at the bottom: connection state, the last suggestion's source/model/latency, and
+what the session has spent (tokens and dollars, from ``done`` and ``review_done`` frames)."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widgets import Static
+
+from assistant.pricing import Usage
+
+_STATE_STYLE = {
+    "connected": "green",
+    "connecting": "yellow",
+    "reconnecting": "bold yellow",
+    "rate limited": "bold magenta",
+    "offline fallback": "cyan",
+    "closed": "red",
+}
+
+
+class StatusBar(Static):
+    connection: reactive[str] = reactive("connecting")
+    source: reactive[str] = reactive("")
+    model: reactive[str] = reactive("")
+    latency_ms: reactive[float | None] = reactive(None)
+    tokens: reactive[int] = reactive(0)
+    cost_usd: reactive[float] = reactive(0.0)
+    dirty: reactive[bool] = reactive(False)
+    note: reactive[str] = reactive("")
+
+    def record_usage(self, usage: dict | Usage | None, cost_usd: float | None) -> None:
+        """Add one request's usage and cost to the session totals."""
+        if isinstance(usage, Usage):
+            usage = usage.to_dict()
+        if isinstance(usage, dict):
+            self.tokens += sum(
+                int(usage.get(k) or 0)
+                for k in (
+                    "input_tokens",
+                    "output_tokens",
+                    "cache_creation_input_tokens",
+                    "cache_read_input_tokens",
+                )
+            )
+        self.cost_usd += float(cost_usd or 0.0)
+
+    def render(self) -> Text:
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append("● ", style=_STATE_STYLE.get(self.connection, "red"))
+        text.append(self.connection, style=_STATE_STYLE.get(self.connection, "red"))
+        if self.source:
+            text.append("  │  ")
+            text.append(self.source, style="bold")
+            if self.model:
+                text.append(f" {self.model}")
+            if self.latency_ms is not None:
+                text.append(f" {self.latency_ms:.0f} ms")
+        text.append("  │  ")
+        text.append(f"{self.tokens:,} tok  ${self.cost_usd:.4f}")
+        if self.note:
+            text.append("  │  ")
+            text.append(self.note, style="italic")
+        if self.dirty:
+            text.append("  │  ")
+            text.append("modified", style="bold yellow")
+        return text
