@@ -82,7 +82,10 @@ class Client:
 
     async def terminal(self, fid: int, timeout: float = 10.0) -> dict:  # noqa: ASYNC109
         return await self.until(
-            lambda m: m.get("id") == fid and m["type"] in ("done", "cancelled", "error"), timeout
+            lambda m: (
+                m.get("id") == fid and m["type"] in ("done", "review_done", "cancelled", "error")
+            ),
+            timeout,
         )
 
     async def ping(self, timeout: float = 10.0) -> dict:  # noqa: ASYNC109

@@ -1,0 +1,128 @@
+"""Deep review over the WebSocket: streamed findings, one review at a time, cancel, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from assistant.pricing import Usage
+from assistant.providers.base import ProviderError, ProviderErrorKind
+from assistant.review import Finding, ReviewDelta, ReviewDone
+from server.runner import ServerHandle
+
+from .conftest import client, emulator, make_settings
+
+DOCUMENT = "Their going to the park tomorow. The report was wrote by the team last week."
+
+
+class GatedReviewer:
+    """A reviewer that streams one delta and one finding, then waits for the test to let it end."""
+
+    name = "stub"
+    model = "claude-sonnet-4-6"
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.cancelled = 0
+        self.fail: ProviderError | None = None
+
+    async def review(self, text: str):
+        try:
+            yield ReviewDelta('{"findings": [')
+            quote = "tomorow"
+            start = text.find(quote)
+            yield Finding(0, quote, "Misspelling", "tomorrow", "low", start, start + len(quote))
+            await self.release.wait()
+            if self.fail is not None:
+                raise self.fail
+            yield ReviewDone(1, self.model, Usage(100, 20), 0.0006, 12.5)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_review_streams_findings_then_review_done():
+    reviewer = GatedReviewer()
+    async with ServerHandle(make_settings(), reviewer=reviewer) as srv, client(srv) as c:
+        rid = c.new_id()
+        await c.send({"type": "review", "id": rid, "text": DOCUMENT})
+        delta = await c.until(lambda m: m["type"] == "review_delta")
+        finding = await c.until(lambda m: m["type"] == "finding")
+        assert delta["id"] == finding["id"] == rid
+        assert finding["quote"] == "tomorow"
+        assert DOCUMENT[finding["start"] : finding["end"]] == "tomorow"
+        assert finding["severity"] == "low" and finding["replacement"] == "tomorrow"
+        # Suggestions keep working while a review runs.
+        sid = await c.suggest("Hello ")
+        assert (await c.terminal(sid))["type"] == "done"
+        reviewer.release.set()
+        done = await c.until(lambda m: m["type"] == "review_done")
+        assert done["id"] == rid and done["findings"] == 1
+        assert done["model"] == "claude-sonnet-4-6" and done["cost_usd"] == pytest.approx(0.0006)
+        assert done["usage"]["input_tokens"] == 100
+
+
+async def test_one_review_at_a_time_and_cancel_review():
+    reviewer = GatedReviewer()
+    async with ServerHandle(make_settings(), reviewer=reviewer) as srv, client(srv) as c:
+        first = c.new_id()
+        await c.send({"type": "review", "id": first, "text": DOCUMENT})
+        await c.until(lambda m: m["type"] == "finding")
+        second = c.new_id()
+        await c.send({"type": "review", "id": second, "text": DOCUMENT})
+        err = await c.terminal(second)
+        assert err["type"] == "error" and err["code"] == "rate_limited"
+        await c.send({"type": "cancel_review", "id": first})
+        assert await c.terminal(first) == {"type": "cancelled", "id": first, "reason": "client"}
+        await c.ping()
+        assert reviewer.cancelled == 1
+        # A new review may start now; a failing one ends with an error frame.
+        reviewer.fail = ProviderError(ProviderErrorKind.OVERLOADED, "529 overloaded")
+        reviewer.release.set()
+        third = c.new_id()
+        await c.send({"type": "review", "id": third, "text": DOCUMENT})
+        err = await c.terminal(third)
+        assert err["type"] == "error" and err["code"] == "unavailable"
+        assert [f["type"] for f in c.seen if f.get("id") == first].count("cancelled") == 1
+
+
+async def test_shutdown_cancels_a_running_review():
+    reviewer = GatedReviewer()
+    srv = await ServerHandle(make_settings(), reviewer=reviewer).start()
+    try:
+        async with client(srv) as c:
+            rid = c.new_id()
+            await c.send({"type": "review", "id": rid, "text": DOCUMENT})
+            await c.until(lambda m: m["type"] == "finding")
+            stopping = asyncio.create_task(srv.shutdown())
+            assert await c.terminal(rid) == {"type": "cancelled", "id": rid, "reason": "shutdown"}
+            with pytest.raises(ConnectionClosed) as info:
+                await c.recv()
+            assert info.value.rcvd.code == 1001
+            await stopping
+    finally:
+        await srv.shutdown()
+
+
+async def test_review_by_sonnet_through_the_emulator():
+    """The default reviewer (built from settings) against the emulator, through the real SDK."""
+    async with emulator() as emu:
+        async with ServerHandle(make_settings(emu)) as srv, client(srv) as c:
+            rid = c.new_id()
+            document = "We met the the team on Monday.  The plan was good."
+            await c.send({"type": "review", "id": rid, "text": document})
+            done = await c.terminal(rid, timeout=20)
+            assert done["type"] == "review_done", done
+            findings = [f for f in c.seen if f["type"] == "finding"]
+            assert done["findings"] == len(findings) >= 2
+            for f in findings:
+                assert document[f["start"] : f["end"]] == f["quote"]
+            assert done["model"].startswith("claude-sonnet")
+            assert done["cost_usd"] > 0 and done["usage"]["input_tokens"] > 0
+            (rec,) = [r for r in emu.requests if r.path == "/v1/messages"]
+            assert rec.model == done["model"]
