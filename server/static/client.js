@@ -44,6 +44,7 @@ export class AssistantClient extends EventTarget {
     this._suggestLive = false; // _latestSuggest still in flight and not cancelled
     this._reviews = new Set(); // review ids in flight
     this._pings = new Map(); // ping id -> performance.now() when sent
+    this._connFirstId = 1; // ids below were sent on an earlier connection
     this.sessionCostUsd = 0;
     this.server = null; // the last ready frame
   }
@@ -108,7 +109,8 @@ export class AssistantClient extends EventTarget {
 
   /** Telemetry: the user accepted `chars` characters of suggestion `id`. */
   accept(id, chars) {
-    this._send({ type: "accept", id, chars: Math.max(0, chars | 0) });
+    // the server only knows ids of this connection
+    if (id >= this._connFirstId) this._send({ type: "accept", id, chars: Math.max(0, chars | 0) });
   }
 
   review(text) {
@@ -220,6 +222,7 @@ export class AssistantClient extends EventTarget {
       case "ready":
         this.server = f;
         this._attempt = 0;
+        this._connFirstId = this._nextId;
         this._setState("connected", { protocol: f.protocol, provider: f.provider, model: f.model });
         this._emit("ready", f);
         break;

@@ -171,6 +171,12 @@ class GhostEditor {
     new ResizeObserver(() => this.syncGeometry()).observe(ta);
 
     client.addEventListener("suggestion", (e) => this.onSuggestion(e.detail));
+    client.addEventListener("error", (e) => {
+      if (this.pending && e.detail.id === this.pending.id) {
+        this.pending = null;
+        this.readout.source.textContent = `error: ${e.detail.code}`;
+      }
+    });
     client.addEventListener("ready", () => {
       if (document.activeElement === ta && ta.value) this.requestSuggestion();
     });
@@ -312,8 +318,8 @@ class GhostEditor {
     const { id, text } = this.ghost;
     this.ghost = null;
     this.render();
-    this.insertText(text, false);
     this.client.accept(id, text.length);
+    this.insertText(text, false);
   }
 
   /** Insert at the selection through the browser's editing (so Ctrl+Z undoes it). */
