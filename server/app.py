@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +46,16 @@ def build_app(
     reviewer: Any | None = None,
     provider_label: str | None = None,
     emulator: bool = False,
+    engine_factory: Callable[[Callable[[], float]], Any] | None = None,
 ) -> Starlette:
     """The server app. ``provider``/``reviewer`` given here are used as they are (and not closed);
     otherwise they are built from ``settings`` (see :mod:`server.wiring`). ``emulator`` starts the
-    built-in Anthropic emulator and points the provider at it."""
+    built-in Anthropic emulator and points the provider at it. ``engine_factory(clock)`` replaces
+    the suggestion engine of every connection (the benchmark compares strategies with it)."""
     token = settings.token or secrets.token_urlsafe(24)
     metrics = ServerMetrics()
     hub = Hub(settings, token, metrics)
+    hub.engine_factory = engine_factory
     extra_origins = {auth.normalise_origin(o) for o in settings.allowed_origins}
 
     @contextlib.asynccontextmanager

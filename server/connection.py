@@ -74,6 +74,7 @@ class _Request:
     prefix: str
     suffix: str
     billable: bool
+    started: float = 0.0
     task: asyncio.Task | None = None
     streamed: list[str] = field(default_factory=list)
 
@@ -108,14 +109,17 @@ class Connection:
         settings = hub.settings
         self.settings = settings
         self.loop = asyncio.get_running_loop()
-        self.engine = SuggestionEngine(
-            EngineConfig(
-                debounce_min_ms=settings.debounce_min_ms,
-                debounce_max_ms=settings.debounce_max_ms,
-                cache_entries=settings.cache_entries,
-            ),
-            clock=self.loop.time,
-        )
+        if hub.engine_factory is not None:
+            self.engine = hub.engine_factory(self.loop.time)
+        else:
+            self.engine = SuggestionEngine(
+                EngineConfig(
+                    debounce_min_ms=settings.debounce_min_ms,
+                    debounce_max_ms=settings.debounce_max_ms,
+                    cache_entries=settings.cache_entries,
+                ),
+                clock=self.loop.time,
+            )
         self.limits = p.Limits(
             settings.max_prefix_chars, settings.max_suffix_chars, settings.max_review_chars
         )
@@ -289,7 +293,12 @@ class Connection:
         match cmd:
             case StartRequest():
                 req = _Request(
-                    cmd.request_id, cmd.version, cmd.prefix, cmd.suffix, self.setup.billable_now()
+                    cmd.request_id,
+                    cmd.version,
+                    cmd.prefix,
+                    cmd.suffix,
+                    self.setup.billable_now(),
+                    self.loop.time(),
                 )
                 self._requests[cmd.request_id] = req
                 req.task = self.loop.create_task(self._stream(req))
@@ -369,7 +378,8 @@ class Connection:
                 elif isinstance(event, Final):
                     got_final = True
                     self._requests.pop(rid, None)
-                    self._account(event.model, event.usage)
+                    cost = self._account(event.model, event.usage)
+                    self._log_request(req, "done", event.source, event.model, event.usage, cost)
                     self._handle(
                         ProviderDone(
                             rid,
@@ -390,6 +400,7 @@ class Connection:
                 logging.getLogger("assistant.server").exception("provider failed")
                 err = ProviderError(ProviderErrorKind.INTERNAL, f"{type(exc).__name__}")
             if self._requests.pop(rid, None) is req:
+                self._log_request(req, f"failed_{err.kind}", "", "", None, 0.0)
                 if err.kind == ProviderErrorKind.RATE_LIMITED:
                     self.metrics.rate_limit_events.labels("provider").inc()
                 self._handle(ProviderFailed(rid, err))
@@ -402,11 +413,31 @@ class Connection:
         if req.task is not None:
             req.task.cancel()
         self.metrics.cancellations.labels(f"request_{reason}").inc()
+        model, usage, cost = "", None, 0.0
         if req.billable:
             model, usage = self.setup.estimate_cancelled(
                 req.prefix, req.suffix, "".join(req.streamed)
             )
-            self._account(model, usage)
+            cost = self._account(model, usage)
+        self._log_request(req, f"cancelled_{reason}", "", model, usage, cost)
+
+    def _log_request(
+        self, req: _Request, outcome: str, source: str, model: str, usage: Any, cost: float
+    ) -> None:
+        log_event(
+            "suggest_request",
+            conn=self.id,
+            id=req.version,
+            request=req.request_id,
+            outcome=outcome,
+            source=source,
+            model=model,
+            input_tokens=getattr(usage, "input_tokens", 0),
+            output_tokens=getattr(usage, "output_tokens", 0),
+            estimated=bool(getattr(usage, "estimated", False)),
+            cost_usd=round(cost, 8),
+            ms=round((self.loop.time() - req.started) * 1000, 1),
+        )
 
     def _account(self, model: str, usage: Usage | None) -> float:
         if usage is None or not model:

@@ -25,6 +25,7 @@ class Hub:
         self.token = token
         self.metrics = metrics
         self.setup: ProviderSetup | None = None  # set by the lifespan
+        self.engine_factory: Any = None  # clock -> engine; None: SuggestionEngine from settings
         self.connections: set[Any] = set()
         self.reserved = 0
         self.ledger = Ledger()

@@ -89,6 +89,7 @@ async def test_token_and_api_key_never_appear_in_logs_or_frames(caplog):
     assert any('"event":"connection_open"' in line for line in lines)
     assert any('"event":"connection_close"' in line for line in lines)
     assert any('"event":"connection_refused"' in line for line in lines)
+    assert any('"event":"suggest_request"' in line for line in lines)
     assert TOKEN not in text and TOKEN[:8] not in text
     assert API_KEY not in text
 

@@ -176,3 +176,18 @@ async def _get_json(srv: ServerHandle, path: str) -> dict:
     async with httpx2.AsyncClient() as http:
         r = await http.get(srv.http_url + path)
         return r.json()
+
+
+async def test_engine_factory_swaps_the_strategy_per_connection():
+    """The benchmark's hook: a naive engine asks the model on every keystroke."""
+    from assistant.strategies import NaiveEngine
+
+    async with emulator(canned_text=CANNED) as emu:
+        handle = ServerHandle(
+            make_settings(emu), engine_factory=lambda clock: NaiveEngine(clock=clock)
+        )
+        async with handle as srv, client(srv) as c:
+            first = await c.terminal(await c.suggest("Please send me "))
+            second = await c.terminal(await c.suggest("Please send me the qu"))
+            assert first["source"] == second["source"] == "model"
+            assert len(messages_requests(emu)) == 2
