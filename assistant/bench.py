@@ -297,6 +297,7 @@ def summarize(
         "cost_usd": round(cost, 6),
         "cost_per_typing_hour_usd": round(cost / typing_hours, 4) if typing_hours else 0.0,
         "model": model,
+        "status_frames": sum(r.status_frames for _, r in runs),
         "violations": violations[:20],
         "violation_count": len(violations),
     }
@@ -325,11 +326,43 @@ def _serve_child(profile: str) -> None:
                 max_connections=100_000,
             )
             async with ServerHandle(settings) as srv:
+                lag = LoopLag()
+                lag.start()
                 print(f"{srv.ws_url} {srv.token}", flush=True)
                 loop = asyncio.get_running_loop()
-                await loop.run_in_executor(None, sys.stdin.read)
+                while await loop.run_in_executor(None, sys.stdin.readline):
+                    print(json.dumps(lag.take()), flush=True)  # any line: report and reset
+                lag.stop()
 
     asyncio.run(main())
+
+
+class LoopLag:
+    """How late the event loop wakes a 10 ms sleeper: time every callback (a frame to read, a
+    keystroke to send) waits behind other work. Sampled in the server and the typists alike."""
+
+    def __init__(self, interval_s: float = 0.01):
+        self.interval_s = interval_s
+        self.samples: list[float] = []
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            t = loop.time()
+            await asyncio.sleep(self.interval_s)
+            self.samples.append(max(0.0, (loop.time() - t - self.interval_s) * 1000))
+
+    def take(self) -> dict:
+        out, self.samples = summary_ms(self.samples), []
+        return out
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
 
 
 async def _warm_up(url: str, token: str) -> None:
@@ -356,7 +389,10 @@ async def _load_step(url: str, token: str, typists: int, plan: BenchPlan, seed: 
         return await replay(url, token, events, initial_text=initial, name=name, settle_s=10.0)
 
     t0 = time.monotonic()
+    lag = LoopLag()
+    lag.start()
     results = await asyncio.gather(*(one(*j) for j in jobs), return_exceptions=True)
+    lag.stop()
     wall = time.monotonic() - t0
     ok = [r for r in results if isinstance(r, ReplayResult)]
     failed = len(results) - len(ok)
@@ -383,6 +419,7 @@ async def _load_step(url: str, token: str, typists: int, plan: BenchPlan, seed: 
         "server_overhead_ms": summary_ms(server_ms),
         "client_round_trip_ms": summary_ms(client_ms),
         "visible_ms_all_sources": summary_ms(visible_ms),
+        "typists_loop_lag_ms": lag.take(),
         "violations": violations,
         "wall_seconds": round(wall, 1),
     }
@@ -411,12 +448,21 @@ async def run_load(plan: BenchPlan) -> list[dict]:
         if not line.strip():
             raise RuntimeError("the load server did not start")
         url, token = line.split()
+
+        async def server_lag() -> dict:
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(b"stats\n")
+            await proc.stdin.drain()
+            return json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
+
         await _warm_up(url, token)
         t0 = time.monotonic()
         n = plan.load_typists
         seed = 0
         while n > 0:
+            await server_lag()  # reset
             step = await _load_step(url, token, n, plan, seed)
+            step["server_loop_lag_ms"] = await server_lag()
             steps.append(step)
             seed += 1
             elapsed = time.monotonic() - t0
@@ -469,11 +515,12 @@ def format_report(report: dict) -> str:
     row("keystrokes replayed", lambda s: _fmt(s["keystrokes"]))
     row("suggestions displayed", lambda s: _fmt(s["displays"]))
     row("key->visible ms p50/p95/p99", lambda s: _lat(s["latency_ms"]))
-    for src in ("model", "typethrough", "cache"):
+    for src in ("model", "offline", "typethrough", "cache"):
         row(f"  from {src}", lambda s, src=src: _lat(s["latency_ms_by_source"].get(src)))
     row("displays within 16 ms", lambda s: f"{100 * s['share_within_16ms']:.0f} %")
     row("first word right", lambda s: f"{100 * s['useful_share']:.0f} %")
     row("model calls / 100 keys", lambda s: _fmt(s["model_calls_per_100_keys"]))
+    row("provider-degraded notices", lambda s: _fmt(s["status_frames"]))
     row("calls cancelled mid-stream", lambda s: _fmt(s["cancelled_calls"]))
     row(
         "billed in / out tokens",
@@ -509,15 +556,18 @@ def format_report(report: dict) -> str:
             f"Server under load (child process, emulator '{plan['load_profile']}' profile, "
             f"{plan['load_seconds']:g} s of typing per typist); overhead = suggest read -> done "
             "sent, on suggestions served with no model call:",
-            "typists  keys/s   server p50 / p99 ms   client round trip p50 / p99 ms   failed  violations",
+            "typists  keys/s  server p50/p99 ms  round trip p50/p99 ms  server loop lag p50/p99"
+            "  typists' loop lag p99  failed",
         ]
         for st in load:
             so, rt = st["server_overhead_ms"], st["client_round_trip_ms"]
+            sl, cl = st.get("server_loop_lag_ms") or {}, st["typists_loop_lag_ms"]
             lines.append(
-                f"{st['typists']:>7}  {st['keystrokes_per_second']:>6}   "
-                f"{_fmt(so['p50']):>8} / {_fmt(so['p99']):<8}   "
-                f"{_fmt(rt['p50']):>14} / {_fmt(rt['p99']):<14}   "
-                f"{st['connections_failed']:>6}  {st['violations']:>10}"
+                f"{st['typists']:>7}  {st['keystrokes_per_second']:>6}  "
+                f"{_fmt(so['p50']):>7} / {_fmt(so['p99']):<7}  "
+                f"{_fmt(rt['p50']):>9} / {_fmt(rt['p99']):<9}  "
+                f"{_fmt(sl.get('p50')):>11} / {_fmt(sl.get('p99')):<9}  "
+                f"{_fmt(cl['p99']):>20}  {st['connections_failed']:>6}"
             )
     m = report["machine"]
     lines.append(

@@ -70,6 +70,7 @@ class ReplayResult:
     suggestions: list[Suggestion]
     ready: dict = field(default_factory=dict)
     unmatched_frames: int = 0  # frames for ids never sent
+    status_frames: int = 0  # the provider degraded or recovered
     duration_s: float = 0.0
 
     def visible(self) -> list[Suggestion]:
@@ -127,6 +128,8 @@ async def replay(
     def on_frame(frame: dict, at: float) -> None:
         kind = frame.get("type")
         fid = frame.get("id")
+        if kind == "status":
+            result.status_frames += 1
         if kind not in SUGGESTION_FRAMES and kind not in TERMINAL_FRAMES:
             return
         s = sent.get(fid) if isinstance(fid, int) else None
