@@ -324,3 +324,20 @@ def test_review_cli_error_exits_1_with_a_message(tmp_path):
     assert "auth" in proc.stderr.lower()
     assert "a-wrong-key" not in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_review_cli_over_a_running_server(tmp_path):
+    from server.runner import ServerThread
+
+    path = tmp_path / "draft.md"
+    path.write_text(DOC)
+    settings = Settings(token="cli-test-token", offline="statistical")
+    with ServerThread(settings) as srv:
+        proc = _run_cli(str(path), "--json", "--server", srv.ws_url, "--token", srv.token)
+        refused = _run_cli(str(path), "--server", srv.ws_url, "--token", "wrong")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["model"] == "offline-rules"
+    assert {"recieve", "teh"} <= {f["quote"] for f in out["findings"]}
+    assert refused.returncode == 1
+    assert "Traceback" not in refused.stderr

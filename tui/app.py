@@ -39,7 +39,7 @@ class EditorApp(App):
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", priority=True),
         Binding("ctrl+r", "review", "Review", priority=True),
-        Binding("f6", "toggle_focus", "Findings"),
+        Binding("f2", "toggle_focus", "Findings", priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
         Binding("escape", "cancel_review", "Cancel review", show=False),
     ]
@@ -259,7 +259,7 @@ class EditorApp(App):
                 noun = "finding" if count == 1 else "findings"
                 self.panel.finish(
                     f"{count} {noun} · {frame.get('model', '')} · ${cost:.4f}"
-                    "\nEnter/a apply · s skip · F6 back to the text"
+                    "\nEnter/a apply · s skip · F2 back to the text"
                 )
         elif kind == "status":
             reason = frame.get("reason")
@@ -340,7 +340,15 @@ class EditorApp(App):
             moved = rebase_finding(other, start, end, len(finding.replacement))
             if moved is not None:
                 self.panel.update_finding(moved)
+        self._back_to_text_when_done()
         return True
+
+    def on_review_panel_skipped(self, message: ReviewPanel.Skipped) -> None:
+        self._back_to_text_when_done()
+
+    def _back_to_text_when_done(self) -> None:
+        if not self.panel.rows() and self.panel.option_list.has_focus:
+            self.editor.focus()
 
     # -- files ----------------------------------------------------------------------------------
 
