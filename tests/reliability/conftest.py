@@ -100,9 +100,12 @@ async def open_client(url: str, token: str | None, seen: list[dict] | None = Non
 
 
 class LogCapture(logging.Handler):
-    """Every record from the root logger and from uvicorn's (which do not propagate)."""
+    """Every record reaching the root logger and uvicorn's (which may not propagate), with our
+    own loggers at DEBUG; the test client's own wire log is left out."""
 
-    NAMES = ("", "uvicorn", "uvicorn.error", "uvicorn.access", "websockets", "server", "assistant")
+    NAMES = ("", "uvicorn", "uvicorn.error", "uvicorn.access")
+    DEBUG_NAMES = ("assistant", "server")  # our own code, at its most talkative
+    CLIENT_SIDE = ("websockets.client",)  # the test's own client logs what it sends
 
     def __init__(self) -> None:
         super().__init__(level=logging.DEBUG)
@@ -110,6 +113,8 @@ class LogCapture(logging.Handler):
         self._saved: list[tuple[logging.Logger, int]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith(self.CLIENT_SIDE):
+            return
         try:
             text = record.getMessage()
         except Exception:
@@ -124,15 +129,17 @@ class LogCapture(logging.Handler):
 
     def install(self, level: int = logging.DEBUG) -> LogCapture:
         for name in self.NAMES:
+            logging.getLogger(name).addHandler(self)
+        for name in self.DEBUG_NAMES:
             logger = logging.getLogger(name)
             self._saved.append((logger, logger.level))
-            logger.addHandler(self)
             logger.setLevel(level)
         return self
 
     def remove(self) -> None:
+        for name in self.NAMES:
+            logging.getLogger(name).removeHandler(self)
         for logger, level in self._saved:
-            logger.removeHandler(self)
             logger.setLevel(level)
         self._saved.clear()
 
