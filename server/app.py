@@ -118,9 +118,10 @@ def build_app(
             await websocket.accept(subprotocol=verdict.subprotocol)
             await websocket.close(code=1013)
             return
-        conn = Connection(websocket, hub, hub.next_id())
         opened = time.monotonic()
+        conn: Connection | None = None
         try:
+            conn = Connection(websocket, hub, hub.next_id())
             await websocket.accept(subprotocol=verdict.subprotocol)
             hub.add(conn)
             log_event(
@@ -132,23 +133,24 @@ def build_app(
             hub.warm_provider()
             await conn.run()
         finally:
-            hub.remove(conn)
             hub.release()
-            s = conn.stats
-            log_event(
-                "connection_close",
-                conn=conn.id,
-                seconds=round(time.monotonic() - opened, 3),
-                frames_in=s.frames_in,
-                frames_out=s.frames_out,
-                suggests=s.suggests,
-                done=s.done,
-                cancelled=s.cancelled,
-                errors=s.errors,
-                requests=s.requests,
-                reviews=s.reviews,
-                cost_usd=round(s.cost_usd, 8),
-            )
+            if conn is not None:
+                hub.remove(conn)
+                s = conn.stats
+                log_event(
+                    "connection_close",
+                    conn=conn.id,
+                    seconds=round(time.monotonic() - opened, 3),
+                    frames_in=s.frames_in,
+                    frames_out=s.frames_out,
+                    suggests=s.suggests,
+                    done=s.done,
+                    cancelled=s.cancelled,
+                    errors=s.errors,
+                    requests=s.requests,
+                    reviews=s.reviews,
+                    cost_usd=round(s.cost_usd, 8),
+                )
 
     async def healthz(request: Request) -> Response:
         setup = hub.setup

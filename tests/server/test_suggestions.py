@@ -191,3 +191,18 @@ async def test_engine_factory_swaps_the_strategy_per_connection():
             second = await c.terminal(await c.suggest("Please send me the qu"))
             assert first["source"] == second["source"] == "model"
             assert len(messages_requests(emu)) == 2
+
+
+async def test_a_client_that_goes_away_stops_its_request_upstream():
+    async with emulator() as emu:
+        emu.inject(Fault("hang"))
+        async with ServerHandle(make_settings(emu)) as srv:
+            async with client(srv) as c:
+                await c.suggest("Please send me ")
+                while not messages_requests(emu):
+                    await emu.wait_for_request(len(emu.requests) + 1, timeout=5)
+            (rec,) = messages_requests(emu)
+            await emu.wait_for_request_end(rec, timeout=5)
+            assert rec.client_disconnected
+            # Billed input for a request that reached Anthropic, estimated.
+            assert srv.hub.ledger.estimated_requests == 1
