@@ -319,7 +319,10 @@ class EditorApp(App):
             start, end = locate_finding(self.editor.text, message.finding)
         except StaleFinding:
             return
-        self.editor.select_span(start, end)
+        try:
+            self.editor.select_span(start, end)
+        except ValueError:  # a span that splits a CRLF line break
+            pass
 
     def on_review_panel_apply_requested(self, message: ReviewPanel.ApplyRequested) -> None:
         self.apply_finding(message.finding)
@@ -332,9 +335,12 @@ class EditorApp(App):
         except StaleFinding as exc:
             self.notify(str(exc), title="Finding not applied", severity="error")
             return False
-        editor.replace(
-            finding.replacement, editor.offset_to_location(start), editor.offset_to_location(end)
-        )
+        try:
+            span = editor.offset_to_location(start), editor.offset_to_location(end)
+        except ValueError:
+            self.notify("The finding splits a line break; not applied.", severity="error")
+            return False
+        editor.replace(finding.replacement, *span)
         self.panel.remove_finding(finding)
         for other in self.panel.rows():
             moved = rebase_finding(other, start, end, len(finding.replacement))
