@@ -16,32 +16,12 @@ from typing import Any
 from assistant.config import Settings
 from assistant.pricing import Usage, cost_usd, estimate_tokens
 from assistant.providers.base import CompletionRequest, Provider
+from assistant.providers.factory import make_suggest_provider
 from assistant.providers.tiered import TieredProvider, TierStatus
+from assistant.review import make_reviewer
 
 EMULATOR_KEY = "emulator-key"
 StatusListener = Callable[[TierStatus], None]
-
-
-def make_offline(settings: Settings) -> Provider:
-    """The offline tier: the local model when installed, else the statistical engine."""
-    try:
-        from assistant.providers.offline import make_offline_provider
-    except ImportError:
-        from assistant.providers.statistical import StatisticalProvider
-
-        return StatisticalProvider()
-    return make_offline_provider(settings)
-
-
-def make_reviewer(settings: Settings) -> Any | None:
-    try:
-        from assistant.review import make_reviewer as factory
-    except ImportError:
-        return None
-    try:
-        return factory(settings)
-    except Exception:
-        return None
 
 
 def price(model: str, usage: Usage) -> float:
@@ -159,13 +139,8 @@ async def start_providers(
         label = label or "emulator"
 
     if provider is None:
-        offline = make_offline(settings)
-        if settings.has_key:
-            from assistant.providers.anthropic import AnthropicProvider
-
-            provider = TieredProvider(AnthropicProvider(settings), offline, on_status=on_status)
-        else:
-            provider = TieredProvider(None, offline, on_status=on_status)
+        provider = make_suggest_provider(settings, on_status=on_status)
+        offline = provider.fallback
         owned.append(provider)
     else:
         _listen(provider, on_status)
@@ -175,8 +150,7 @@ async def start_providers(
 
     if reviewer is None:
         reviewer = make_reviewer(settings)
-        if reviewer is not None:
-            owned.append(reviewer)
+        owned.append(reviewer)
     setup = ProviderSetup(
         provider=provider,
         label=label or _label_of(provider),
