@@ -17,7 +17,6 @@ server timed it and as the client saw it), for N = --typists and then doubling w
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import os
 import platform
@@ -144,26 +143,10 @@ class EngineLog:
 
 
 def server_with_engine(settings: Settings, factory: Callable[[Clock], Any]):
-    """A real server whose connections drive engines from ``factory(clock)``.
-
-    Uses ``build_app(engine_factory=...)`` when the server has that hook; otherwise sets each
-    connection's engine as the hub admits it, before its first frame is read.
-    """
-    from server.app import build_app
+    """A real server whose connections drive engines from ``factory(clock)``."""
     from server.runner import ServerHandle
 
-    if "engine_factory" in inspect.signature(build_app).parameters:
-        return ServerHandle(settings, engine_factory=factory)
-    handle = ServerHandle(settings)
-    hub = handle.app.state.hub
-    admit = hub.add
-
-    def add_with_engine(conn: Any) -> None:
-        conn.engine = factory(conn.loop.time)
-        admit(conn)
-
-    hub.add = add_with_engine
-    return handle
+    return ServerHandle(settings, engine_factory=factory)
 
 
 def pick_traces(plan: BenchPlan) -> list[Trace]:
