@@ -51,6 +51,7 @@ class Settings:
     max_connections: int = 2000
     max_frames_per_second: float = 200.0
     max_reviews_in_flight: int = 1
+    max_outbox_frames: int = 4096  # replies queued for a client that does not read: then 1008
 
     @property
     def has_key(self) -> bool:

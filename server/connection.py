@@ -580,8 +580,29 @@ class Connection:
     def _emit(self, kind: str, fid: int | None, frame: dict) -> None:
         if self._close_queued:
             return
+        if len(self._outbox) >= self.settings.max_outbox_frames:
+            self._drop_slow_reader()
+            return
         self._outbox.append((kind, fid, frame))
         self._wake.set()
+
+    def _drop_slow_reader(self) -> None:
+        """The client sends but does not read: its replies would pile up without bound, so the
+        connection ends (1008) instead. Nothing of the user's is lost: the text is the client's."""
+        logging.getLogger("assistant.server").warning(
+            "closing a connection that does not read its replies (%d queued)", len(self._outbox)
+        )
+        self.metrics.cancellations.labels("slow_reader").inc()
+        self._outbox.clear()
+        self._close_queued = True
+        self._teardown("slow_reader")
+        if self._writer is not None:
+            self._writer.cancel()
+        self.hub.spawn(self._abort(1008))
+
+    async def _abort(self, code: int) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.ws.close(code=code), 2.0)
 
     async def _write_loop(self) -> None:
         outbox, ws = self._outbox, self.ws
