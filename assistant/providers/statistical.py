@@ -384,16 +384,20 @@ class StatisticalProvider:
             pass
 
     def learn(self, prefix: str, suffix: str = "", document_id: str = "default") -> None:
-        """Count the whole text in now, with no per-call budget (for when a document opens)."""
+        """Count the whole text in now, with no per-call budget (for when a document opens).
+
+        The counting happens on a fresh model without the lock (``warm`` runs this in a worker
+        thread); only the swap takes the lock, so ``suggest`` on the event loop never waits for it.
+        """
         m = _FRAGMENT.search(prefix[-64:])
         before = prefix[: len(prefix) - len(m.group(0))] if m else prefix
         m = _SUFFIX_WORD.match(suffix[:64])
         after = suffix[len(m.group(0)) if m else 0 :]
+        doc = DocumentModel()
+        doc.sync(before[-MAX_LEARN_CHARS:], after[:MAX_LEARN_CHARS], budget=10 * MAX_LEARN_CHARS)
         with self._lock:
-            doc = self._document(document_id)
-            doc.sync(
-                before[-MAX_LEARN_CHARS:], after[:MAX_LEARN_CHARS], budget=10 * MAX_LEARN_CHARS
-            )
+            self._document(document_id)  # keep the LRU order and bound
+            self._docs[document_id] = doc
 
     async def aclose(self) -> None:
         with self._lock:
