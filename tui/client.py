@@ -26,7 +26,8 @@ class ConnectionState(StrEnum):
     CONNECTED = "connected"
     RECONNECTING = "reconnecting"
     RATE_LIMITED = "rate limited"
-    OFFLINE = "offline fallback"
+    OFFLINE_ONLY = "connected (offline)"  # a server with no API key: offline is the default
+    OFFLINE = "offline fallback"  # Anthropic is down or rate limited; the offline tier covers
     REFUSED = "refused (check the token)"
     CLOSED = "closed"
 
@@ -48,7 +49,7 @@ def state_from_frame(frame: dict[str, Any]) -> ConnectionState | None:
     kind = frame.get("type")
     if kind == "ready":
         return (
-            ConnectionState.OFFLINE
+            ConnectionState.OFFLINE_ONLY
             if frame.get("provider") == "offline"
             else ConnectionState.CONNECTED
         )

@@ -10,7 +10,9 @@ from tui.client import ConnectionState, state_from_frame, ws_endpoint
 
 def test_ready_and_status_frames_set_the_connection_state():
     assert state_from_frame({"type": "ready", "provider": "anthropic"}) == ConnectionState.CONNECTED
-    assert state_from_frame({"type": "ready", "provider": "offline"}) == ConnectionState.OFFLINE
+    assert (
+        state_from_frame({"type": "ready", "provider": "offline"}) == ConnectionState.OFFLINE_ONLY
+    )
     limited = {"type": "status", "state": "rate_limited", "active": "offline"}
     assert state_from_frame(limited) == ConnectionState.RATE_LIMITED
     down = {"type": "status", "state": "unavailable", "active": "offline"}

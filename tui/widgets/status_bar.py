@@ -14,6 +14,7 @@ _STATE_STYLE = {
     "connecting": "yellow",
     "reconnecting": "bold yellow",
     "rate limited": "bold magenta",
+    "connected (offline)": "green",
     "offline fallback": "cyan",
     "closed": "red",
 }
