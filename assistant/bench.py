@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import platform
 import random
@@ -292,6 +293,7 @@ def summarize(
 
 def _serve_child(profile: str) -> None:
     """Child process: emulator + server; prints ``URL TOKEN``; runs until stdin closes."""
+    logging.getLogger("assistant.server").setLevel(logging.ERROR)
 
     async def main() -> None:
         from server.runner import ServerHandle
@@ -605,6 +607,8 @@ async def run_bench(plan: BenchPlan, strategies: Sequence[str] = STRATEGY_ORDER)
 
 
 def run(args) -> int:
+    # The servers it starts log provider status changes as warnings; the report says it all.
+    logging.getLogger("assistant.server").setLevel(logging.ERROR)
     typists = getattr(args, "typists", 200)
     plan = (
         BenchPlan.quick(typists)
