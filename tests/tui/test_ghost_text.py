@@ -180,3 +180,24 @@ async def test_show_ghost_keeps_one_line_and_never_shows_blank_text(doc):
             editor.show_ghost("   ")
             assert editor.suggestion == ""
             await pilot.pause()
+
+
+async def test_a_ghost_too_long_for_the_line_is_cut_at_a_word_that_fits(doc):
+    async with stack() as (emu, srv):
+        app = EditorApp(doc, server_url=srv.ws_url, token=TOKEN)
+        async with app.run_test(size=(40, 12)) as pilot:
+            editor: GhostEditor = app.editor
+            editor.move_cursor(editor.document.end)
+            room = (
+                editor.wrap_width
+                - editor.wrapped_document.location_to_offset(editor.selection.end).x
+            )
+            long_ghost = " jumps over the lazy dog near the river bank and beyond"
+            assert len(long_ghost) > room > 0
+            editor.show_ghost(long_ghost)
+            shown = editor.suggestion
+            assert shown and long_ghost.startswith(shown) and len(shown) <= room
+            assert long_ghost[len(shown)] == " "  # whole words only
+            editor.show_ghost(" fits")
+            assert editor.suggestion == " fits"
+            await pilot.pause()

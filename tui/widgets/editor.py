@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.cells import cell_len
 from textual.actions import SkipAction
 from textual.binding import Binding
 from textual.message import Message
@@ -69,7 +70,29 @@ class GhostEditor(TextArea):
             line = ""
         if not self.selection.is_empty:
             line = ""
-        self.suggestion = line
+        self.suggestion = self._fit(line)
+
+    def _fit(self, line: str) -> str:
+        """As much of ``line`` as fits before the right edge, cut at a word boundary.
+
+        Textual draws the ghost on one row and clips it at the edge; a clipped word would be
+        accepted whole by Tab without being seen. The rest comes back as the next suggestion
+        once the shown part is accepted or typed.
+        """
+        width = self.wrap_width
+        if not line or not width:
+            return line
+        try:
+            x = self.wrapped_document.location_to_offset(self.selection.end).x
+        except (IndexError, ValueError):
+            return line
+        room = width - x
+        if cell_len(line) <= room:
+            return line
+        cut = line.rfind(" ", 1, room + 1)
+        while cut > 0 and cell_len(line[:cut]) > room:
+            cut = line.rfind(" ", 1, cut)
+        return line[:cut] if cut > 0 else ""
 
     def clear_ghost(self, *, notify: bool = True) -> None:
         had = bool(self.suggestion)
