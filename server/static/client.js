@@ -95,7 +95,15 @@ export class AssistantClient extends EventTarget {
     const id = this._takeId();
     this._latestSuggest = id;
     this._suggestText = "";
-    this._suggestLive = this._send({ type: "suggest", id, prefix: String(prefix), suffix: String(suffix) });
+    // Only the text near the cursor matters, and the server refuses more than its limits.
+    const limits = (this.server && this.server.limits) || {};
+    const maxPrefix = limits.max_prefix_chars || 100000;
+    const maxSuffix = limits.max_suffix_chars || 20000;
+    prefix = String(prefix);
+    suffix = String(suffix);
+    if (prefix.length > maxPrefix) prefix = prefix.slice(prefix.length - maxPrefix);
+    if (suffix.length > maxSuffix) suffix = suffix.slice(0, maxSuffix);
+    this._suggestLive = this._send({ type: "suggest", id, prefix, suffix });
     if (!this._suggestLive) this._later("cancelled", { id, kind: "suggest", reason: "disconnected" });
     return id;
   }

@@ -80,6 +80,21 @@ def test_only_the_latest_suggest_id_is_surfaced(page, static_site):
     assert abs(shown["cost"] - 0.75) < 1e-9
 
 
+def test_suggest_keeps_to_the_servers_limits(page, static_site):
+    load_client(page, static_site)
+    sent = page.evaluate(
+        """() => {
+          const ws = sockets[0];
+          ws.frame({type: 'ready', protocol: 1, provider: 'emulator', model: 'm',
+                    limits: {max_prefix_chars: 10, max_suffix_chars: 4}});
+          c.suggest('0123456789abcdefghij', 'WXYZ-tail');
+          return ws.sent[ws.sent.length - 1];
+        }"""
+    )
+    # The text nearest the cursor is kept: the end of the prefix, the start of the suffix.
+    assert (sent["prefix"], sent["suffix"]) == ("abcdefghij", "WXYZ")
+
+
 def test_cancel_stops_surfacing_and_sends_cancel(page, static_site):
     load_client(page, static_site)
     r = page.evaluate(
