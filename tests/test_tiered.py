@@ -61,12 +61,18 @@ class ScriptedPrimary:
         self.calls = 0
         self.gate: asyncio.Event | None = None
         self.waiting = asyncio.Event()  # set while a call is held at the gate
+        self.held = 0  # calls held at the gate so far
+        self.all_held = asyncio.Event()  # set once `hold` calls are held
+        self.hold = 1
 
     async def stream(self, request: CompletionRequest):
         self.calls += 1
         outcome = self.outcomes.pop(0) if self.outcomes else "ok"
         if self.gate is not None:
             self.waiting.set()
+            self.held += 1
+            if self.held >= self.hold:
+                self.all_held.set()
             await self.gate.wait()
         if isinstance(outcome, tuple):  # (text, error): fail after some text
             yield TextChunk(outcome[0])
@@ -303,3 +309,24 @@ async def test_broken_status_listener_does_not_break_suggestions():
     tiered = TieredProvider(primary, OfflineStub(), clock=Clock(), on_status=boom)
     _, final = await run(tiered)
     assert final.source == "offline" and tiered.status.state == "rate_limited"
+
+
+async def test_requests_that_raced_the_failure_neither_close_nor_stretch_the_window():
+    # Three requests in flight when Anthropic starts timing out: two fail, one still succeeds.
+    timeout = ProviderError(ProviderErrorKind.TIMEOUT, "slow")
+    primary = ScriptedPrimary(timeout, timeout, "ok")
+    clock = Clock()
+    statuses: list[TierStatus] = []
+    tiered = TieredProvider(
+        primary, OfflineStub(), clock=clock, on_status=statuses.append, rng=random.Random(0)
+    )
+    primary.gate, primary.hold = asyncio.Event(), 3
+    tasks = [asyncio.create_task(run(tiered)) for _ in range(3)]
+    await asyncio.wait_for(primary.all_held.wait(), 5)
+    primary.gate.set()
+    results = await asyncio.gather(*tasks)
+    assert sorted(final.source for _, final in results) == ["model", "offline", "offline"]
+    # One outage, one window of the first backoff step; the late success did not close it.
+    assert tiered.status.state == "unavailable"
+    assert 1.0 <= tiered.status.until - clock.now <= 1.0 * (1 + BACKOFF_JITTER)
+    assert [s.state for s in statuses] == ["unavailable"]

@@ -82,6 +82,11 @@ class TieredProvider:
         self._until: float | None = None
         self._auth_failed = False
         self._probing = False
+        # Bumped when a window opens: a request that began before it reports on an outage
+        # already counted, so its failure does not lengthen the window and its success
+        # (it raced the failure) does not close it. Without this, many connections'
+        # concurrent requests make the status flap and the window grow per request.
+        self._generation = 0
         if primary is None:
             self._status = TierStatus("ok", None, None, "no API key", fallback.name)
         else:
@@ -115,6 +120,7 @@ class TieredProvider:
         return min(BACKOFF_MAX_S, base * (1 + BACKOFF_JITTER * self._rng.random()))
 
     def _open_window(self, err: ProviderError) -> None:
+        self._generation += 1
         self._failures += 1
         delay = self.backoff_delay(err.retry_after)
         self._until = self.clock() + delay
@@ -167,6 +173,7 @@ class TieredProvider:
 
         assert self.primary is not None
         probe = self._until is not None
+        generation = self._generation
         if probe:
             self._probing = True
         inner = self.primary.stream(request)
@@ -176,7 +183,7 @@ class TieredProvider:
             async for event in inner:
                 if isinstance(event, TextChunk):
                     yielded_text = True
-                elif isinstance(event, Final):
+                elif isinstance(event, Final) and generation == self._generation:
                     self._succeeded()
                 yield event
         except ProviderError as err:
@@ -186,7 +193,7 @@ class TieredProvider:
                 raise
             if err.kind == ProviderErrorKind.AUTH:
                 self._park(err)
-            else:
+            elif generation == self._generation:
                 self._open_window(err)
             if yielded_text:
                 raise
