@@ -63,13 +63,22 @@ def _drop_suffix_overlap(text: str, suffix: str) -> str:
 
 
 def _repeats(text: str, prefix: str) -> bool:
+    """A model stuck in a loop: a word three times running, or an echo of what was just typed.
+
+    A phrase that occurs earlier in the document is not an echo: documents repeat themselves
+    (names, lists, set phrases), and suggesting that is the point. Only a verbatim copy of the
+    text right before the cursor is.
+    """
     words = text.split()
     if len(words) >= 3 and any(
         words[i] == words[i + 1] == words[i + 2] for i in range(len(words) - 2)
     ):
         return True
     core = text.strip()
-    return len(core) >= 12 and core in prefix[-2000:]
+    if len(core) < 12:
+        return False
+    tail = prefix.rstrip()
+    return tail.endswith(core) or (len(core) >= 24 and core in tail[-240:])
 
 
 def finalize(raw: str, prefix: str, suffix: str = "", *, truncated: bool = False) -> str:

@@ -34,6 +34,14 @@ def test_weak_output_is_dropped():
     assert finalize("the quick brown fox", "I said the quick brown fox") == ""
 
 
+def test_a_phrase_used_earlier_in_the_document_is_not_an_echo():
+    doc = "The garden was full of roses in June. " + "x " * 200 + "By July the garden"
+    assert finalize(" was full of roses in June.", doc) == " was full of roses in June."
+    # ...but a verbatim copy of the sentence just typed is.
+    near = "The garden was full of roses in June. Then the garden"
+    assert finalize(" was full of roses in June.", near) == ""
+
+
 def test_visible_prefix_holds_back_leading_space_until_text_arrives():
     assert visible_prefix(" ", "Hi") == ""
     assert visible_prefix("  there", "Hi") == " there"
