@@ -80,6 +80,23 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
+# The kinds of bad frame the generator makes (besides "oversized", sent alone: it closes 1009).
+CATEGORIES = (
+    "not_json",
+    "truncated",
+    "non_object",
+    "unknown_type",
+    "missing_field",
+    "wrong_id_type",
+    "wrong_field_type",
+    "out_of_order",
+    "prefix_too_long",
+    "suffix_too_long",
+    "deep_nesting",
+    "bad_number",
+)
+
+
 def _junk_text(rng: random.Random, n: int) -> str:
     alphabet = string.printable + "éß€𝄞😀\u200b\u202e\x00\x7f"
     return "".join(rng.choice(alphabet) for _ in range(n))
@@ -121,22 +138,7 @@ def bad_frame(rng: random.Random, ids: IdState, limits: Limits) -> BadFrame:
             _dumps({"type": "suggest", "id": ids.used + 1, "prefix": pad}),
             "close_1009",
         )
-    kind = rng.choice(
-        (
-            "not_json",
-            "truncated",
-            "non_object",
-            "unknown_type",
-            "missing_field",
-            "wrong_id_type",
-            "wrong_field_type",
-            "out_of_order",
-            "prefix_too_long",
-            "suffix_too_long",
-            "deep_nesting",
-            "bad_number",
-        )
-    )
+    kind = rng.choice(CATEGORIES)
     if kind == "out_of_order" and ids.accepted < 1:
         kind = "wrong_id_type"  # nothing certainly accepted yet: no id is certainly stale
     if kind == "not_json":
