@@ -244,6 +244,10 @@ class Connection:
                     self._warmed_offline = True
                     self.hub.warm_offline(frame.prefix, frame.suffix, self.id)
                 self._handle(Edit(frame.prefix, frame.suffix, frame.id))
+            case p.Warm():
+                if not self._warmed_offline:
+                    self._warmed_offline = True
+                    self.hub.warm_offline(frame.prefix, frame.suffix, self.id)
             case p.Cancel():
                 if frame.id == self._latest_suggest:
                     self._handle(Dismiss())

@@ -48,6 +48,15 @@ class Suggest:
 
 
 @dataclass(frozen=True, slots=True)
+class Warm:
+    """A document was opened: let the offline tier learn it / fill its prefix cache. No reply."""
+
+    id: int
+    prefix: str
+    suffix: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Cancel:
     id: int
 
@@ -74,10 +83,10 @@ class Ping:
     id: int
 
 
-ClientFrame = Suggest | Cancel | AcceptChars | Review | CancelReview | Ping
+ClientFrame = Suggest | Warm | Cancel | AcceptChars | Review | CancelReview | Ping
 
 # Frames that open something (their id must be new) and frames that refer to an earlier id.
-_OPENING = {"suggest", "review", "ping"}
+_OPENING = {"suggest", "warm", "review", "ping"}
 _REFERRING = {"cancel", "accept", "cancel_review"}
 
 
@@ -122,11 +131,11 @@ class FrameDecoder:
                 BAD_REQUEST, f"id {raw_id} does not increase (last id was {self.last_id})"
             )
         self.last_id = fid = raw_id
-        if kind == "suggest":
+        if kind in ("suggest", "warm"):
             prefix = obj.get("prefix")
             suffix = obj.get("suffix", "")
             if not isinstance(prefix, str):
-                raise ProtocolError(BAD_REQUEST, "suggest needs a string 'prefix'", fid)
+                raise ProtocolError(BAD_REQUEST, f"{kind} needs a string 'prefix'", fid)
             if not isinstance(suffix, str):
                 raise ProtocolError(BAD_REQUEST, "'suffix' must be a string", fid)
             lim = self.limits
@@ -138,7 +147,7 @@ class FrameDecoder:
                 raise ProtocolError(
                     TOO_LARGE, f"suffix is over {lim.max_suffix_chars} characters", fid
                 )
-            return Suggest(fid, prefix, suffix)
+            return Suggest(fid, prefix, suffix) if kind == "suggest" else Warm(fid, prefix, suffix)
         if kind == "ping":
             return Ping(fid)
         if kind == "review":

@@ -145,14 +145,18 @@ class EditorApp(App):
             self._schedule_recovery()
         self.request_suggestion()
 
+    def _text_for_server(self) -> tuple[str, str]:
+        """Text before and after the cursor, within the limits the server announced."""
+        prefix, suffix = self.editor.text_around_cursor()
+        max_prefix = int(self.limits.get("max_prefix_chars") or 100_000)
+        max_suffix = int(self.limits.get("max_suffix_chars") or 20_000)
+        return prefix[-max_prefix:], suffix[:max_suffix]
+
     def request_suggestion(self) -> None:
         editor = self.editor
         if not editor.selection.is_empty:
             return
-        prefix, suffix = editor.text_around_cursor()
-        max_prefix = int(self.limits.get("max_prefix_chars") or 100_000)
-        max_suffix = int(self.limits.get("max_suffix_chars") or 20_000)
-        prefix, suffix = prefix[-max_prefix:], suffix[:max_suffix]
+        prefix, suffix = self._text_for_server()
         if (prefix, suffix) == self._last_sent:
             return
         frame_id = self.client.next_id()
@@ -204,6 +208,12 @@ class EditorApp(App):
             self.limits = frame.get("limits") or {}
             self.status.model = str(frame.get("model") or "")
             self.status.note = ""
+            # Let the offline tier learn the document and fill the local model's prefix cache
+            # now, not on the first keystroke (a cold 1,000-token prompt takes seconds).
+            prefix, suffix = self._text_for_server()
+            self.client.send(
+                {"type": "warm", "id": self.client.next_id(), "prefix": prefix, "suffix": suffix}
+            )
             if self.client.connections > 1:
                 self.request_suggestion()  # back after a reconnect: pick up where the text is
         elif kind == "delta":

@@ -89,13 +89,8 @@ export class AssistantClient extends EventTarget {
     this._setState("closed", {});
   }
 
-  /** Ask for a continuation of prefix|suffix. Returns the id; any earlier suggestion is
-   * superseded from this moment, locally, whatever the server still sends for it. */
-  suggest(prefix, suffix = "") {
-    const id = this._takeId();
-    this._latestSuggest = id;
-    this._suggestText = "";
-    // Only the text near the cursor matters, and the server refuses more than its limits.
+  /** Only the text near the cursor matters, and the server refuses more than its limits. */
+  _withinLimits(prefix, suffix) {
     const limits = (this.server && this.server.limits) || {};
     const maxPrefix = limits.max_prefix_chars || 100000;
     const maxSuffix = limits.max_suffix_chars || 20000;
@@ -103,9 +98,25 @@ export class AssistantClient extends EventTarget {
     suffix = String(suffix);
     if (prefix.length > maxPrefix) prefix = prefix.slice(prefix.length - maxPrefix);
     if (suffix.length > maxSuffix) suffix = suffix.slice(0, maxSuffix);
+    return [prefix, suffix];
+  }
+
+  /** Ask for a continuation of prefix|suffix. Returns the id; any earlier suggestion is
+   * superseded from this moment, locally, whatever the server still sends for it. */
+  suggest(prefix, suffix = "") {
+    const id = this._takeId();
+    this._latestSuggest = id;
+    this._suggestText = "";
+    [prefix, suffix] = this._withinLimits(prefix, suffix);
     this._suggestLive = this._send({ type: "suggest", id, prefix, suffix });
     if (!this._suggestLive) this._later("cancelled", { id, kind: "suggest", reason: "disconnected" });
     return id;
+  }
+
+  /** A document was opened: the server lets its offline tier learn it now (no reply). */
+  warm(prefix, suffix = "") {
+    const [p, s] = this._withinLimits(prefix, suffix);
+    return this._send({ type: "warm", id: this._takeId(), prefix: p, suffix: s });
   }
 
   /** Stop suggestion `id` (Esc, cursor moved). Nothing more is surfaced for it. */

@@ -178,6 +178,7 @@ class GhostEditor {
       }
     });
     client.addEventListener("ready", () => {
+      if (ta.value) client.warm(ta.value.slice(0, ta.selectionStart), ta.value.slice(ta.selectionStart));
       if (document.activeElement === ta && ta.value) this.requestSuggestion();
     });
     this.syncGeometry();

@@ -95,6 +95,20 @@ def test_suggest_keeps_to_the_servers_limits(page, static_site):
     assert (sent["prefix"], sent["suffix"]) == ("abcdefghij", "WXYZ")
 
 
+def test_warm_sends_the_opened_document_with_a_fresh_id(page, static_site):
+    load_client(page, static_site)
+    sent = page.evaluate(
+        """() => {
+          const ws = sockets[0];
+          c.warm('Chapter one', '');
+          const id = c.suggest('Chapter one ', '');
+          return {warm: ws.sent[ws.sent.length - 2], suggestId: id};
+        }"""
+    )
+    assert sent["warm"]["type"] == "warm" and sent["warm"]["prefix"] == "Chapter one"
+    assert sent["suggestId"] > sent["warm"]["id"]  # one id sequence for every opening frame
+
+
 def test_cancel_stops_surfacing_and_sends_cancel(page, static_site):
     load_client(page, static_site)
     r = page.evaluate(

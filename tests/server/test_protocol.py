@@ -26,6 +26,7 @@ def test_valid_frames_decode_to_their_dataclasses():
     assert d.decode('{"type":"review","id":3,"text":"t"}') == p.Review(3, "t")
     assert d.decode('{"type":"cancel_review","id":3}') == p.CancelReview(3)
     assert d.decode('{"type":"ping","id":4}') == p.Ping(4)
+    assert d.decode('{"type":"warm","id":5,"prefix":"Dear","suffix":"!"}') == p.Warm(5, "Dear", "!")
 
 
 @pytest.mark.parametrize(
@@ -49,6 +50,8 @@ def test_valid_frames_decode_to_their_dataclasses():
         ('{"type":"suggest","id":5,"prefix":"' + "a" * 101 + '"}', p.TOO_LARGE, True),
         ('{"type":"suggest","id":5,"prefix":"a","suffix":"' + "b" * 51 + '"}', p.TOO_LARGE, True),
         ('{"type":"review","id":5}', p.BAD_REQUEST, True),
+        ('{"type":"warm","id":5}', p.BAD_REQUEST, True),
+        ('{"type":"warm","id":5,"prefix":"' + "a" * 101 + '"}', p.TOO_LARGE, True),
         ('{"type":"review","id":5,"text":"' + "c" * 201 + '"}', p.TOO_LARGE, True),
         ('{"type":"bogus","id":5}', p.BAD_REQUEST, True),
         ('{"type":"cancel","id":50}', p.BAD_REQUEST, False),

@@ -89,3 +89,48 @@ async def test_a_frame_over_the_byte_limit_closes_with_1009():
         # The server is fine: a new connection works.
         async with client(srv) as c2:
             assert (await c2.ping())["type"] == "pong"
+
+
+class RecordingOffline:
+    """An offline tier that records what it was asked to warm (and answers nothing)."""
+
+    name = "statistical"
+    model = "offline-statistical"
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self.warmed: list[tuple[str, str]] = []
+        self.warm_called = asyncio.Event()
+
+    async def stream(self, request):
+        from assistant.pricing import Usage
+        from assistant.providers.base import Final
+
+        yield Final(Usage(), self.model, source="offline", provider=self.name)
+
+    async def warm(self, prefix: str = "", document_id: str = "default") -> None:
+        self.warmed.append((prefix, document_id))
+        self.warm_called.set()
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_warm_hands_the_opened_document_to_the_offline_tier_once_and_gets_no_reply():
+    import asyncio
+
+    from assistant.providers.tiered import TieredProvider
+
+    offline = RecordingOffline()
+    async with ServerHandle(make_settings(), provider=TieredProvider(None, offline)) as srv:
+        async with client(srv) as c:
+            warm_id = c.new_id()
+            await c.send({"type": "warm", "id": warm_id, "prefix": "Chapter one\n\nIt was"})
+            await asyncio.wait_for(offline.warm_called.wait(), 10)
+            await c.terminal(await c.suggest("Chapter one\n\nIt was "))
+            await c.ping()
+            # The opened text was warmed once (the first suggest does not warm again; the
+            # connection's own warm-up carries no text), and nothing came back for its id.
+            assert [w[0] for w in offline.warmed if w[0]] == ["Chapter one\n\nIt was"]
+            assert not [f for f in c.seen if f.get("id") == warm_id]

@@ -201,3 +201,13 @@ async def test_a_ghost_too_long_for_the_line_is_cut_at_a_word_that_fits(doc):
             editor.show_ghost(" fits")
             assert editor.suggestion == " fits"
             await pilot.pause()
+
+
+async def test_opening_a_document_warms_the_offline_tier_before_any_keystroke(doc):
+    async with stack() as (emu, srv):
+        app = EditorApp(doc, server_url=srv.ws_url, token=TOKEN)
+        async with app.run_test(size=(100, 24)) as pilot:
+            await start(pilot, app)
+            (conn,) = srv.hub.connections
+            await wait_until(pilot, lambda: conn._warmed_offline, what="the warm frame")
+            assert app.suggest_id is None  # nothing typed, nothing asked
