@@ -145,9 +145,9 @@ class EditorApp(App):
             self._schedule_recovery()
         self.request_suggestion()
 
-    def _text_for_server(self) -> tuple[str, str]:
-        """Text before and after the cursor, within the limits the server announced."""
-        prefix, suffix = self.editor.text_around_cursor()
+    def _text_for_server(self, *, at_end: bool = False) -> tuple[str, str]:
+        """Text before and after the cursor (or the end), within the server's limits."""
+        prefix, suffix = (self.editor.text, "") if at_end else self.editor.text_around_cursor()
         max_prefix = int(self.limits.get("max_prefix_chars") or 100_000)
         max_suffix = int(self.limits.get("max_suffix_chars") or 20_000)
         return prefix[-max_prefix:], suffix[:max_suffix]
@@ -209,8 +209,12 @@ class EditorApp(App):
             self.status.model = str(frame.get("model") or "")
             self.status.note = ""
             # Let the offline tier learn the document and fill the local model's prefix cache
-            # now, not on the first keystroke (a cold 1,000-token prompt takes seconds).
+            # now, not on the first keystroke (a cold 1,000-token prompt takes seconds). A
+            # document just opened has the cursor at its start; writers mostly go on at the
+            # end, so that is the place to warm.
             prefix, suffix = self._text_for_server()
+            if not prefix:
+                prefix, suffix = self._text_for_server(at_end=True)
             self.client.send(
                 {"type": "warm", "id": self.client.next_id(), "prefix": prefix, "suffix": suffix}
             )

@@ -178,7 +178,9 @@ class GhostEditor {
       }
     });
     client.addEventListener("ready", () => {
-      if (ta.value) client.warm(ta.value.slice(0, ta.selectionStart), ta.value.slice(ta.selectionStart));
+      // Warm where the writer will go on: the cursor, or the end of a document just opened.
+      const at = ta.selectionStart || ta.value.length;
+      if (ta.value) client.warm(ta.value.slice(0, at), ta.value.slice(at));
       if (document.activeElement === ta && ta.value) this.requestSuggestion();
     });
     this.syncGeometry();

@@ -205,9 +205,19 @@ async def test_a_ghost_too_long_for_the_line_is_cut_at_a_word_that_fits(doc):
 
 async def test_opening_a_document_warms_the_offline_tier_before_any_keystroke(doc):
     async with stack() as (emu, srv):
+        warmed: list[tuple[str, str]] = []
+        hub_warm = srv.hub.warm_offline
+
+        def record(prefix: str, suffix: str, document_id: str) -> None:
+            warmed.append((prefix, suffix))
+            hub_warm(prefix, suffix, document_id)
+
+        srv.hub.warm_offline = record
         app = EditorApp(doc, server_url=srv.ws_url, token=TOKEN)
         async with app.run_test(size=(100, 24)) as pilot:
             await start(pilot, app)
-            (conn,) = srv.hub.connections
-            await wait_until(pilot, lambda: conn._warmed_offline, what="the warm frame")
+            await wait_until(pilot, lambda: warmed, what="the warm frame")
             assert app.suggest_id is None  # nothing typed, nothing asked
+            # The cursor opens at the start; the warm is for the end, where writing goes on.
+            assert app.editor.text_around_cursor()[0] == ""
+            assert warmed == [(TYPED.rstrip(), "")]
