@@ -51,6 +51,7 @@ class Settings:
     max_connections: int = 2000
     max_frames_per_second: float = 200.0
     max_reviews_in_flight: int = 1
+    keep_warm_s: float = 20.0  # while clients are connected, re-warm Anthropic this often (0: off)
     max_outbox_frames: int = 4096  # replies queued for a client that does not read: then 1008
 
     @property

@@ -74,6 +74,7 @@ def build_app(
             model=hub.setup.model,
             review=hub.setup.reviewer is not None,
         )
+        hub.start_keep_warm()
         try:
             yield
         finally:

@@ -33,6 +33,7 @@ class Hub:
         self._ids = itertools.count(1)
         self._background: set[asyncio.Task] = set()
         self._last_warm = -1e9
+        self._keep_warm_task: asyncio.Task | None = None
 
     # -- admission -----------------------------------------------------------------------------
 
@@ -88,6 +89,34 @@ class Hub:
         self._last_warm = now
         self.spawn(_quietly(self.setup.provider.warm()))
 
+    def start_keep_warm(self) -> None:
+        """Run :meth:`keep_warm` for the server's life (apart from the per-request background
+        work in ``_background``, which drains; this never does until shutdown)."""
+        self._keep_warm_task = asyncio.get_running_loop().create_task(self.keep_warm())
+
+    async def keep_warm(self) -> None:
+        """While anyone is connected, keep the connection to Anthropic open between keystrokes.
+
+        The SDK's idle keep-alive connection expires after 30 s; a writer who pauses longer would
+        pay a new TCP and TLS handshake on the next keystroke. A free ``count_tokens`` call every
+        ``keep_warm_s`` keeps it open. Not while Anthropic is backing off or refused the key.
+        """
+        every = self.settings.keep_warm_s
+        if every <= 0:
+            return
+        while True:
+            await asyncio.sleep(every)
+            setup = self.setup
+            anthropic = setup.anthropic if setup is not None else None
+            status = setup.status if setup is not None else None
+            if not self.connections or anthropic is None or self.shutting_down:
+                continue
+            if status is not None and status.state != "ok":
+                continue
+            self._last_warm = time.monotonic()
+            self.metrics.keep_warm.inc()
+            await _quietly(anthropic.warm())
+
     def warm_offline(self, prefix: str, suffix: str, document_id: str) -> None:
         """The first suggest of a document: let the offline tier learn it / fill its cache."""
         offline = self.setup.offline if self.setup else None
@@ -107,6 +136,9 @@ class Hub:
     async def shutdown(self) -> None:
         """Cancel everything in flight (``cancelled``/``shutdown``) and close every socket (1001)."""
         self.shutting_down = True
+        if self._keep_warm_task is not None:
+            self._keep_warm_task.cancel()
+            await asyncio.gather(self._keep_warm_task, return_exceptions=True)
         conns = list(self.connections)
         if conns:
             await asyncio.gather(*(c.shutdown(1001) for c in conns), return_exceptions=True)

@@ -74,6 +74,11 @@ class ServerMetrics:
         self.accepted_chars = Counter(
             "assistant_accepted_chars", "Characters of suggestions accepted", registry=r
         )
+        self.keep_warm = Counter(
+            "assistant_keep_warm",
+            "count_tokens calls that keep the Anthropic connection open while clients idle",
+            registry=r,
+        )
 
     def spent(self, model: str, usage: Usage, cost: float) -> None:
         if not model:

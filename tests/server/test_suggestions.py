@@ -206,3 +206,19 @@ async def test_a_client_that_goes_away_stops_its_request_upstream():
             assert rec.client_disconnected
             # Billed input for a request that reached Anthropic, estimated.
             assert srv.hub.ledger.estimated_requests == 1
+
+
+async def test_an_idle_client_keeps_the_anthropic_connection_warm_and_reused():
+    async with emulator(canned_text=CANNED) as emu:
+        settings = make_settings(emu, keep_warm_s=0.05)
+        async with ServerHandle(settings) as srv, client(srv) as c:
+            # No keystrokes: the connect-time warm-up, then keep-warm calls, all count_tokens.
+            await emu.wait_for_request(n=4, timeout=10)
+            assert {r.path for r in emu.requests} == {"/v1/messages/count_tokens"}
+            fid = await c.suggest("Thanks for the ")
+            done = await c.terminal(fid)
+            assert done["type"] == "done" and done["source"] == "model"
+            # One TCP connection served every warm-up and the suggestion.
+            assert emu.connections_opened == 1
+            kept = srv.hub.metrics.registry.get_sample_value("assistant_keep_warm_total")
+            assert kept is not None and kept >= 3
