@@ -85,8 +85,7 @@ class Ping:
 
 ClientFrame = Suggest | Warm | Cancel | AcceptChars | Review | CancelReview | Ping
 
-# Frames that open something (their id must be new) and frames that refer to an earlier id.
-_OPENING = {"suggest", "warm", "review", "ping"}
+# Frames that refer to an earlier id; every other frame opens something and needs a new id.
 _REFERRING = {"cancel", "accept", "cancel_review"}
 
 
