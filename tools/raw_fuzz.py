@@ -103,16 +103,7 @@ def _junk_text(rng: random.Random, n: int) -> str:
 
 
 def _valid_frame(rng: random.Random, ids: IdState) -> dict:
-    kind = rng.choice(FRAME_TYPES)
-    frame: dict[str, Any] = {"type": kind, "id": ids.fresh(rng)}
-    if kind == "suggest":
-        frame["prefix"] = _junk_text(rng, rng.randint(0, 40))
-        frame["suffix"] = ""
-    elif kind == "accept":
-        frame["chars"] = rng.randint(0, 20)
-    elif kind == "review":
-        frame["text"] = _junk_text(rng, rng.randint(0, 40))
-    return frame
+    return _valid_frame_of(rng, ids, rng.choice(FRAME_TYPES), max_text=40)
 
 
 _REQUIRED = {
@@ -271,15 +262,15 @@ def bad_frame(rng: random.Random, ids: IdState, limits: Limits) -> BadFrame:
     return BadFrame(kind, payload)
 
 
-def _valid_frame_of(rng: random.Random, ids: IdState, ftype: str) -> dict:
+def _valid_frame_of(rng: random.Random, ids: IdState, ftype: str, max_text: int = 30) -> dict:
     frame: dict[str, Any] = {"type": ftype, "id": ids.fresh(rng)}
     if ftype == "suggest":
-        frame["prefix"] = _junk_text(rng, rng.randint(0, 30))
+        frame["prefix"] = _junk_text(rng, rng.randint(0, max_text))
         frame["suffix"] = ""
     elif ftype == "accept":
         frame["chars"] = rng.randint(0, 20)
     elif ftype == "review":
-        frame["text"] = _junk_text(rng, rng.randint(0, 30))
+        frame["text"] = _junk_text(rng, rng.randint(0, max_text))
     return frame
 
 
