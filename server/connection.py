@@ -240,14 +240,10 @@ class Connection:
             case p.Suggest():
                 self.stats.suggests += 1
                 self._latest_suggest = frame.id
-                if not self._warmed_offline:
-                    self._warmed_offline = True
-                    self.hub.warm_offline(frame.prefix, frame.suffix, self.id)
+                self._warm_once(frame.prefix, frame.suffix)
                 self._handle(Edit(frame.prefix, frame.suffix, frame.id))
             case p.Warm():
-                if not self._warmed_offline:
-                    self._warmed_offline = True
-                    self.hub.warm_offline(frame.prefix, frame.suffix, self.id)
+                self._warm_once(frame.prefix, frame.suffix)
             case p.Cancel():
                 if frame.id == self._latest_suggest:
                     self._handle(Dismiss())
@@ -264,6 +260,13 @@ class Connection:
                     job.task.cancel()
                     self.metrics.cancellations.labels("client").inc()
                     self._emit_cancelled(frame.id, "client")
+
+    def _warm_once(self, prefix: str, suffix: str) -> None:
+        """The first ``warm`` (or, without one, the first ``suggest``) hands the document to the
+        offline tier; later ones would only redo that work."""
+        if not self._warmed_offline:
+            self._warmed_offline = True
+            self.hub.warm_offline(prefix, suffix, self.id)
 
     # -------------------------------------------------------------------------------- engine
 
