@@ -34,6 +34,7 @@ class Hub:
         self._background: set[asyncio.Task] = set()
         self._last_warm = -1e9
         self._keep_warm_task: asyncio.Task | None = None
+        self._warming: asyncio.Task | None = None  # the latest connection-time warm-up
 
     # -- admission -----------------------------------------------------------------------------
 
@@ -76,10 +77,11 @@ class Hub:
 
     # -- warming -------------------------------------------------------------------------------
 
-    def spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Any) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
     def warm_provider(self) -> None:
         """Open the provider's connection ahead of the first keystroke (at most every 15 s)."""
@@ -87,7 +89,7 @@ class Hub:
         if self.setup is None or now - self._last_warm < WARM_EVERY_S:
             return
         self._last_warm = now
-        self.spawn(_quietly(self.setup.provider.warm()))
+        self._warming = self.spawn(_quietly(self.setup.provider.warm()))
 
     def start_keep_warm(self) -> None:
         """Run :meth:`keep_warm` for the server's life (apart from the per-request background
@@ -113,6 +115,10 @@ class Hub:
                 continue
             if status is not None and status.state != "ok":
                 continue
+            if self._warming is not None and not self._warming.done():
+                continue  # a connection's own warm-up is opening the connection right now
+            if time.monotonic() - self._last_warm < every:
+                continue  # ...or did so a moment ago
             self._last_warm = time.monotonic()
             self.metrics.keep_warm.inc()
             await _quietly(anthropic.warm())
