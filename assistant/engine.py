@@ -68,6 +68,7 @@ class ProviderDone:
     model: str = ""
     source: str = "model"  # "model" or "offline"
     truncated: bool = False  # stopped on the token cap
+    retry_when_free: bool = False  # a lesser tier answered while a better one was busy
 
 
 @dataclass(frozen=True)
@@ -84,11 +85,29 @@ class Accept:
 
 
 @dataclass(frozen=True)
+class TierFree:
+    """The provider has room again for a better tier (the local model loaded, or a slot freed).
+
+    An empty answer that came with ``retry_when_free`` is held open, not shown; this asks
+    again for the same version if the user is still paused there."""
+
+
+@dataclass(frozen=True)
 class Dismiss:
     """Esc, or the client cancelled: hide the suggestion and stop asking until the next edit."""
 
 
-Event = Edit | CursorMoved | Tick | ProviderChunk | ProviderDone | ProviderFailed | Accept | Dismiss
+Event = (
+    Edit
+    | CursorMoved
+    | Tick
+    | ProviderChunk
+    | ProviderDone
+    | ProviderFailed
+    | Accept
+    | Dismiss
+    | TierFree
+)
 
 # ---------------------------------------------------------------------------------------------
 # Commands (engine -> runtime)
@@ -154,6 +173,8 @@ class EngineConfig:
     cache_suffix_chars: int = 32
     type_ahead_slack: int = 6  # chars typed past a streaming request's text before giving up on it
     suggest_mid_line: bool = False  # ask even when words follow the cursor on its line
+    tier_wait_ms: float = 3000.0  # how long an empty retry_when_free answer waits for TierFree
+    tier_retries: int = 2  # asks again at most this often per version
 
 
 @dataclass
@@ -256,6 +277,8 @@ class SuggestionEngine:
         self._inflight: _Inflight | None = None
         self._shown: _Shown | None = None
         self._next_request_id = 1
+        self._tier_wait: ProviderDone | None = None  # an empty answer held for TierFree
+        self._tier_retries = 0
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -306,6 +329,8 @@ class SuggestionEngine:
             case Accept():
                 self.stats.accepted_chars += max(0, event.chars)
                 return []
+            case TierFree():
+                return self._on_tier_free()
         raise TypeError(f"not an engine event: {event!r}")
 
     # -- handlers ---------------------------------------------------------------------------
@@ -326,6 +351,7 @@ class SuggestionEngine:
         self.prefix, self.suffix, self.version = ev.prefix, ev.suffix, ev.version
         self._open, self._edit_time = ev.version, now
         self._deadline = None
+        self._tier_wait, self._tier_retries = None, 0
 
         # 1. The request in flight may still fit: the user typed what it is streaming.
         fl = self._inflight
@@ -372,6 +398,9 @@ class SuggestionEngine:
         if self._deadline is None or self.clock() < self._deadline or self._open is None:
             return []
         self._deadline = None
+        if self._tier_wait is not None:  # the better tier stayed busy: show the empty answer
+            held, self._tier_wait = self._tier_wait, None
+            return [self._final("", held.source, request_id=held.request_id, model=held.model)]
         cmds = self._cancel_inflight("superseded")
         rid = self._next_request_id
         self._next_request_id += 1
@@ -401,6 +430,16 @@ class SuggestionEngine:
         if self._open is None:
             return []
         typed = self._typed_since(fl.prefix, fl.suffix)
+        if (
+            not text
+            and typed == ""
+            and ev.retry_when_free
+            and self._tier_retries < self.config.tier_retries
+        ):
+            # Nothing now, from a stand-in tier: wait (a while) for the better one to be free.
+            self._tier_wait = ev
+            self._deadline = self.clock() + self.config.tier_wait_ms / 1000
+            return []
         if typed is not None and (not text or (text.startswith(typed) and len(typed) < len(text))):
             self._shown = _Shown(fl.prefix, fl.suffix, text, ev.source) if text else None
             self.stats.shown_model += bool(text)
@@ -414,6 +453,14 @@ class SuggestionEngine:
                 )
             ]
         # The user typed past (or away from) this suggestion while it finished: ask again.
+        self._deadline = self.clock()
+        return self._on_tick()
+
+    def _on_tier_free(self) -> list[Command]:
+        if self._tier_wait is None or self._open is None or self._inflight is not None:
+            return []
+        self._tier_wait = None
+        self._tier_retries += 1
         self._deadline = self.clock()
         return self._on_tick()
 
@@ -470,6 +517,7 @@ class SuggestionEngine:
     def _drop_everything(self, reason: str) -> list[Command]:
         cmds = self._cancel_inflight("client" if reason == "client" else "superseded")
         self._deadline = None
+        self._tier_wait = None
         self._shown = None
         cmds.append(ClearSuggestion())
         if self._open is not None:
