@@ -133,7 +133,7 @@ class OfflineProvider:
 
     def _load(self) -> None:
         local = self.local
-        if local is None:
+        if local is None or local.local.loaded:
             return
         try:
             local.local.load()
