@@ -52,8 +52,8 @@ def test_clean_completion_keeps_only_continuations_of_the_fragment():
 
 
 def test_steering_grammar_quotes_the_typed_text():
-    assert steering_grammar(" rec") == 'root ::= " rec" [^\\n]* "\\n"?'
-    assert steering_grammar(' "q\\') == 'root ::= " \\"q\\\\" [^\\n]* "\\n"?'
+    assert steering_grammar(" rec") == 'root ::= " rec" .*'
+    assert steering_grammar(' "q\\') == 'root ::= " \\"q\\\\" .*'
 
 
 # ------------------------------------------------------------------------------ slots
@@ -162,7 +162,7 @@ def test_prefix_cache_makes_an_extended_prompt_faster(provider):
         "Minutes of the planning meeting. The team reviewed the roadmap for the next quarter, "
         "agreed on the priorities for the mobile release, and discussed hiring two engineers "
         "for the platform group. Budget questions were deferred to the finance review. "
-    )
+    ) * 4  # ~250 tokens: a cold prompt costs far more than the few new ones
 
     def first_token(prompt: str) -> float:
         stats: dict = {}

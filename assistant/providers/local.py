@@ -98,9 +98,10 @@ def steering_grammar(expected: str) -> str:
 
     Sampling under it picks the likeliest token that agrees with what was typed (" rec" allows
     " re", " rec", " record"...) instead of a likelier word that does not, which would have to
-    be thrown away. The line may end with its newline, where the ``stop`` string ends it."""
+    be thrown away. Anything may follow: the ``stop`` string ends the line (a rule that forbade
+    newlines would also forbid Gemma's "\\n\\n" token and run the line on past a sentence end)."""
     literal = json.dumps(expected, ensure_ascii=False)  # a GBNF string literal is a JSON one
-    return f'root ::= {literal} [^\\n]* "\\n"?'
+    return f"root ::= {literal} .*"
 
 
 # ------------------------------------------------------------------------------------- weights
