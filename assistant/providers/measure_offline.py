@@ -224,7 +224,7 @@ def measure_llama_cpp_python() -> dict:
     """The engine before xllamacpp, same .gguf and settings (n_ctx 2048, greedy, 2 threads)."""
     from llama_cpp import Llama
 
-    from .local import N_CTX, N_THREADS, REPEAT_PENALTY, weights_path
+    from .local import N_CTX, N_THREADS, weights_path
 
     t = time.perf_counter()
     llm = Llama(
@@ -247,7 +247,7 @@ def measure_llama_cpp_python() -> dict:
             prompt,
             max_tokens=n,
             temperature=0.0,
-            repeat_penalty=REPEAT_PENALTY,
+            repeat_penalty=1.3,  # what main used
             stop=["\n"],
             stream=True,
         ):
