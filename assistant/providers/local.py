@@ -39,10 +39,11 @@ N_THREADS = max(1, min(4, os.cpu_count() or 1))
 N_CTX = 2048  # tokens per slot
 PROMPT_CHARS = 2400  # at most this much text before the cursor goes into the prompt...
 PROMPT_STEP = 800  # ...and the left edge moves only in steps of this many chars
-# Loops are held off by DRY (which penalises repeating a sequence), not a repeat penalty: that one
-# also penalises every word of the prompt, and under the steering grammar it made "send the
-# report to the" re-type " the" as " " + "thers@…" instead of " the following email address:".
-DRY_MULTIPLIER = 0.8
+# No repeat penalty: llama.cpp's counts the prompt's words too, and under the steering grammar it
+# made "send the report to the" re-type " the" as " " + "thers@…" instead of " the following
+# email address:". DRY (a penalty on repeated sequences) fixed that but cost ~100 ms a request on
+# this 262k-token vocabulary; a suggestion is at most a line of ~24 tokens, where greedy loops
+# are rare and the engine's finalize trims what is left.
 PREFILL_BATCH = 128  # tokens evaluated between cancellation checks on a cold prompt
 MAX_SLOTS = 8
 SLOT_MB = 64  # what one more slot costs in RSS (measured: docs/performance.md)
@@ -338,7 +339,6 @@ class LocalModel:
             "max_tokens": max_tokens,
             "temperature": 0.0,
             "repeat_penalty": 1.0,
-            "dry_multiplier": DRY_MULTIPLIER,
             "stop": ["\n"],
             "stream": True,
             "return_progress": True,
