@@ -179,16 +179,21 @@ def cancel_latency(model) -> float:
 
 def two_documents(model) -> dict:
     """Two documents' suggestions (24 tokens each) one after the other, then at once."""
-    prompts = [PROMPT60, "Hi Sarah,\n\nThanks for your email. I would like to"]
+    prompts = [
+        "The committee met on Tuesday to review the budget for the coming year. After a long "
+        "discussion, the members agreed",
+        "It was a bright cold day in April, and the clocks were striking thirteen. Winston Smith, "
+        "his chin nuzzled into his breast,",
+    ]
     for i, prompt in enumerate(prompts):  # warm both slots
         first_token(model, prompt, 1, f"doc{i}")
     t = time.perf_counter()
     for i, prompt in enumerate(prompts):
-        first_token(model, prompt + " ", 24, f"doc{i}")
+        first_token(model, prompt, 24, f"doc{i}")
     one_by_one = time.perf_counter() - t
     t = time.perf_counter()
     workers = [
-        threading.Thread(target=first_token, args=(model, prompt + " ", 24, f"doc{i}"))
+        threading.Thread(target=first_token, args=(model, prompt, 24, f"doc{i}"))
         for i, prompt in enumerate(prompts)
     ]
     for w in workers:
