@@ -18,6 +18,7 @@ from .config import load_settings
 from .pricing import cost_usd
 from .providers.base import CompletionRequest, Final, ProviderError, TextChunk
 from .providers.factory import make_suggest_provider
+from .providers.local import LocalModelProvider
 from .providers.offline import OfflineProvider
 from .providers.tiered import TieredProvider
 from .suggestion_text import finalize
@@ -32,9 +33,9 @@ async def ready_offline_tier(provider, prefix: str, progress=_progress) -> None:
     if not isinstance(provider, TieredProvider) or provider.primary is not None:
         return  # Anthropic answers (its failure falls back to whatever is ready)
     offline = provider.fallback
-    if isinstance(offline, OfflineProvider) and offline.local is not None:
-        if not offline.local.local.loaded:
-            progress("loading the local model (Gemma 3 270M)…")
+    local = offline.local if isinstance(offline, OfflineProvider) else offline
+    if isinstance(local, LocalModelProvider) and not local.local.loaded:
+        progress("loading the local model (Gemma 3 270M)…")
     await offline.warm(prefix)
     if isinstance(offline, OfflineProvider) and offline.local_failed:
         progress(f"local model unavailable, using the statistical engine: {offline.local_failed}")
