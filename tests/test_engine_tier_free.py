@@ -9,31 +9,15 @@ from __future__ import annotations
 from assistant.engine import (
     Closed,
     Edit,
-    EngineConfig,
-    ManualClock,
     ProviderChunk,
     ProviderDone,
-    ShowSuggestion,
     StartRequest,
-    SuggestionEngine,
     Tick,
     TierFree,
 )
+from tests.test_engine import finals, make, of
 
 TEXT = "Thank you for your email. I will get back to you as soon as "
-
-
-def make(**cfg) -> tuple[SuggestionEngine, ManualClock]:
-    clock = ManualClock(100.0)
-    return SuggestionEngine(EngineConfig(**cfg), clock=clock), clock
-
-
-def of(cmds, kind):
-    return [c for c in cmds if isinstance(c, kind)]
-
-
-def finals(cmds):
-    return [c for c in cmds if isinstance(c, ShowSuggestion) and c.final]
 
 
 def stand_in_answers_empty(engine) -> int:
