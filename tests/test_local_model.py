@@ -140,6 +140,14 @@ async def test_mid_word_prompt_continues_the_word(provider):
 
 @pytest.mark.local_model
 @needs_model
+async def test_a_fragment_no_likely_word_starts_with_gives_nothing(provider):
+    # the grammar could force "todya…" out of it; the model's own odds say it knows no such word
+    text, final = await collect(provider, "The weather todya")
+    assert (text, final.stop_reason) == ("", "rejected")
+
+
+@pytest.mark.local_model
+@needs_model
 async def test_cancellation_stops_generation_between_tokens(provider):
     model = provider.local
     gen = provider.stream(CompletionRequest("Once upon a time, in a land far away,", "", 200))

@@ -48,6 +48,7 @@ PREFILL_BATCH = 128  # tokens evaluated between cancellation checks on a cold pr
 MAX_SLOTS = 8
 SLOT_MB = 64  # what one more slot costs in RSS (measured: docs/performance.md)
 SLOTS_ENV = "ASSISTANT_LOCAL_SLOTS"
+STEER_MIN_LOGPROB = -8.0  # a re-typing token less likely than this: the model has no such word
 OWN_SLOT_WAIT_S = 1.0  # a document's own slot frees within a token once its request is cancelled
 
 _FRAGMENT = re.compile(r"[^\W_][\w'’\-]*$")
@@ -347,8 +348,10 @@ class LocalModel:
         }
         if expected:
             body["grammar"] = steering_grammar(expected)
+            body["n_probs"] = 1  # each token's own log-probability, before the grammar
         t0 = time.perf_counter()
         errors: list[str] = []
+        written = 0  # chars generated so far
 
         def on_chunk(raw: str) -> bool:
             try:
@@ -361,6 +364,14 @@ class LocalModel:
                 return True
             choice = (chunk.get("choices") or [{}])[0]
             text = choice.get("text") or ""
+            nonlocal written
+            if text and written < len(expected) and _unlikely(choice.get("logprobs")):
+                # The grammar forced a token the model all but ruled out ("docum" →
+                # "documentElement"): it knows no word that starts like this. Say nothing.
+                if stats is not None:
+                    stats["steer_rejected"] = True
+                return True
+            written += len(text)
             if stats is not None and "prompt_progress" not in chunk:
                 stats.setdefault("first_token_s", time.perf_counter() - t0)
             if text:
@@ -396,6 +407,14 @@ class LocalModel:
             self.complete(prompt, slot, 1, lambda _text: None, threading.Event())
         finally:
             self.release(slot)
+
+
+def _unlikely(logprobs) -> bool:
+    """Whether a chunk's tokens include one below ``STEER_MIN_LOGPROB``."""
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    return any(
+        isinstance(t, dict) and t.get("logprob", 0.0) < STEER_MIN_LOGPROB for t in content or []
+    )
 
 
 _model: LocalModel | None = None
@@ -512,6 +531,8 @@ class LocalModelProvider:
                 if len(visible) > sent:
                     yield TextChunk(visible[sent:])
                     sent = len(visible)
+            if stats.get("steer_rejected"):
+                ok = False
             if ok and hold_all:
                 cleaned = clean_completion(plan.expected, raw) or ""
                 visible = cleaned.rstrip()
