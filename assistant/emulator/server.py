@@ -77,6 +77,7 @@ class EmulatorConfig:
     api_key: str | None = None
     canned_text: str | None = None
     oracle_texts: Sequence[str] = ()
+    review_labels: Sequence[dict] = ()  # planted review issues (emulator/reviewing.py)
     time_scale: float = 1.0
     host: str = "127.0.0.1"
     port: int = 0
@@ -506,6 +507,7 @@ class Emulator:
             canned_text=self.config.canned_text,
             passages=self._passages,
             seed=self.config.seed,
+            review_labels=self.config.review_labels,
         )
         cached = self._cache.usage(body)
         rec.usage = {
