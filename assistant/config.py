@@ -27,6 +27,12 @@ class Settings:
     base_url: str | None = None
     suggest_model: str = field(default_factory=lambda: _roles()["suggest"])
     review_model: str = field(default_factory=lambda: _roles()["review"])
+    # The review's first reader (Haiku) and the route: auto (Haiku, then Sonnet on what it
+    # flags), haiku or sonnet (one tier alone)
+    review_triage_model: str = field(
+        default_factory=lambda: _roles().get("triage") or _roles()["suggest"]
+    )
+    review_tier: str = "auto"
     suggest_max_tokens: int = 24
     suggest_timeout_s: float = 2.5  # whole suggestion request; a late suggestion is useless
     suggest_connect_timeout_s: float = 1.0
@@ -69,6 +75,8 @@ _ENV = {
     "ASSISTANT_OFFLINE": "offline",
     "ASSISTANT_SUGGEST_MODEL": "suggest_model",
     "ASSISTANT_REVIEW_MODEL": "review_model",
+    "ASSISTANT_TRIAGE_MODEL": "review_triage_model",
+    "ASSISTANT_REVIEW_TIER": "review_tier",
 }
 
 

@@ -143,10 +143,12 @@ def issues_in(text: str, labels: Sequence[dict]) -> list[Issue]:
     """The labelled issues whose quote is in ``text``, plus mechanical ones no label covers."""
     found: list[tuple[int, Issue]] = []
     spans: list[tuple[int, int]] = []
-    for label in labels:
+    # Longest quotes first: a label "untill" from one document must not claim the "untill pale"
+    # another document's label covers.
+    for label in sorted(labels, key=lambda label: -len(label.get("quote", ""))):
         quote = label.get("quote", "")
         pos = text.find(quote) if quote else -1
-        if pos < 0:
+        if pos < 0 or any(a < pos + len(quote) and pos < b for a, b in spans):
             continue
         found.append(
             (
@@ -296,9 +298,9 @@ def _full_review(text: str, labels, model: str, seed: int, triage: bool) -> dict
         diagnosed = {f["quote"] for _, f in found}
         flags: list[tuple[int, dict]] = []
         for issue in issues:
-            if not issue.reasoning or issue.quote in diagnosed:
+            if not issue.reasoning:
                 continue
-            if draw(seed, "flag", family, issue.quote) < skill.flag:
+            if issue.quote in diagnosed or draw(seed, "flag", family, issue.quote) < skill.flag:
                 flag = {"quote": issue.quote, "reason": f"check the {issue.cls} here"}
                 if issue.evidence:
                     flag["related"] = [issue.evidence]

@@ -1,0 +1,272 @@
+"""The tiered review over the Anthropic API: Haiku reads everything, Sonnet gets what Haiku flags.
+
+The routing decisions are :class:`review_router.ReviewRouter`'s; the requests are
+:mod:`review_requests`'s; this module only streams them, in order, and degrades when a tier
+fails: Haiku down means Sonnet reviews the whole document; Sonnet down means Haiku's surface
+findings only; both down means the offline rules. The review always ends with one ``ReviewDone``
+carrying each tier's model, usage, cost and status.
+
+A Sonnet check whose request is byte-for-byte one this reviewer already made (same passages,
+same Haiku findings: the writer edited elsewhere) replays the earlier answer instead of paying
+for it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+
+from .config import Settings
+from .pricing import Usage, cost_usd
+from .providers.base import Final, ProviderError, ProviderErrorKind
+from .review import FINDINGS_SCHEMA as REVIEW_SCHEMA
+from .review import (
+    REVIEW_SYSTEM,
+    Finding,
+    FindingRetracted,
+    FindingsScanner,
+    ReviewDelta,
+    ReviewDone,
+    ReviewEvent,
+    TierReport,
+    rule_findings,
+)
+from .review_requests import (
+    TRIAGE_SCHEMA,
+    TRIAGE_SYSTEM,
+    VERIFY_SCHEMA,
+    VERIFY_SYSTEM,
+    DocumentBases,
+    document_blocks,
+    tier_params,
+    verify_blocks,
+)
+from .review_router import ReviewRouter
+
+TIERS = ("auto", "haiku", "sonnet")
+_DEFAULT_DOCUMENT = "default"
+
+
+def _cost(model: str, usage: Usage) -> float:
+    try:
+        return cost_usd(model, usage)
+    except KeyError:
+        return 0.0
+
+
+class _Stage:
+    """One request's bookkeeping: its report and the raw keyed objects it returned."""
+
+    def __init__(self, tier: str, model: str) -> None:
+        self.tier = tier
+        self.model = model
+        self.started = time.monotonic()
+        self.report = TierReport(tier, model, status="skipped")
+        self.objects: list[tuple[str, dict]] = []
+
+    def finish(
+        self, status: str, usage: Usage | None = None, model: str = "", error: str = ""
+    ) -> None:
+        model = model or self.model
+        usage = usage or Usage()
+        self.report = TierReport(
+            self.tier,
+            model,
+            status=status,
+            usage=usage,
+            cost_usd=_cost(model, usage),
+            latency_ms=(time.monotonic() - self.started) * 1000,
+            error=error,
+        )
+
+
+class TieredReviewer:
+    """Findings from Haiku and Sonnet (``tier`` ``auto``), or from one of them alone."""
+
+    name = "anthropic"
+
+    def __init__(self, settings: Settings, *, client=None) -> None:
+        from .providers.anthropic import make_client
+
+        self.settings = settings
+        self.model = settings.review_model
+        self.triage_model = settings.review_triage_model
+        self.tier = settings.review_tier if settings.review_tier in TIERS else "auto"
+        self._own_client = client is None
+        self.client = client or make_client(
+            settings,
+            timeout=settings.review_timeout_s,
+            connect_timeout=max(settings.suggest_connect_timeout_s, 5.0),
+            max_retries=1,  # a tier that keeps failing is degraded around, not waited for
+        )
+        self.bases = DocumentBases()
+        self._answers: OrderedDict[str, list[tuple[str, dict]]] = OrderedDict()
+
+    # -- one request -----------------------------------------------------------------------------
+
+    async def _run(
+        self, stage: _Stage, params: dict, on_object: Callable[[str, dict], list], reuse: bool
+    ) -> AsyncIterator[ReviewEvent]:
+        """Stream ``params``; hand each completed object to ``on_object`` and yield its events.
+        Raises ProviderError (after the events of what did arrive)."""
+        from .providers.anthropic import stream_messages
+
+        key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
+        if reuse and key in self._answers:
+            self._answers.move_to_end(key)
+            for name, obj in self._answers[key]:
+                for ev in on_object(name, obj):
+                    yield ev
+            stage.finish("reused")
+            return
+        scanner = FindingsScanner()
+        final: Final | None = None
+        stream = stream_messages(self.client, params, provider=self.name)
+        try:
+            async for event in stream:
+                if isinstance(event, Final):
+                    final = event
+                    continue
+                yield ReviewDelta(event.text)
+                for name, obj in scanner.feed_keyed(event.text):
+                    stage.objects.append((name, obj))
+                    for ev in on_object(name, obj):
+                        yield ev
+        except ProviderError as err:
+            stage.finish("failed", error=f"{err.kind.value}: {err}")
+            raise
+        finally:
+            await stream.aclose()
+        if not scanner.saw_root and scanner.text.strip():
+            err = ProviderError(ProviderErrorKind.INTERNAL, "the review reply was not JSON")
+            stage.finish("failed", error=str(err))
+            raise err
+        assert final is not None
+        stage.finish("ok", final.usage, final.model or stage.model)
+        if reuse:
+            self._answers[key] = list(stage.objects)
+            while len(self._answers) > 256:
+                self._answers.popitem(last=False)
+
+    def _whole_document(self, model: str, system: str, schema: dict, based) -> dict:
+        stable, changing = document_blocks(based.base, based.edits)
+        return tier_params(
+            model=model,
+            max_tokens=self.settings.review_max_tokens,
+            system=system,
+            stable=stable,
+            changing=changing,
+            schema=schema,
+        )
+
+    # -- the review ------------------------------------------------------------------------------
+
+    async def review(
+        self, text: str, *, tier: str | None = None, document: str | None = None
+    ) -> AsyncIterator[ReviewEvent]:
+        tier = tier if tier in TIERS else self.tier
+        started = time.monotonic()
+        router = ReviewRouter(text, mode=tier)
+        based = self.bases.prepare(document or _DEFAULT_DOCUMENT, text)
+        stages: list[_Stage] = []
+        haiku_failed = sonnet_failed = False
+
+        def haiku_objects(name: str, obj: dict) -> list:
+            if name == "flags":
+                router.flag(obj)
+                return []
+            return router.from_haiku(obj) if name == "findings" else []
+
+        def sonnet_objects(name: str, obj: dict) -> list:
+            if name == "verdicts":
+                return router.verdict(obj)
+            return router.from_sonnet(obj) if name == "findings" else []
+
+        if tier in ("auto", "haiku"):
+            stage = _Stage("haiku", self.triage_model)
+            stages.append(stage)
+            system, schema = (
+                (TRIAGE_SYSTEM, TRIAGE_SCHEMA)
+                if tier == "auto"
+                else (
+                    REVIEW_SYSTEM,
+                    REVIEW_SCHEMA,
+                )
+            )
+            params = self._whole_document(self.triage_model, system, schema, based)
+            try:
+                async for ev in self._run(stage, params, haiku_objects, reuse=False):
+                    yield ev
+            except ProviderError as err:
+                if tier == "haiku":
+                    raise
+                haiku_failed = True
+                router.haiku_failed(err.kind.value)
+        if tier == "sonnet" or haiku_failed:
+            stage = _Stage("sonnet", self.model)
+            stages.append(stage)
+            params = self._whole_document(self.model, REVIEW_SYSTEM, REVIEW_SCHEMA, based)
+            try:
+                async for ev in self._run(stage, params, sonnet_objects, reuse=False):
+                    yield ev
+            except ProviderError as err:
+                if tier == "sonnet":
+                    raise
+                sonnet_failed = True
+                router.notes.append(f"Sonnet failed too ({err.kind.value}).")
+        elif tier == "auto":
+            stage = _Stage("sonnet", self.model)
+            stages.append(stage)
+            plan = router.plan()
+            if plan is not None:
+                stable, changing = verify_blocks(plan.passages, plan.items, plan.shown)
+                params = tier_params(
+                    model=self.model,
+                    max_tokens=self.settings.review_max_tokens,
+                    system=VERIFY_SYSTEM,
+                    stable=stable,
+                    changing=changing,
+                    schema=VERIFY_SCHEMA,
+                )
+                try:
+                    async for ev in self._run(stage, params, sonnet_objects, reuse=True):
+                        yield ev
+                    router.sonnet_done()
+                except ProviderError as err:
+                    router.sonnet_failed(err.kind.value)
+        if haiku_failed and sonnet_failed:
+            router.notes.append("Offline rules only.")
+            for raw in rule_findings(text):
+                for ev in router.from_offline(raw):
+                    yield ev
+        yield self._done(router, stages, started)
+
+    def _done(self, router: ReviewRouter, stages: list[_Stage], started: float) -> ReviewDone:
+        reports = tuple(s.report for s in stages)
+        usage = Usage()
+        for r in reports:
+            usage = usage + r.usage
+        used = [r.model for r in reports if r.status in ("ok", "reused")]
+        return ReviewDone(
+            findings=len(router.shown),
+            model="+".join(dict.fromkeys(used)) or "offline-rules",
+            usage=usage,
+            cost_usd=sum(r.cost_usd for r in reports),
+            latency_ms=(time.monotonic() - started) * 1000,
+            tiers=reports,
+            note=router.note,
+            withheld=router.withheld,
+        )
+
+    async def aclose(self) -> None:
+        if self._own_client:
+            try:
+                await self.client.close()
+            except Exception:
+                pass
+
+
+__all__ = ["TIERS", "Finding", "FindingRetracted", "TieredReviewer"]
