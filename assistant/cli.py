@@ -58,14 +58,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run="tui.cli:run")
 
     p = sub.add_parser(
-        "review", help="deep review of FILE by Sonnet; findings streamed to the terminal"
+        "review",
+        help="deep review of FILE (Haiku, then Sonnet on what it flags); findings streamed",
     )
     p.add_argument("file", help="file to review")
+    p.add_argument(
+        "--tier",
+        choices=("auto", "haiku", "sonnet"),
+        default=None,
+        help="auto: Haiku reads all, Sonnet checks what it flags (default); or one tier alone",
+    )
     p.add_argument("--json", action="store_true", help="print findings as JSON")
     p.add_argument("--server", default=None, metavar="URL", help="use a running server")
     p.add_argument("--token", default=None, help="token for --server (default: $ASSISTANT_TOKEN)")
     p.add_argument("--emulator", action="store_true", help="review against the built-in emulator")
     p.set_defaults(run="assistant.review_cli:run")
+
+    p = sub.add_parser(
+        "review-bench",
+        help="recall, precision, cost and time of Sonnet-only, Haiku-only and tiered review",
+    )
+    p.add_argument("--corpus", default=None, metavar="DIR", help="labelled corpus directory")
+    p.add_argument("--haiku", default=None, metavar="MODEL", help="the first reader's model")
+    p.add_argument("--sonnet", default=None, metavar="MODEL", help="the checking model")
+    p.add_argument("--seed", type=int, default=0, help="the emulator's seed")
+    p.add_argument("--json", default=None, metavar="PATH", help="also write the figures as JSON")
+    p.set_defaults(run="assistant.review_bench:run")
 
     p = sub.add_parser("bench", help="replay typing traces and print latency, calls and cost")
     p.add_argument("--typists", type=int, default=200, help="concurrent typists for the load part")
