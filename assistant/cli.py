@@ -80,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     module_name, func_name = args.run.split(":")
     import importlib
 
+    from .config import warn_retired_models
+
+    warn_retired_models()
+
     func = getattr(importlib.import_module(module_name), func_name)
     try:
         return int(func(args) or 0)
