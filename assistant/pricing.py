@@ -202,7 +202,9 @@ def retirement_warnings(
             continue
         retires = date.fromisoformat(entry.retires)
         suggestion = cat.roles.get(role)
-        hint = f"; set another {role} model (default {suggestion})" if suggestion else ""
+        hint = (
+            f"; the default {role} model is {suggestion}" if suggestion not in (None, model) else ""
+        )
         if retires <= today:
             lines.append(f"{role} model {model} was retired on {retires}: requests will fail{hint}")
         elif (retires - today).days <= 30:
