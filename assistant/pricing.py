@@ -167,11 +167,11 @@ def cost_usd(
     """Dollars for one request's ``usage`` on ``model``. Cache writes are priced at the 5-minute
     rate by default. A prompt over the model's long-context threshold bills the whole request at
     the long-context prices, so cost a sum of requests request by request, not as one Usage."""
-    p: ModelPrice | LongContextPrice = (catalog or default_catalog()).price(model)
-    lc = p.long_context
+    entry = (catalog or default_catalog()).price(model)
+    p: ModelPrice | LongContextPrice = entry
     prompt = usage.input_tokens + usage.cache_creation_input_tokens + usage.cache_read_input_tokens
-    if lc is not None and prompt > lc.threshold_tokens:
-        p = lc
+    if entry.long_context is not None and prompt > entry.long_context.threshold_tokens:
+        p = entry.long_context
     write = p.cache_write_1h if cache_ttl == "1h" else p.cache_write_5m
     return (
         usage.input_tokens * p.input

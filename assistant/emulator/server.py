@@ -637,8 +637,8 @@ class Emulator:
                 batch = bytearray()
                 sent: list[str] = []
                 while i < limit and deadline[0] <= now + 0.001:
-                    sent.append(tokens[i])
                     token = tokens[i]
+                    sent.append(token)
                     batch += (
                         wire.text_delta(token, text_index)
                         if visible
