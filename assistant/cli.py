@@ -89,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--typists", type=int, default=200, help="concurrent typists for the load part")
     p.add_argument("--json", default=None, metavar="PATH", help="also write the figures as JSON")
     p.add_argument("--quick", action="store_true", help="fewer traces and typists, for a smoke run")
+    p.add_argument(
+        "--lead-in",
+        type=int,
+        default=0,
+        metavar="CHARS",
+        help="type at the end of an existing document this long (default: a new document)",
+    )
     p.set_defaults(run="assistant.bench:run")
     return parser
 
@@ -97,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     module_name, func_name = args.run.split(":")
     import importlib
+
+    from .config import warn_retired_models
+
+    warn_retired_models()
 
     func = getattr(importlib.import_module(module_name), func_name)
     try:

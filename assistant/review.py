@@ -349,9 +349,15 @@ def _clip(quote: str, limit: int = 40) -> str:
 
 
 def review_params(text: str, *, model: str, max_tokens: int) -> dict:
-    return {
+    """The review request, shaped by the model's rules in models.toml: up-front thinking kept off
+    (it would delay the first finding and eat ``max_tokens``), and the findings schema sent as
+    structured output where the model takes it (else the prompt alone asks for the JSON)."""
+    from .pricing import ModelRules, default_catalog
+
+    rules = default_catalog().rules(model) or ModelRules()
+    params: dict = {
         "model": model,
-        "max_tokens": max_tokens,
+        "max_tokens": rules.tokens(max_tokens),
         "system": REVIEW_SYSTEM,
         "messages": [
             {
@@ -359,8 +365,15 @@ def review_params(text: str, *, model: str, max_tokens: int) -> dict:
                 "content": f"Review this document.\n\n<document>{text}</document>",
             }
         ],
-        "output_config": {"format": {"type": "json_schema", "schema": FINDINGS_SCHEMA}},
     }
+    extra = rules.quiet_thinking()
+    if rules.structured_output:
+        output_config = dict(extra.pop("output_config", {}))
+        output_config["format"] = {"type": "json_schema", "schema": FINDINGS_SCHEMA}
+        params["output_config"] = output_config
+    if extra:
+        params["extra_body"] = extra
+    return params
 
 
 # ---------------------------------------------------------------------------------------------

@@ -216,8 +216,10 @@ async def test_anthropic_reviewer_streams_findings_from_structured_output():
         finally:
             await reviewer.aclose()
         body = emu.requests[0].body
-    assert body["model"] == "claude-sonnet-4-6"
+    assert body["model"] == "claude-sonnet-5-5"
     assert body["output_config"]["format"]["type"] == "json_schema"
+    # Sonnet 5.5 thinks by default and refuses "disabled": its up-front thinking is turned off
+    assert body["thinking"] == {"type": "between_tools"}
     assert body["stream"] is True
     findings = [e for e in events if isinstance(e, Finding)]
     quotes = {f.quote for f in findings}
@@ -296,7 +298,7 @@ def test_review_cli_json_with_the_emulator(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert out["model"] == "claude-sonnet-4-6"
+    assert out["model"] == "claude-sonnet-5-5"
     assert out["cost_usd"] > 0
     assert out["usage"]["output_tokens"] > 0
     quotes = {f["quote"] for f in out["findings"]}
