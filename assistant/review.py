@@ -52,7 +52,9 @@ FINDINGS_SCHEMA: dict = {
 
 REVIEW_SYSTEM = """\
 You are a careful copy editor reviewing a document for its author. The document is in \
-<document> tags; if <edits> follow it, review the document as it is after those edits.
+<document> tags. If <edits> follow it, the author has edited it since: each edit gives "at" (an \
+offset into the text in <document>), "old" (the text there) and "new" (what replaced it); \
+review the document as it is after the edits and quote its current text.
 
 Report real problems only, each with:
 - quote: the exact text with the problem, copied character for character from the current \

@@ -2,8 +2,8 @@
 
 Reviews every document of the labelled corpus (``tests/data/review_corpus``) three ways, through
 the real SDK against the emulator: Sonnet alone, Haiku alone, and tiered (Haiku, then Sonnet on
-what it flags). Then re-reviews each document after a one-word edit (the writer applying the
-first surface finding) and reports how much of that input was read from the prompt cache.
+what it flags). Then re-reviews each document after a one-word edit (a word inserted at the
+middle of the text) and reports how much of that input was read from the prompt cache.
 
 The emulator's reviewing is *modelled* (``assistant/emulator/reviewing.py``: seeded detection
 rates per model and class that we chose from the seed's qualitative claims), so these figures
@@ -124,12 +124,11 @@ async def _review(reviewer, text: str, tier: str, key: str) -> tuple[list[Findin
     return list(shown.values()), done
 
 
-def one_word_edit(text: str, findings: list[Finding]) -> str:
-    """``text`` with the first surface finding applied (a one-word fix), else one word added."""
-    for f in sorted(findings, key=lambda f: f.start):
-        if f.category in ("spelling", "doubled_word") and f.replacement != f.quote:
-            return text[: f.start] + f.replacement + text[f.end :]
-    return text.replace(" ", " really ", 1)
+def one_word_edit(text: str) -> str:
+    """``text`` with one word inserted at the first word boundary past its middle."""
+    middle = text.find(" ", len(text) // 2)
+    middle = middle if middle >= 0 else len(text)
+    return text[:middle] + " really" + text[middle:]
 
 
 async def run_bench(corpus: Corpus, settings, seed: int = 0) -> dict:
@@ -166,7 +165,7 @@ async def run_bench(corpus: Corpus, settings, seed: int = 0) -> dict:
                             result.modelled_ms += modelled_ms(tier.model, tier.usage.output_tokens)
                     if done.note:
                         result.notes.append(f"{name}: {done.note}")
-                    edited = one_word_edit(text, findings)
+                    edited = one_word_edit(text)
                     _, redo = await _review(reviewer, edited, route, name)
                     again = again + redo.usage
             finally:

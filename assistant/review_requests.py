@@ -80,13 +80,12 @@ with confidence: below 0.8 means "a stronger reviewer should check this"."""
 )
 
 VERIFY_SYSTEM = """\
-You are a senior editor checking a junior reviewer's work on passages of a document (in \
-<passage> tags, with context). <findings> lists the junior's findings with ids. For each, give a \
-verdict: "confirm" (right as it is), "correct" (a real problem, but give the right quote, \
-replacement and problem) or "drop" (not a real problem). Then add findings of your own in these \
-passages that the junior missed, above all about reasoning: numbers that disagree, wrong facts, \
-conclusions that do not follow. <shown> lists findings the author already has: do not repeat \
-them. Quotes must be exact text from the passages."""
+You check a junior reviewer's findings (<findings>, with ids) on passages of a document \
+(<passage>). Give each a verdict: "confirm", "correct" (with the right quote, replacement and \
+problem) or "drop" (not a real problem). Then add what the junior missed in these passages, \
+above all numbers that disagree, wrong facts and conclusions that do not follow; skip what \
+<shown> lists. Quote the passages exactly."""
+
 
 _EPHEMERAL = {"type": "ephemeral"}
 
@@ -120,14 +119,17 @@ def tier_params(
     minimum cacheable size (then it is shared by every document); the stable block always marks
     the end of the cacheable prefix (a prefix under the minimum is simply not cached)."""
     params = review_params(stable, model=model, max_tokens=max_tokens)
+    if "output_config" in params:
+        output = dict(params["output_config"])
+        output["format"] = {"type": "json_schema", "schema": schema}
+        params["output_config"] = output
+    else:  # the model takes no structured output: the prompt asks for the JSON
+        system += f"\n\nReply with only a JSON object matching this schema: {json.dumps(schema)}"
     minimum = min_cacheable(model, catalog)
     params["system"] = [_text_block(system, estimate_tokens(system) >= minimum > 0)]
     params["messages"] = [
         {"role": "user", "content": [_text_block(stable, True), _text_block(changing, False)]}
     ]
-    output = dict(params.get("output_config") or {})
-    output["format"] = {"type": "json_schema", "schema": schema}
-    params["output_config"] = output
     return params
 
 
@@ -136,13 +138,8 @@ def document_blocks(base: str, edits: list[dict]) -> tuple[str, str]:
     stable = f"<document>{base}</document>"
     if not edits:
         return stable, "Review the document above."
-    changing = (
-        f"<edits>{json.dumps(edits, ensure_ascii=False)}</edits>\n"
-        "The document above has since been edited as listed (at: offset in the document above; "
-        "old: the text there; new: what replaced it). Review the document as it is now, with the "
-        "edits applied, and quote its current text."
-    )
-    return stable, changing
+    # What the edits mean is in the (cached) system prompt; this block stays a few tokens long.
+    return stable, f"<edits>{json.dumps(edits, ensure_ascii=False)}</edits>"
 
 
 def verify_blocks(passages: list[str], items: list[dict], shown: list[dict]) -> tuple[str, str]:

@@ -36,6 +36,25 @@ class VerifyPlan:
     passages: list[str]
     items: list[dict]
     shown: list[dict]
+    item_windows: list[int] = field(default_factory=list)  # the window of each item, by id
+    shown_windows: list[int] = field(default_factory=list)
+
+    def items_in(self, window: int) -> list[dict]:
+        return [item for item, w in zip(self.items, self.item_windows, strict=True) if w == window]
+
+    def subset(self, windows: list[int]) -> VerifyPlan:
+        """The plan for some of its windows only (item ids unchanged)."""
+        keep = set(windows)
+        pairs = [(i, w) for i, w in zip(self.items, self.item_windows, strict=True) if w in keep]
+        shown = [(s, w) for s, w in zip(self.shown, self.shown_windows, strict=True) if w in keep]
+        return VerifyPlan(
+            [self.windows[w] for w in windows],
+            [self.passages[w] for w in windows],
+            [i for i, _ in pairs],
+            [s for s, _ in shown],
+            [w for _, w in pairs],
+            [w for _, w in shown],
+        )
 
 
 def is_reasoning(category: str) -> bool:
@@ -166,6 +185,10 @@ class ReviewRouter:
             return None
         windows = merge_windows([sentence_window(self.text, a, b) for a, b in spans])
         self._plan_items = dict(enumerate(self.waiting))
+
+        def window_of(f: Finding) -> int | None:
+            return next((w for w, (lo, hi) in enumerate(windows) if lo <= f.start < hi), None)
+
         items = [
             {
                 "id": i,
@@ -173,17 +196,19 @@ class ReviewRouter:
                 "problem": f.problem,
                 "replacement": f.replacement,
                 "category": f.category,
-                "confidence": f.confidence,
             }
             for i, f in self._plan_items.items()
         ]
+        item_windows = [window_of(f) or 0 for f in self._plan_items.values()]
+        shown_pairs = [(f, window_of(f)) for f in self.shown]
         shown = [
             {"quote": f.quote, "replacement": f.replacement}
-            for f in self.shown
-            if any(lo <= f.start and f.end <= hi for lo, hi in windows)
+            for f, w in shown_pairs
+            if w is not None
         ]
+        shown_windows = [w for _, w in shown_pairs if w is not None]
         passages = [self.text[lo:hi] for lo, hi in windows]
-        return VerifyPlan(windows, passages, items, shown)
+        return VerifyPlan(windows, passages, items, shown, item_windows, shown_windows)
 
     def verdict(self, raw: dict) -> list[RouterEvent]:
         item = self._plan_items.pop(raw.get("id"), None) if isinstance(raw.get("id"), int) else None

@@ -6,9 +6,9 @@ fails: Haiku down means Sonnet reviews the whole document; Sonnet down means Hai
 findings only; both down means the offline rules. The review always ends with one ``ReviewDone``
 carrying each tier's model, usage, cost and status.
 
-A Sonnet check whose request is byte-for-byte one this reviewer already made (same passages,
-same Haiku findings: the writer edited elsewhere) replays the earlier answer instead of paying
-for it again.
+Sonnet's answers are remembered per passage: on a re-review, a passage whose text and Haiku
+findings are what Sonnet already checked (the writer edited elsewhere) replays the earlier
+answer, and only the passages that changed are sent.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from .review_requests import (
     tier_params,
     verify_blocks,
 )
-from .review_router import ReviewRouter
+from .review_router import ReviewRouter, VerifyPlan
 
 TIERS = ("auto", "haiku", "sonnet")
 _DEFAULT_DOCUMENT = "default"
@@ -103,25 +103,18 @@ class TieredReviewer:
             max_retries=1,  # a tier that keeps failing is degraded around, not waited for
         )
         self.bases = DocumentBases()
-        self._answers: OrderedDict[str, list[tuple[str, dict]]] = OrderedDict()
+        # Sonnet's answer per checked passage (see _verify)
+        self._windows: OrderedDict[str, list[tuple[str, dict]]] = OrderedDict()
 
     # -- one request -----------------------------------------------------------------------------
 
     async def _run(
-        self, stage: _Stage, params: dict, on_object: Callable[[str, dict], list], reuse: bool
+        self, stage: _Stage, params: dict, on_object: Callable[[str, dict], list]
     ) -> AsyncIterator[ReviewEvent]:
         """Stream ``params``; hand each completed object to ``on_object`` and yield its events.
         Raises ProviderError (after the events of what did arrive)."""
         from .providers.anthropic import stream_messages
 
-        key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
-        if reuse and key in self._answers:
-            self._answers.move_to_end(key)
-            for name, obj in self._answers[key]:
-                for ev in on_object(name, obj):
-                    yield ev
-            stage.finish("reused")
-            return
         scanner = FindingsScanner()
         final: Final | None = None
         stream = stream_messages(self.client, params, provider=self.name)
@@ -146,10 +139,60 @@ class TieredReviewer:
             raise err
         assert final is not None
         stage.finish("ok", final.usage, final.model or stage.model)
-        if reuse:
-            self._answers[key] = list(stage.objects)
-            while len(self._answers) > 256:
-                self._answers.popitem(last=False)
+
+    def _window_key(self, passage: str, items: list[dict]) -> str:
+        stripped = [{k: v for k, v in item.items() if k != "id"} for item in items]
+        blob = json.dumps([self.model, passage, stripped], sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    async def _verify(
+        self, stage: _Stage, plan: VerifyPlan, on_object: Callable[[str, dict], list]
+    ) -> AsyncIterator[ReviewEvent]:
+        """Sonnet's check of ``plan``: remembered passages replayed, the others sent."""
+        todo: dict[int, str] = {}
+        for w, passage in enumerate(plan.passages):
+            items = plan.items_in(w)
+            key = self._window_key(passage, items)
+            remembered = self._windows.get(key)
+            if remembered is None:
+                todo[w] = key
+                continue
+            self._windows.move_to_end(key)
+            for name, obj in remembered:
+                if name == "verdicts":  # remembered by position within the passage
+                    obj = dict(obj, id=items[obj["id"]]["id"])
+                for ev in on_object(name, obj):
+                    yield ev
+        if not todo:
+            stage.finish("reused")
+            return
+        sub = plan.subset(list(todo))
+        stable, changing = verify_blocks(sub.passages, sub.items, sub.shown)
+        params = tier_params(
+            model=self.model,
+            max_tokens=self.settings.review_max_tokens,
+            system=VERIFY_SYSTEM,
+            stable=stable,
+            changing=changing,
+            schema=VERIFY_SCHEMA,
+        )
+        async for ev in self._run(stage, params, on_object):
+            yield ev
+        answers: dict[int, list[tuple[str, dict]]] = {w: [] for w in todo}
+        position = {item["id"]: (w, k) for w in todo for k, item in enumerate(plan.items_in(w))}
+        for name, obj in stage.objects:
+            if name == "verdicts" and obj.get("id") in position:
+                w, k = position[obj["id"]]
+                answers[w].append((name, dict(obj, id=k)))
+            elif name == "findings":
+                quote = obj.get("quote")
+                w = next((w for w in todo if quote and quote in plan.passages[w]), None)
+                if w is not None:
+                    answers[w].append((name, obj))
+        for w, key in todo.items():
+            self._windows[key] = answers[w]
+        while len(self._windows) > 1024:
+            self._windows.popitem(last=False)
 
     def _whole_document(self, model: str, system: str, schema: dict, based) -> dict:
         stable, changing = document_blocks(based.base, based.edits)
@@ -198,7 +241,11 @@ class TieredReviewer:
             )
             params = self._whole_document(self.triage_model, system, schema, based)
             try:
-                async for ev in self._run(stage, params, haiku_objects, reuse=False):
+                async for ev in self._run(
+                    stage,
+                    params,
+                    haiku_objects,
+                ):
                     yield ev
             except ProviderError as err:
                 if tier == "haiku":
@@ -210,7 +257,11 @@ class TieredReviewer:
             stages.append(stage)
             params = self._whole_document(self.model, REVIEW_SYSTEM, REVIEW_SCHEMA, based)
             try:
-                async for ev in self._run(stage, params, sonnet_objects, reuse=False):
+                async for ev in self._run(
+                    stage,
+                    params,
+                    sonnet_objects,
+                ):
                     yield ev
             except ProviderError as err:
                 if tier == "sonnet":
@@ -222,17 +273,8 @@ class TieredReviewer:
             stages.append(stage)
             plan = router.plan()
             if plan is not None:
-                stable, changing = verify_blocks(plan.passages, plan.items, plan.shown)
-                params = tier_params(
-                    model=self.model,
-                    max_tokens=self.settings.review_max_tokens,
-                    system=VERIFY_SYSTEM,
-                    stable=stable,
-                    changing=changing,
-                    schema=VERIFY_SCHEMA,
-                )
                 try:
-                    async for ev in self._run(stage, params, sonnet_objects, reuse=True):
+                    async for ev in self._verify(stage, plan, sonnet_objects):
                         yield ev
                     router.sonnet_done()
                 except ProviderError as err:
