@@ -502,13 +502,18 @@ class OfflineReviewer:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings
 
-    async def review(self, text: str) -> AsyncIterator[ReviewEvent]:
+    async def review(
+        self, text: str, *, tier: str | None = None, document: str | None = None
+    ) -> AsyncIterator[ReviewEvent]:
+        """The rules' findings (``tier`` and ``document`` do not apply offline). Like every
+        tier's, a finding whose replacement changes nothing (the long-sentence advice) is not
+        shown: the writer could not apply it."""
         started = time.monotonic()
-        locator = FindingLocator(text)
+        locator = FindingLocator(text, require_change=True)
         for raw in rule_findings(text):
             finding = locator.locate(raw)
             if finding is not None:
-                yield finding
+                yield replace(finding, tier="offline")
         yield ReviewDone(
             findings=locator.count,
             model=self.model,

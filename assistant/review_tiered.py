@@ -47,6 +47,17 @@ from .review_requests import (
 from .review_router import ReviewRouter, VerifyPlan
 
 TIERS = ("auto", "haiku", "sonnet")
+# Failures a review degrades around (the other tier can still answer). A refused key or a
+# request the API rejects is the same for both tiers: reported, not degraded around.
+TRANSIENT = frozenset(
+    {
+        ProviderErrorKind.RATE_LIMITED,
+        ProviderErrorKind.OVERLOADED,
+        ProviderErrorKind.TIMEOUT,
+        ProviderErrorKind.NETWORK,
+        ProviderErrorKind.INTERNAL,
+    }
+)
 _DEFAULT_DOCUMENT = "default"
 
 
@@ -248,7 +259,7 @@ class TieredReviewer:
                 ):
                     yield ev
             except ProviderError as err:
-                if tier == "haiku":
+                if tier == "haiku" or err.kind not in TRANSIENT:
                     raise
                 haiku_failed = True
                 router.haiku_failed(err.kind.value)
@@ -264,7 +275,7 @@ class TieredReviewer:
                 ):
                     yield ev
             except ProviderError as err:
-                if tier == "sonnet":
+                if tier == "sonnet" or err.kind not in TRANSIENT:
                     raise
                 sonnet_failed = True
                 router.notes.append(f"Sonnet failed too ({err.kind.value}).")
@@ -278,6 +289,8 @@ class TieredReviewer:
                         yield ev
                     router.sonnet_done()
                 except ProviderError as err:
+                    if err.kind not in TRANSIENT:
+                        raise
                     router.sonnet_failed(err.kind.value)
         if haiku_failed and sonnet_failed:
             router.notes.append("Offline rules only.")

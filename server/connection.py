@@ -467,13 +467,15 @@ class Connection:
             return
         self.stats.reviews += 1
         self.metrics.requests.labels("review").inc()
-        task = self.loop.create_task(self._review(frame.id, frame.text, reviewer))
+        task = self.loop.create_task(self._review(frame.id, frame.text, reviewer, frame.tier))
         self._reviews[frame.id] = _ReviewJob(frame.id, task, self.loop.time())
 
-    async def _review(self, rid: int, text: str, reviewer: Any) -> None:
+    async def _review(self, rid: int, text: str, reviewer: Any, tier: str | None = None) -> None:
         started = self.loop.time()
         finished = False
-        stream = reviewer.review(text)
+        # The connection is the document key: a re-review sends the edits since the last one
+        # (prompt cache), and never another connection's text.
+        stream = reviewer.review(text, tier=tier, document=self.id)
         try:
             async for ev in stream:
                 if rid not in self._reviews:
@@ -494,7 +496,17 @@ class Connection:
                             severity=ev.severity,
                             start=ev.start,
                             end=ev.end,
+                            tier=ev.tier,
+                            confidence=ev.confidence,
+                            confirmed=ev.confirmed,
+                            category=ev.category,
                         ),
+                    )
+                elif kind == "FindingRetracted":
+                    self._emit(
+                        "finding_retracted",
+                        rid,
+                        p.finding_retracted_frame(rid, index=ev.index, reason=ev.reason),
                     )
                 elif kind == "ReviewDone":
                     finished = True
@@ -528,7 +540,12 @@ class Connection:
         usage = getattr(ev, "usage", None)
         model = getattr(ev, "model", "") or self.settings.review_model
         cost = getattr(ev, "cost_usd", None)
-        if isinstance(usage, Usage):
+        tiers = getattr(ev, "tiers", ()) or ()
+        if tiers:  # each tier's tokens on its own model's ledger line
+            for report in tiers:
+                if report.status == "ok":
+                    self._account(report.model, report.usage)
+        elif isinstance(usage, Usage):
             spent = self._account(model, usage)
             cost = spent if cost is None else cost
         latency = getattr(ev, "latency_ms", None) or (self.loop.time() - started) * 1000
@@ -551,6 +568,9 @@ class Connection:
                 usage=usage,
                 cost_usd=float(cost or 0.0),
                 latency_ms=latency,
+                tiers=[report.to_dict() for report in tiers],
+                note=getattr(ev, "note", ""),
+                withheld=getattr(ev, "withheld", 0),
             ),
         )
 

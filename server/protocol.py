@@ -67,10 +67,14 @@ class AcceptChars:
     chars: int
 
 
+REVIEW_TIERS = ("auto", "haiku", "sonnet")
+
+
 @dataclass(frozen=True, slots=True)
 class Review:
     id: int
     text: str
+    tier: str | None = None  # None: the server's default (auto)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +161,12 @@ class FrameDecoder:
                 raise ProtocolError(
                     TOO_LARGE, f"text is over {self.limits.max_review_chars} characters", fid
                 )
-            return Review(fid, text)
+            tier = obj.get("tier")
+            if tier is not None and tier not in REVIEW_TIERS:
+                raise ProtocolError(
+                    BAD_REQUEST, f"review 'tier' must be one of {', '.join(REVIEW_TIERS)}", fid
+                )
+            return Review(fid, text, tier)
         raise ProtocolError(BAD_REQUEST, f"unknown frame type {_short(kind)!r}", fid)
 
     def _referring(self, kind: str, raw_id: Any, obj: dict) -> ClientFrame:
@@ -298,6 +307,10 @@ def finding_frame(
     severity: str,
     start: int,
     end: int,
+    tier: str = "",
+    confidence: float | None = None,
+    confirmed: bool = False,
+    category: str = "",
 ) -> dict:
     return {
         "type": "finding",
@@ -309,11 +322,28 @@ def finding_frame(
         "severity": severity,
         "start": start,
         "end": end,
+        "tier": tier,
+        "confidence": confidence,
+        "confirmed": confirmed,
+        "category": category,
     }
 
 
+def finding_retracted_frame(id: int, *, index: int, reason: str) -> dict:
+    return {"type": "finding_retracted", "id": id, "index": index, "reason": reason}
+
+
 def review_done_frame(
-    id: int, *, findings: int, model: str, usage: Any, cost_usd: float, latency_ms: float
+    id: int,
+    *,
+    findings: int,
+    model: str,
+    usage: Any,
+    cost_usd: float,
+    latency_ms: float,
+    tiers: list[dict] | None = None,
+    note: str = "",
+    withheld: int = 0,
 ) -> dict:
     return {
         "type": "review_done",
@@ -323,4 +353,7 @@ def review_done_frame(
         "usage": usage_dict(usage),
         "cost_usd": cost_usd,
         "latency_ms": round(latency_ms, 3),
+        "tiers": tiers or [],
+        "note": note,
+        "withheld": withheld,
     }

@@ -17,7 +17,6 @@ from assistant.config import Settings
 from assistant.emulator import Emulator, EmulatorConfig, EmulatorThread, Fault
 from assistant.providers.base import ProviderError, ProviderErrorKind
 from assistant.review import (
-    AnthropicReviewer,
     Finding,
     FindingLocator,
     FindingsScanner,
@@ -30,6 +29,7 @@ from assistant.review import (
     rebase_finding,
     rule_findings,
 )
+from assistant.review_tiered import TieredReviewer
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = "I recieve teh letter  today. so i think it occured and and we are done.\n"
@@ -202,15 +202,17 @@ async def test_offline_reviewer_streams_findings_then_done():
 
 def test_make_reviewer_picks_by_key():
     assert isinstance(make_reviewer(Settings()), OfflineReviewer)
-    assert isinstance(make_reviewer(Settings(api_key="k")), AnthropicReviewer)
+    assert isinstance(make_reviewer(Settings(api_key="k")), TieredReviewer)
 
 
-# --- Sonnet against the emulator ------------------------------------------------------------
+# --- Sonnet alone against the emulator ------------------------------------------------------------
 
 
 async def test_anthropic_reviewer_streams_findings_from_structured_output():
     async with Emulator(EmulatorConfig(profile="fast")) as emu:
-        reviewer = AnthropicReviewer(Settings(api_key="test", base_url=emu.base_url))
+        reviewer = TieredReviewer(
+            Settings(api_key="test", base_url=emu.base_url, review_tier="sonnet")
+        )
         try:
             events = await collect(reviewer, DOC)
         finally:
@@ -238,7 +240,9 @@ async def test_anthropic_reviewer_streams_findings_from_structured_output():
 async def test_anthropic_reviewer_maps_api_errors():
     async with Emulator(EmulatorConfig(profile="instant")) as emu:
         emu.inject(Fault("auth"))
-        reviewer = AnthropicReviewer(Settings(api_key="test", base_url=emu.base_url))
+        reviewer = TieredReviewer(
+            Settings(api_key="test", base_url=emu.base_url, review_tier="sonnet")
+        )
         try:
             with pytest.raises(ProviderError) as info:
                 await collect(reviewer, DOC)
@@ -250,7 +254,9 @@ async def test_anthropic_reviewer_maps_api_errors():
 async def test_anthropic_reviewer_keeps_findings_seen_before_a_mid_stream_error():
     async with Emulator(EmulatorConfig(profile="instant")) as emu:
         emu.inject(Fault("error_mid_stream", after_tokens=60))
-        reviewer = AnthropicReviewer(Settings(api_key="test", base_url=emu.base_url))
+        reviewer = TieredReviewer(
+            Settings(api_key="test", base_url=emu.base_url, review_tier="sonnet")
+        )
         events = []
         try:
             with pytest.raises(ProviderError) as info:
@@ -298,13 +304,40 @@ def test_review_cli_json_with_the_emulator(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert out["model"] == "claude-sonnet-5-5"
+    # Tiered by default: Haiku read it all; with only surface problems, Sonnet was not needed.
+    assert out["model"] == "claude-haiku-5-5"
+    assert [(t["tier"], t["status"]) for t in out["tiers"]] == [
+        ("haiku", "ok"),
+        ("sonnet", "skipped"),
+    ]
     assert out["cost_usd"] > 0
+    assert out["cost_usd"] == pytest.approx(sum(t["cost_usd"] for t in out["tiers"]))
     assert out["usage"]["output_tokens"] > 0
     quotes = {f["quote"] for f in out["findings"]}
     assert {"recieve", "teh"} <= quotes
     for f in out["findings"]:
         assert DOC[f["start"] : f["end"]] == f["quote"]
+        assert f["tier"] == "haiku" and f["confirmed"] is False and f["confidence"] >= 0.8
+
+
+def test_review_cli_tier_sonnet_json_says_who_found_what(tmp_path):
+    path = tmp_path / "draft.md"
+    path.write_text(DOC)
+    proc = _run_cli(
+        str(path),
+        "--json",
+        "--emulator",
+        "--tier",
+        "sonnet",
+        env_extra={"ASSISTANT_EMULATOR_PROFILE": "fast"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["model"] == "claude-sonnet-5-5"
+    assert [t["tier"] for t in out["tiers"]] == ["sonnet"]
+    assert out["findings"] and all(
+        f["tier"] == "sonnet" and f["confirmed"] is True for f in out["findings"]
+    )
 
 
 def test_review_cli_missing_file_exits_2(tmp_path):

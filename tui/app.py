@@ -11,6 +11,7 @@ shows "reconnecting" while typing goes on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from textual.timer import Timer
 from textual.widgets import Footer
 
 from assistant.review import Finding, StaleFinding, locate_finding, rebase_finding
+from assistant.review_frames import finding_from_frame, format_tiers, tiers_from_frame
 
 from . import files
 from .client import AssistantClient, ConnectionState
@@ -252,18 +254,14 @@ class EditorApp(App):
         elif kind == "finding":
             if frame_id is not None and frame_id == self.review_id:
                 try:
-                    finding = Finding(
-                        int(frame["index"]),
-                        str(frame["quote"]),
-                        str(frame.get("problem", "")),
-                        str(frame.get("replacement", "")),
-                        str(frame.get("severity", "medium")),
-                        int(frame["start"]),
-                        int(frame["end"]),
-                    )
+                    finding = finding_from_frame(frame)
                 except (KeyError, TypeError, ValueError):
                     return
                 self.panel.add_finding(finding)
+        elif kind == "finding_retracted":
+            if frame_id is not None and frame_id == self.review_id:
+                with contextlib.suppress(KeyError, TypeError, ValueError):
+                    self.panel.retract(int(frame["index"]))
         elif kind == "review_done":
             self.status.record_usage(frame.get("usage"), frame.get("cost_usd"))
             if frame_id is not None and frame_id == self.review_id:
@@ -271,9 +269,13 @@ class EditorApp(App):
                 count = int(frame.get("findings") or 0)
                 cost = float(frame.get("cost_usd") or 0.0)
                 noun = "finding" if count == 1 else "findings"
+                split = format_tiers(tiers_from_frame(frame))
+                note = str(frame.get("note") or "")
                 self.panel.finish(
-                    f"{count} {noun} · {frame.get('model', '')} · ${cost:.4f}"
-                    "\nEnter/a apply · s skip · F2 back to the text"
+                    f"{count} {noun} · ${cost:.4f}"
+                    + (f"\n{split}" if split else f" · {frame.get('model', '')}")
+                    + (f"\n{note}" if note else "")
+                    + "\nEnter/a apply · s skip · F2 back to the text"
                 )
         elif kind == "status":
             reason = frame.get("reason")

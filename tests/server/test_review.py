@@ -28,7 +28,7 @@ class GatedReviewer:
         self.cancelled = 0
         self.fail: ProviderError | None = None
 
-    async def review(self, text: str):
+    async def review(self, text: str, *, tier=None, document=None):
         try:
             yield ReviewDelta('{"findings": [')
             quote = "tomorow"
@@ -122,7 +122,13 @@ async def test_review_by_sonnet_through_the_emulator():
             assert done["findings"] == len(findings) >= 2
             for f in findings:
                 assert document[f["start"] : f["end"]] == f["quote"]
-            assert done["model"].startswith("claude-sonnet")
+            # Tiered: Haiku read it; only surface problems, so Sonnet had nothing to check.
+            assert done["model"] == "claude-haiku-5-5"
+            assert [(t["tier"], t["status"]) for t in done["tiers"]] == [
+                ("haiku", "ok"),
+                ("sonnet", "skipped"),
+            ]
+            assert all(f["tier"] == "haiku" and f["confirmed"] is False for f in findings)
             assert done["cost_usd"] > 0 and done["usage"]["input_tokens"] > 0
             (rec,) = [r for r in emu.requests if r.path == "/v1/messages"]
             assert rec.model == done["model"]
