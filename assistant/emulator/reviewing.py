@@ -277,14 +277,17 @@ def _wrong_findings(text: str, issues: Sequence[Issue], skill: ReviewSkill, seed
     return out
 
 
-def _full_review(text: str, labels, model: str, seed: int, triage: bool) -> dict:
+def _full_review(text: str, labels, model: str, seed: int, triage: bool, rich: bool) -> dict:
     family = next((f for f in SKILLS if f in model), "sonnet")
     skill = skill_for(model)
     if not labels:
         raw = review_findings(text)
-        if not triage:
-            return {"findings": raw}
-        return {"findings": [dict(f, confidence=0.95) for f in raw], "flags": []}
+        if rich:  # the schema asks for a class and a confidence: the mechanical ones are sure
+            raw = [
+                dict(f, category=issue.cls, confidence=0.95)
+                for f, issue in zip(raw, issues_in(text, ()), strict=True)
+            ]
+        return {"findings": raw, "flags": []} if triage else {"findings": raw}
     issues = issues_in(text, labels)
     found = [
         (text.find(i.quote), _finding(i, skill, seed, family))
@@ -386,6 +389,14 @@ def apply_edits(base: str, edits: object) -> str:
     return text
 
 
+def _asks_for_confidence(body: dict) -> bool:
+    try:
+        schema = body["output_config"]["format"]["schema"]
+        return "confidence" in schema["properties"]["findings"]["items"]["properties"]
+    except (KeyError, TypeError):
+        return False
+
+
 def review_mode(body: dict) -> str:
     """``review``, ``triage`` or ``verify``, from the properties of the requested schema."""
     try:
@@ -413,4 +424,6 @@ def review_reply(body: dict, *, labels: Sequence[dict] = (), seed: int = 0) -> s
             document = apply_edits(document, json.loads(edits))
         except ValueError:
             pass
-    return json.dumps(_full_review(document, labels, model, seed, triage=mode == "triage"))
+    triage = mode == "triage"
+    rich = triage or _asks_for_confidence(body)
+    return json.dumps(_full_review(document, labels, model, seed, triage=triage, rich=rich))
