@@ -25,8 +25,6 @@ from .providers.base import Final, ProviderError, ProviderErrorKind
 from .review import FINDINGS_SCHEMA as REVIEW_SCHEMA
 from .review import (
     REVIEW_SYSTEM,
-    Finding,
-    FindingRetracted,
     FindingsScanner,
     ReviewDelta,
     ReviewDone,
@@ -240,23 +238,17 @@ class TieredReviewer:
             return router.from_sonnet(obj) if name == "findings" else []
 
         if tier in ("auto", "haiku"):
+            triage = tier == "auto"
             stage = _Stage("haiku", self.triage_model)
             stages.append(stage)
-            system, schema = (
-                (TRIAGE_SYSTEM, TRIAGE_SCHEMA)
-                if tier == "auto"
-                else (
-                    REVIEW_SYSTEM,
-                    REVIEW_SCHEMA,
-                )
+            params = self._whole_document(
+                self.triage_model,
+                TRIAGE_SYSTEM if triage else REVIEW_SYSTEM,
+                TRIAGE_SCHEMA if triage else REVIEW_SCHEMA,
+                based,
             )
-            params = self._whole_document(self.triage_model, system, schema, based)
             try:
-                async for ev in self._run(
-                    stage,
-                    params,
-                    haiku_objects,
-                ):
+                async for ev in self._run(stage, params, haiku_objects):
                     yield ev
             except ProviderError as err:
                 if tier == "haiku" or err.kind not in TRANSIENT:
@@ -268,11 +260,7 @@ class TieredReviewer:
             stages.append(stage)
             params = self._whole_document(self.model, REVIEW_SYSTEM, REVIEW_SCHEMA, based)
             try:
-                async for ev in self._run(
-                    stage,
-                    params,
-                    sonnet_objects,
-                ):
+                async for ev in self._run(stage, params, sonnet_objects):
                     yield ev
             except ProviderError as err:
                 if tier == "sonnet" or err.kind not in TRANSIENT:
@@ -322,6 +310,3 @@ class TieredReviewer:
                 await self.client.close()
             except Exception:
                 pass
-
-
-__all__ = ["TIERS", "Finding", "FindingRetracted", "TieredReviewer"]

@@ -9,6 +9,7 @@ import re
 from assistant.emulator import Fault
 from tests.tui.conftest import ARTIFACTS, TOKEN, stack, wait_until
 from tui.app import EditorApp
+from tui.widgets.review_panel import finding_row
 
 DOC = "I recieve teh letter today.\nWe will definately reply.\n"
 
@@ -42,6 +43,7 @@ async def test_review_lists_findings_and_applying_one_edits_the_text(tmp_path):
             review_requests = [r for r in emu.requests if is_review_request(r)]
             assert [r.model for r in review_requests] == ["claude-haiku-5-5"]  # Sonnet not needed
             assert "haiku $" in str(app.panel.status.render())  # the cost split by tier
+            assert all("[haiku]" in finding_row(f).plain for f in app.panel.rows())
             # F2 to the list: the first finding is highlighted and its span selected.
             await pilot.press("f2")
             assert app.panel.option_list.has_focus
