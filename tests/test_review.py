@@ -376,3 +376,34 @@ def test_review_cli_over_a_running_server(tmp_path):
     assert {"recieve", "teh"} <= {f["quote"] for f in out["findings"]}
     assert refused.returncode == 1
     assert "Traceback" not in refused.stderr
+
+
+def test_review_bench_cli_reports_the_three_routes(tmp_path):
+    corpus = ROOT / "tests" / "data" / "review_corpus"
+    names = ["email-budget.txt", "notes-recipe.md"]
+    labels = json.loads((corpus / "labels.json").read_text())["labels"]
+    (tmp_path / "labels.json").write_text(
+        json.dumps({"labels": [x for x in labels if x["document"] in names]})
+    )
+    for name in names:
+        (tmp_path / name).write_text((corpus / name).read_text())
+    env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
+    env.update(PYTHONPATH=str(ROOT), ASSISTANT_CONFIG="/nonexistent/config.toml")
+    out = tmp_path / "rb.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "assistant", "review-bench", "--corpus", str(tmp_path)]
+        + ["--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Modelled rates (emulator), not measured ones." in proc.stdout
+    for row in ("| Sonnet only |", "| Haiku only |", "| tiered |"):
+        assert proc.stdout.count(row) == 2  # the recall table and the cache table
+    report = json.loads(out.read_text())
+    assert set(report["routes"]) == {"sonnet", "haiku", "auto"}
+    assert report["routes"]["auto"]["cost_usd"] < report["routes"]["sonnet"]["cost_usd"]
+    assert {c["ok"] for c in report["checks"]} <= {True, False}
