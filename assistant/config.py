@@ -31,8 +31,9 @@ class Settings:
     base_url: str | None = None
     suggest_model: str = field(default_factory=lambda: _roles()["suggest"])
     review_model: str = field(default_factory=lambda: _roles()["review"])
-    # The review's first reader (Haiku) and the route: auto (Haiku, then Sonnet on what it
-    # flags), haiku or sonnet (one tier alone)
+    # The review's first reader and the route: auto (it reads everything, then Sonnet checks
+    # what it flags), haiku or sonnet (one tier alone). The reader defaults to the suggestion
+    # role's model (Haiku), or to a "triage" role when models.toml names one.
     review_triage_model: str = field(
         default_factory=lambda: _roles().get("triage") or _roles()["suggest"]
     )
