@@ -151,13 +151,15 @@ def server_with_engine(settings: Settings, factory: Callable[[Clock], Any]):
     return ServerHandle(settings, engine_factory=factory)
 
 
-def lead_in_text(chars: int, passages: Sequence[str]) -> str:
+def lead_in_text(chars: int, passages: Sequence[str], writer: int = 0) -> str:
     """An existing document of ``chars`` characters (the passages, repeated) that the typing
-    continues, so prompts are as long as a normal document's and the prompt cache can apply."""
+    continues, so prompts are as long as a normal document's and the prompt cache can apply.
+    Each ``writer`` gets a different document, so no typist reads another's cache entry."""
     if chars <= 0 or not passages:
         return ""
     text = "\n\n".join(passages) + "\n\n"
-    return (text * (chars // len(text) + 1))[:chars].rstrip() + "\n\n"
+    start = (writer * 97) % len(text)
+    return (text * (chars // len(text) + 2))[start : start + chars].rstrip() + "\n\n"
 
 
 def pick_traces(plan: BenchPlan) -> list[Trace]:
@@ -184,7 +186,7 @@ async def run_strategy(name: str, traces: Sequence[Trace], plan: BenchPlan) -> d
     log = EngineLog()
     passages = tuple(load_passages().values())
     windows = [(t, trace_window(t, plan.window_s)) for t in traces]
-    lead_in = lead_in_text(plan.lead_in_chars, passages)
+    lead_ins = [lead_in_text(plan.lead_in_chars, passages, i) for i in range(len(windows))]
     cfg = EmulatorConfig(profile=plan.emulator_profile, seed=0, oracle_texts=passages)
     started = time.monotonic()
     async with Emulator(cfg) as emu:
@@ -199,7 +201,7 @@ async def run_strategy(name: str, traces: Sequence[Trace], plan: BenchPlan) -> d
             results = await asyncio.gather(
                 *(
                     replay(srv.ws_url, srv.token, ev, name=t.name, initial_text=lead_in)
-                    for t, ev in windows
+                    for (t, ev), lead_in in zip(windows, lead_ins, strict=True)
                 )
             )
         records = [r for r in emu.requests if r.path == "/v1/messages"]
@@ -207,7 +209,7 @@ async def run_strategy(name: str, traces: Sequence[Trace], plan: BenchPlan) -> d
         name,
         [
             (replace(t, final_text=lead_in + t.final_text), r)
-            for t, r in zip(traces, results, strict=True)
+            for t, r, lead_in in zip(traces, results, lead_ins, strict=True)
         ],
         records,
         log,

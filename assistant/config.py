@@ -38,10 +38,10 @@ class Settings:
         default_factory=lambda: _roles().get("triage") or _roles()["suggest"]
     )
     review_tier: str = "auto"
-    suggest_max_tokens: int = 24
+    suggest_max_tokens: int = 24  # Haiku 4.5 tokens; sent scaled by the model's tokenizer factor
     suggest_timeout_s: float = 2.5  # whole suggestion request; a late suggestion is useless
     suggest_connect_timeout_s: float = 1.0
-    review_max_tokens: int = 4096
+    review_max_tokens: int = 4096  # Haiku 4.5 tokens, scaled the same way
     review_timeout_s: float = 120.0
     prompt_cache_min_tokens: int | None = None  # None: from the model's price-table entry
     # Offline tier: "auto" uses the local model when installed, else the statistical engine

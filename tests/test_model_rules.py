@@ -379,3 +379,13 @@ async def test_assistant_serve_emulator_serves_model_suggestions_from_haiku_5_5(
         if proc.returncode is None:
             proc.terminate()
             await asyncio.wait_for(proc.wait(), 30)
+
+
+def test_bench_lead_in_gives_each_typist_their_own_existing_document():
+    from assistant.bench import lead_in_text
+
+    passages = ("One short passage about the river.", "Another about the mill and the bakery.")
+    docs = [lead_in_text(3_000, passages, i) for i in range(12)]
+    assert all(2_990 <= len(d) <= 3_002 and d.endswith("\n\n") for d in docs)
+    assert len({d[:2_048] for d in docs}) == 12  # no typist reads another's prompt-cache entry
+    assert lead_in_text(0, passages) == ""

@@ -245,9 +245,11 @@ async def stream_messages(
                 pass  # the connection is being dropped anyway; the real error (if any) wins
 
 
-def estimated_usage(params: dict, text: str, rules: ModelRules | None = None) -> Usage:
-    """What a request probably cost when it ended before the API reported usage."""
-    factor = (rules or ModelRules()).tokenizer_factor
+def estimated_usage(params: dict, text: str) -> Usage:
+    """What a request probably cost when it ended before the API reported usage, counted with
+    the tokenizer factor of the request's model."""
+    rules = default_catalog().rules(str(params.get("model", ""))) or ModelRules()
+    factor = rules.tokenizer_factor
     prompt = str(params.get("system", "")) + str(params.get("messages", ""))
     return Usage(
         input_tokens=max(1, estimate_tokens(prompt, factor)),
@@ -327,7 +329,7 @@ class AnthropicProvider:
                 raise
             # The line was complete; only the drain after it failed. Not the user's problem.
             yield Final(
-                usage=estimated_usage(params, "".join(shown), self.rules),
+                usage=estimated_usage(params, "".join(shown)),
                 model=self.model,
                 source="model",
                 stop_reason="stop_sequence",
