@@ -127,6 +127,8 @@ def format_summary(done: ReviewDone) -> str:
         line += f"\n  {format_tiers(done.tiers)}"
     if done.note:
         line += f"\n  note: {done.note}"
+    elif done.withheld:
+        line += f"\n  {done.withheld} finding(s) Sonnet did not confirm were not shown"
     return line
 
 
