@@ -94,7 +94,9 @@ async def test_bad_edits_get_clear_errors_and_leave_the_copy_unchanged():
         too_big = c.new_id()
         await c.send({"type": "open", "id": too_big, "text": "z" * 101, "cursor": 0})
         assert (await c.terminal(too_big))["code"] == "too_large"
-        lone = '{"type": "open", "id": %d, "text": "\\ud800", "cursor": 0}' % c.new_id()
+        lone = '{"type": "open", "id": ID, "text": "\\ud800", "cursor": 0}'.replace(
+            "ID", str(c.new_id())
+        )
         await c.send(lone)  # a lone surrogate is not JSON text: refused, nothing changes
         assert (await c.until(lambda m: m["type"] == "error"))["code"] == "bad_request"
         # After all that the server's copy is still the opened text, at the opened version.
