@@ -11,6 +11,8 @@ microseconds. After a reconnect, a ``resync`` error or any refused ``open``/``ed
 
 from __future__ import annotations
 
+import json
+
 _BLOCK = 256
 
 
@@ -102,3 +104,20 @@ class DocumentSync:
         current version, the server's copy is unknown and the next frame must be an ``open``."""
         if code == "resync" or (frame_id is not None and frame_id == self.version):
             self.reset()
+
+
+def fits(text: str, limits: dict) -> bool:
+    """Whether the server (its ``ready`` frame's ``limits``) can hold ``text`` as a document:
+    at most ``max_document_chars`` code points, and one ``open`` frame carrying it."""
+    if len(text) > int(limits.get("max_document_chars") or 120_000):
+        return False
+    room = int(limits.get("max_frame_bytes") or 1_048_576) - 96
+    return len(text) * 6 + 2 <= room or len(json.dumps(text, ensure_ascii=False).encode()) <= room
+
+
+def speaks_documents(ready: dict | None) -> bool:
+    """Whether the server's ``ready`` frame announces protocol 1.1 (open / edit)."""
+    if not ready or ready.get("protocol") != 1:
+        return False
+    minor = ready.get("protocol_minor")
+    return isinstance(minor, int) and minor >= 1
