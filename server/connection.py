@@ -246,6 +246,8 @@ class Connection:
                 self._suggest(frame.id, frame.prefix, frame.suffix)
             case p.SuggestAt():
                 try:
+                    if frame.edit is not None:
+                        self.documents.apply(frame.edit)
                     prefix, suffix = self.documents.around_cursor(frame.version)
                 except DocumentError as err:
                     self._emit_error(frame.id, err.code, err.message)

@@ -53,14 +53,6 @@ class Suggest:
 
 
 @dataclass(frozen=True, slots=True)
-class SuggestAt:
-    """A 1.1 ``suggest``: at the cursor of the server's copy of the document, at ``version``."""
-
-    id: int
-    version: int
-
-
-@dataclass(frozen=True, slots=True)
 class Change:
     """Replace ``[start, end)`` of the base text (code points) with ``text``."""
 
@@ -86,6 +78,17 @@ class EditDocument:
     base: int
     changes: tuple[Change, ...]
     cursor: int
+
+
+@dataclass(frozen=True, slots=True)
+class SuggestAt:
+    """A 1.1 ``suggest``: at the cursor of the server's copy of the document at ``version``.
+    With ``edit`` it first applies that edit (whose id is the suggest's, and so the version):
+    one frame per keystroke, as in v1."""
+
+    id: int
+    version: int
+    edit: EditDocument | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +194,8 @@ class FrameDecoder:
         self.last_id = fid = raw_id
         if kind == "suggest" and "prefix" not in obj and "version" in obj:
             return SuggestAt(fid, _version(obj, "version", fid))
+        if kind == "suggest" and "prefix" not in obj and "base" in obj:
+            return SuggestAt(fid, fid, self._edit(obj, fid))
         if kind == "open":
             return self._open(obj, fid)
         if kind == "edit":

@@ -155,18 +155,22 @@ class EditorApp(App):
         max_suffix = int(self.limits.get("max_suffix_chars") or 20_000)
         return prefix[-max_prefix:], suffix[:max_suffix]
 
-    def _sync_document(self, *, at_end: bool = False) -> bool:
-        """Protocol 1.1: bring the server's copy of the text up to the editor's (``open`` the
-        first time, ``edit`` with just the change after). False when the server speaks only v1
-        or cannot hold this text, or the frame could not be sent: then v1 frames are used."""
+    def _uses_documents(self, text: str) -> bool:
+        """Protocol 1.1 when the server speaks it and can hold this text; else v1 frames."""
+        if speaks_documents(self.client.ready) and fits(text, self.limits):
+            return True
+        self.document.reset()
+        return False
+
+    def _cursor_offset(self) -> int:
+        return self.editor.document.get_index_from_location(self.editor.selection.end)
+
+    def _open_document(self, *, at_end: bool) -> bool:
+        """Give a 1.1 server the whole text (``open``); False when v1 frames are to be used."""
         text = self.editor.text
-        if not (speaks_documents(self.client.ready) and fits(text, self.limits)):
-            self.document.reset()
+        if not self._uses_documents(text):
             return False
-        if at_end:
-            cursor = len(text)
-        else:
-            cursor = self.editor.document.get_index_from_location(self.editor.selection.end)
+        cursor = len(text) if at_end else self._cursor_offset()
         frame = self.document.frame(text, cursor, self.client.next_id())
         if frame is not None and not self.client.send(frame):
             self.document.reset()
@@ -177,22 +181,30 @@ class EditorApp(App):
         editor = self.editor
         if not editor.selection.is_empty:
             return
-        if self._sync_document():
+        text = editor.text
+        if self._uses_documents(text):
+            # 1.1: one frame per keystroke, the suggest carrying just the change.
+            cursor = self._cursor_offset()
             asked: tuple = ("version", self.document.version)
-            fields: dict = {"version": self.document.version}
+            if self.document.holds(text, cursor) and asked == self._last_sent and not resynced:
+                return
+            frames = self.document.suggest_frames(text, cursor, self.client.next_id)
+            asked = ("version", self.document.version)
         else:
             prefix, suffix = self._text_for_server()
-            asked, fields = (prefix, suffix), {"prefix": prefix, "suffix": suffix}
-        if asked == self._last_sent and not resynced:
-            return
-        frame_id = self.client.next_id()
-        frame = {"type": "suggest", "id": frame_id, **fields}
+            asked = (prefix, suffix)
+            if asked == self._last_sent and not resynced:
+                return
+            fid = self.client.next_id()
+            frames = [{"type": "suggest", "id": fid, "prefix": prefix, "suffix": suffix}]
         self._resynced = resynced
-        if self.client.send(frame):
+        frame_id = frames[-1]["id"]
+        if all(self.client.send(frame) for frame in frames):
             self.suggest_id = frame_id
             self._last_sent = asked
             self._streamed = {frame_id: ""}
         else:
+            self.document.reset()
             self.suggest_id = None
             self._last_sent = None
 
@@ -245,7 +257,7 @@ class EditorApp(App):
             at_end = not prefix
             if at_end:
                 prefix, suffix = self._text_for_server(at_end=True)
-            if not self._sync_document(at_end=at_end):
+            if not self._open_document(at_end=at_end):
                 self.client.send(
                     {
                         "type": "warm",

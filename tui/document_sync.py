@@ -12,6 +12,7 @@ microseconds. After a reconnect, a ``resync`` error or any refused ``open``/``ed
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 _BLOCK = 256
 
@@ -79,6 +80,10 @@ class DocumentSync:
         """The server's copy is gone or unknown (new connection, ``resync``, refused frame)."""
         self.version = None
 
+    def holds(self, text: str, cursor: int) -> bool:
+        """Whether the server's copy is already ``text`` with the cursor at ``cursor``."""
+        return self.version is not None and cursor == self._cursor and text == self._text
+
     def frame(self, text: str, cursor: int, frame_id: int) -> dict | None:
         """The ``open`` or ``edit`` (with id ``frame_id``) that makes the server's copy ``text``
         with the cursor at ``cursor``; None when it already is. Once the frame is sent, its id is
@@ -86,18 +91,34 @@ class DocumentSync:
         if self.version is None:
             frame = {"type": "open", "id": frame_id, "text": text, "cursor": cursor}
         else:
-            change = single_change(self._text, text)
-            if change is None and cursor == self._cursor:
+            edit = self._edit(text, cursor)
+            if edit is None:
                 return None
-            frame = {
-                "type": "edit",
-                "id": frame_id,
-                "base": self.version,
-                "changes": [list(change)] if change else [],
-                "cursor": cursor,
-            }
+            frame = {"type": "edit", "id": frame_id, **edit}
         self.version, self._text, self._cursor = frame_id, text, cursor
         return frame
+
+    def suggest_frames(self, text: str, cursor: int, next_id: Callable[[], int]) -> list[dict]:
+        """The frames that ask for a suggestion at ``cursor`` in ``text``; the last is the
+        ``suggest``. One frame per keystroke once the document is open: the ``suggest`` carries
+        the edit itself (its id becomes the version), or names the version when nothing
+        changed. The first time: an ``open``, then a ``suggest`` naming it."""
+        if self.version is None:
+            opened = self.frame(text, cursor, next_id())
+            return [opened, {"type": "suggest", "id": next_id(), "version": self.version}]
+        frame_id = next_id()
+        edit = self._edit(text, cursor)
+        if edit is None:
+            return [{"type": "suggest", "id": frame_id, "version": self.version}]
+        self.version, self._text, self._cursor = frame_id, text, cursor
+        return [{"type": "suggest", "id": frame_id, **edit}]
+
+    def _edit(self, text: str, cursor: int) -> dict | None:
+        change = single_change(self._text, text)
+        if change is None and cursor == self._cursor:
+            return None
+        changes = [list(change)] if change else []
+        return {"base": self.version, "changes": changes, "cursor": cursor}
 
     def refused(self, frame_id: int | None, code: str) -> None:
         """An ``error`` frame arrived: after a ``resync``, or a refusal of the frame that made the

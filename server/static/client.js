@@ -170,46 +170,60 @@ export class AssistantClient extends EventTarget {
   }
 
   /** Ask for a continuation at `cursor` (a UTF-16 index, as a textarea's selectionStart) of
-   * `text`, the whole document. With a 1.1 server only the change since the last call goes
-   * out (edit) and the suggest names the version; otherwise it is suggest(prefix, suffix). */
+   * `text`, the whole document. With a 1.1 server one frame goes out: a suggest carrying only
+   * the change since the last call (or naming the version when nothing changed; an open first
+   * when the server holds no copy). Otherwise it is suggest(prefix, suffix). */
   suggestAt(text, cursor) {
     text = String(text);
-    if (!this.syncDocument(text, cursor)) return this.suggest(text.slice(0, cursor), text.slice(cursor));
-    return this._startSuggest({ version: this._doc.version });
+    const next = this._documentState(text, cursor);
+    if (!next) return this.suggest(text.slice(0, cursor), text.slice(cursor));
+    if (!this._doc) {
+      if (!this.syncDocument(text, cursor)) return this.suggest(text.slice(0, cursor), text.slice(cursor));
+      return this._startSuggest({ version: this._doc.version });
+    }
+    if (!next.edit) return this._startSuggest({ version: this._doc.version });
+    const id = this._startSuggest(next.edit);
+    this._doc = this._suggestLive ? { text: next.text, cursor: next.cursor, version: id } : null;
+    return id;
   }
 
-  /** Bring the server's copy of the document to `text` with the cursor at `cursor` (UTF-16):
-   * open the first time (and after a reconnect or a resync), edit afterwards, nothing when it
-   * is already there. False when the server cannot hold it (a v1 server, over its limits, not
-   * connected); the caller then sends v1 frames. */
+  /** Bring the server's copy of the document to `text` with the cursor at `cursor` (UTF-16)
+   * without asking for a suggestion: open the first time (and after a reconnect or a resync),
+   * edit afterwards, nothing when it is already there. False when the server cannot hold it
+   * (a v1 server, over its limits, not connected); the caller then sends v1 frames. */
   syncDocument(text, cursor) {
-    if (!this.documents || !this.connected) return false;
-    text = wellFormed(String(text));
+    const next = this._documentState(String(text), cursor);
+    if (!next) return false;
+    if (this._doc && !next.edit) return true;
+    const id = this._takeId();
+    const frame = this._doc
+      ? { type: "edit", id, ...next.edit }
+      : { type: "open", id, text: next.text, cursor: next.cursor };
+    this._doc = this._send(frame) ? { text: next.text, cursor: next.cursor, version: id } : null;
+    return this._doc !== null;
+  }
+
+  /** {text, cursor, edit} for a 1.1 server: the text as sent (well-formed), the cursor in code
+   * points, and the edit fields from the server's copy (null when nothing changed or nothing
+   * is open). null when documents cannot be used now. */
+  _documentState(text, cursor) {
+    if (!this.documents || !this.connected) return null;
+    text = wellFormed(text);
     cursor = Math.max(0, Math.min(text.length, cursor | 0));
     if (!this._fits(text)) {
       this._doc = null;
-      return false;
+      return null;
     }
     const cursorCp = ANY_SURROGATE.test(text) ? codePoints(text, 0, cursor) : cursor;
     const doc = this._doc;
-    const id = this._takeId();
-    let frame;
-    if (!doc) {
-      frame = { type: "open", id, text, cursor: cursorCp };
-    } else {
+    let edit = null;
+    if (doc) {
       const change = codePointChange(doc.text, text);
-      if (!change && cursorCp === doc.cursor) {
-        this._nextId--; // nothing to send: give the id back
-        return true;
+      if (change || cursorCp !== doc.cursor) {
+        edit = { base: doc.version, changes: change ? [change] : [], cursor: cursorCp };
       }
-      frame = { type: "edit", id, base: doc.version, changes: change ? [change] : [], cursor: cursorCp };
     }
-    if (!this._send(frame)) {
-      this._doc = null;
-      return false;
-    }
-    this._doc = { text, cursor: cursorCp, version: id };
-    return true;
+    return { text, cursor: cursorCp, edit };
   }
 
   /** Whether `text` is within the server's document limits (code points, one open frame). */

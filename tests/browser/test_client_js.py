@@ -209,23 +209,24 @@ def test_with_a_1_1_server_a_keystroke_sends_only_the_change_in_code_points(page
           c.suggestAt(text, text.length);
           const typed = 'I 😀 emoji, and 𝄞 music!';       // a comma after emoji, a ! at the end
           c.suggestAt(typed, typed.length);
-          c.suggestAt(typed, typed.length);                // nothing changed: suggest only
-          c.suggestAt(typed, 3);                           // the cursor moved: edit, no change
+          c.suggestAt(typed, typed.length);                // nothing changed: by version
+          c.suggestAt(typed, 3);                           // the cursor moved: no change
           return ws.sent;
         }""".replace("READY", READY_1_1)
     )
     types = [f["type"] for f in sent]
-    assert types == ["open", "suggest", "edit", "suggest", "suggest", "edit", "suggest"]
-    opened, s1, edit, s2, s3, move, s4 = sent
+    assert types == ["open", "suggest", "suggest", "suggest", "suggest"]
+    opened, s1, edit, s2, move = sent
     assert opened["text"] == "I 😀 emoji and 𝄞 music" and opened["cursor"] == 21  # code points
     assert s1 == {"type": "suggest", "id": s1["id"], "version": opened["id"]}
-    # One change spanning the first and last differences, in code points of the old text.
-    assert edit["base"] == opened["id"] and edit["cursor"] == len("I 😀 emoji, and 𝄞 music!") == 23
+    # One frame per keystroke: the suggest carries one change spanning the first and last
+    # differences, in code points of the old text, and its id becomes the version.
+    assert edit["base"] == opened["id"] and edit["cursor"] == len("I 😀 emoji, and 𝄞 music!")
     start, end, text = edit["changes"][0]
     old = "I 😀 emoji and 𝄞 music"
     assert old[:start] + text + old[end:] == "I 😀 emoji, and 𝄞 music!"
     assert (start, end, text) == (9, 21, ", and 𝄞 music!")
-    assert s2["version"] == edit["id"] and s3["version"] == edit["id"]
+    assert s2 == {"type": "suggest", "id": s2["id"], "version": edit["id"]}
     assert move["changes"] == [] and move["cursor"] == 3 and move["base"] == edit["id"]
     ids = [f["id"] for f in sent]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)

@@ -142,11 +142,19 @@ def test_the_editors_frames_keep_the_servers_copy_equal_to_the_editor(states):
     sync = DocumentSync()
     session = DocumentSession(LIMITS)
     decoder = p.FrameDecoder()
-    next_id = 0
-    for text, at in states:
+    ids = iter(range(1, 1000))
+    for i, (text, at) in enumerate(states):
         cursor = min(at, len(text))
-        next_id += 1
-        frame = sync.frame(text, cursor, next_id)
-        if frame is not None:
-            session.apply(decoder.decode(orjson.dumps(frame)))
+        if i % 2:  # a keystroke that asks: the suggest carries the edit
+            frames = sync.suggest_frames(text, cursor, lambda: next(ids))
+        else:  # a change synced without asking
+            frames = [f for f in [sync.frame(text, cursor, next(ids))] if f is not None]
+        for frame in frames:
+            decoded = decoder.decode(orjson.dumps(frame))
+            if isinstance(decoded, p.SuggestAt):
+                if decoded.edit is not None:
+                    session.apply(decoded.edit)
+                assert decoded.version == sync.version
+            else:
+                session.apply(decoded)
         assert session.around_cursor(sync.version) == (text[:cursor], text[cursor:])

@@ -106,19 +106,64 @@ async def test_bad_edits_get_clear_errors_and_leave_the_copy_unchanged():
         assert (await c.terminal(await suggest_at(c, v2)))["type"] == "done"
 
 
+async def test_a_suggest_can_carry_the_edit_and_its_id_becomes_the_version(offline_server):
+    async with client(offline_server) as c:
+        doc = "The team did well. The team did well. The team"
+        v = await open_doc(c, doc, len(doc))
+        sid = c.new_id()
+        await c.send(
+            {
+                "type": "suggest",
+                "id": sid,
+                "base": v,
+                "changes": [[len(doc), len(doc), " "]],
+                "cursor": len(doc) + 1,
+            }
+        )
+        done = await c.terminal(sid)
+        assert done["type"] == "done" and done["text"].startswith("did"), done
+        assert (await c.terminal(await suggest_at(c, sid)))["type"] == "done"  # version = sid
+        bad = c.new_id()
+        await c.send(
+            {"type": "suggest", "id": bad, "base": sid, "changes": [[0, 99, "x"]], "cursor": 0}
+        )
+        err = await c.terminal(bad)
+        assert (err["type"], err["code"]) == ("error", "bad_request")
+        stale = c.new_id()
+        await c.send({"type": "suggest", "id": stale, "base": v, "changes": [], "cursor": 0})
+        assert (await c.terminal(stale))["code"] == "resync"
+        assert (await c.terminal(await suggest_at(c, sid)))["type"] == "done"  # unchanged
+
+
 async def test_every_suggest_gets_one_terminal_and_nothing_stale_after_an_edit():
     """Typing by edits: after the pong for a ping sent behind edit E, no delta or done for a
     suggest older than E ever arrives, and every suggest has exactly one terminal."""
     rng = random.Random(5)
     async with emulator(profile="fast", seed=3) as emu:
         async with ServerHandle(make_settings(emu)) as srv, client(srv) as c:
-            version = await open_doc(c, "", 0)
+            version = edit_base = await open_doc(c, "", 0)
             text, sent, edit_before_ping = "", [], {}
             for ch in TEXT[:50]:
-                version = await edit(c, version, [[len(text), len(text), ch]], len(text) + 1)
+                change = [[len(text), len(text), ch]]
                 text += ch
-                if rng.random() < 0.7:  # not every keystroke asks
-                    sent.append(await suggest_at(c, version))
+                roll = rng.random()
+                if roll < 0.5:  # the suggest carries the edit
+                    version = c.new_id()
+                    await c.send(
+                        {
+                            "type": "suggest",
+                            "id": version,
+                            "base": edit_base,
+                            "changes": change,
+                            "cursor": len(text),
+                        }
+                    )
+                    sent.append(version)
+                else:
+                    version = await edit(c, edit_base, change, len(text))
+                    if roll < 0.8:  # not every keystroke asks
+                        sent.append(await suggest_at(c, version))
+                edit_base = version
                 pid = c.new_id()
                 edit_before_ping[pid] = version
                 await c.send({"type": "ping", "id": pid})
@@ -133,7 +178,7 @@ async def test_every_suggest_gets_one_terminal_and_nothing_stale_after_an_edit()
                 if kind == "pong" and fid in edit_before_ping:
                     floor = max(floor, edit_before_ping[fid])
                 elif kind in ("delta", "done"):
-                    assert fid > floor, f"{kind} for {fid} after edit {floor} was read"
+                    assert fid >= floor, f"{kind} for {fid} after version {floor} was read"
                 if kind in ("done", "cancelled", "error") and fid in sent:
                     terminals.setdefault(fid, []).append(kind)
             assert sorted(terminals) == sorted(sent), "every suggest gets a terminal"
