@@ -184,17 +184,18 @@ async def measure(url: str, token: str, pid: int, size: int, protocol: str, args
         }
 
 
-def start_server(offline: str, token: str) -> tuple[subprocess.Popen, str]:
+def start_server(offline: str, token: str, tree: Path = ROOT) -> tuple[subprocess.Popen, str]:
     # One typist sends faster than a person: lift the per-connection frame-rate cap.
     config = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)  # noqa: SIM115
     config.write("max_frames_per_second = 1000000.0\n")
     config.close()
     env = dict(os.environ, ASSISTANT_OFFLINE=offline, ASSISTANT_CONFIG=config.name)
+    env["PYTHONPATH"] = str(tree)
     env.pop("ANTHROPIC_API_KEY", None)
     proc = subprocess.Popen(
         [sys.executable, *os.environ.get("DOC_SYNC_BENCH_PYFLAGS", "").split(), "-m", "assistant", "serve", "--host", "127.0.0.1", "--port", "0",
          "--token", token],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     assert proc.stdout is not None
     deadline = time.monotonic() + 60
@@ -212,7 +213,8 @@ async def run(args) -> list[dict]:
     rows = []
     for size in args.sizes:
         for protocol in args.protocols:
-            proc, url = start_server(args.offline, token)  # a fresh process per row
+            tree = args.v1_tree if protocol == "v1" and args.v1_tree else ROOT
+            proc, url = start_server(args.offline, token, tree)  # a fresh process per row
             try:
                 rows.append(await measure(url, token, proc.pid, size, protocol, args))
             finally:
@@ -255,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=40, help="keystrokes before counting")
     p.add_argument("--offline", default="statistical", help="auto | local | statistical")
     p.add_argument("--json", help="write the rows here")
+    p.add_argument("--v1-tree", type=Path, help="serve the v1 rows from this checkout (before)")
     args = p.parse_args(argv)  # fmt: skip
     rows = asyncio.run(run(args))
     for r in rows:
