@@ -3,9 +3,11 @@
 Everything for a connection runs on the event loop without locks. Frames are read by one loop
 (:meth:`Connection.run`), the engine is fed synchronously from there, from provider tasks and from
 the debounce timer, and every frame to send goes into one ordered outbox drained by one writer
-task. The writer checks staleness when it sends: once ``suggest`` N+1 has been read, a ``delta``
-for an older id still in the outbox is dropped and a ``done`` becomes ``cancelled``
-(``superseded``), so each id still gets exactly one terminal frame.
+task. The writer checks staleness when it sends: once ``suggest`` N+1 (or, in 1.1, an ``open`` or
+``edit`` with a greater id) has been read, a ``delta`` for an older id still in the outbox is
+dropped and a ``done`` becomes ``cancelled`` (``superseded``), so each id still gets exactly one
+terminal frame. The 1.1 document itself lives in :mod:`server.document`; this module only routes
+its frames.
 """
 
 from __future__ import annotations
