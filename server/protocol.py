@@ -22,6 +22,9 @@ import orjson
 PROTOCOL_VERSION = 1
 PROTOCOL_MINOR = 1  # 1.1: open / edit / suggest by version
 MAX_ID = 2**53 - 1  # ids must survive a JavaScript number
+# Changes in one edit. Editors send one per keystroke; a cap keeps a frame full of tiny changes
+# from costing the server a Python loop over a hundred thousand of them.
+MAX_CHANGES = 1024
 
 # Error codes (the `code` of an `error` frame).
 BAD_REQUEST = "bad_request"
@@ -245,6 +248,8 @@ class FrameDecoder:
         raw = obj.get("changes")
         if not isinstance(raw, list):
             raise ProtocolError(BAD_REQUEST, "edit needs a list 'changes'", fid)
+        if len(raw) > MAX_CHANGES:
+            raise ProtocolError(TOO_LARGE, f"more than {MAX_CHANGES} changes in one edit", fid)
         changes = []
         for item in raw:
             if not (isinstance(item, list) and len(item) == 3 and isinstance(item[2], str)):

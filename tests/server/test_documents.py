@@ -84,6 +84,7 @@ async def test_bad_edits_get_clear_errors_and_leave_the_copy_unchanged():
             ({"changes": [], "cursor": "end"}, "bad_request", "cursor"),
             ({"changes": [[0, 0, "y" * 70]]}, "too_large", "100 characters"),
             ({"changes": [], "base": "one"}, "bad_request", "version"),
+            ({"changes": [[0, 0, ""]] * 1025}, "too_large", "1024 changes"),
         ]
         for fields, code, words in bad:
             frame = {"type": "edit", "id": c.new_id(), "base": v, "cursor": 47, **fields}
