@@ -4,12 +4,18 @@ the v1 guarantees (one terminal per suggest, nothing stale) with documents kept 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 from server.runner import ServerHandle
 
 from .conftest import client, emulator, make_settings
 
+ROOT = Path(__file__).resolve().parents[2]
 TEXT = (
     "Dear Sam, thanks for the quick reply. The report looks good and the team did a great job. "
     "The team did a great job with the new customers. The team"
@@ -185,3 +191,23 @@ async def test_every_suggest_gets_one_terminal_and_nothing_stale_after_an_edit()
             assert sorted(terminals) == sorted(sent), "every suggest gets a terminal"
             assert all(v in (["done"], ["cancelled"]) for v in terminals.values()), terminals
             assert terminals[last] == ["done"]
+
+
+def test_the_doc_sync_bench_runs_and_1_1_sends_a_constant_few_bytes(tmp_path):
+    """tools/doc_sync_bench.py end to end on real server processes (a few keystrokes): every
+    keystroke answered, and 1.1's bytes up do not grow with the document while v1's do."""
+    out = tmp_path / "rows.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "doc_sync_bench.py"), "--keys", "12",
+         "--warmup", "3", "--sizes", "1000,20000", "--json", str(out)],
+        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True,
+        timeout=150,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "| 20 KB |" in proc.stdout
+    rows = {(r["size"], r["protocol"]): r for r in json.loads(out.read_text())}
+    for row in rows.values():
+        assert sum(row["answered_by"].values()) == 12 and row["server_cpu_us_per_key"] > 0
+    assert rows[(20000, "v1")]["bytes_up_per_key"] > 18_000
+    assert rows[(20000, "1.1")]["bytes_up_per_key"] < 200
+    assert rows[(1000, "1.1")]["bytes_up_per_key"] < 200
