@@ -6,8 +6,8 @@
 // stale ever reaches the screen even if the network reorders or lags.
 //
 // With a 1.1 server (the ready frame's protocol_minor >= 1) the document is sent once (open)
-// and each keystroke sends only the change (edit, in code points) and a suggest naming the
-// resulting version, so a keystroke costs a few dozen bytes whatever the document's size.
+// and each keystroke sends one suggest carrying only the change (in code points), so a
+// keystroke costs a few dozen bytes whatever the document's size.
 // A v1 server gets the v1 frames, unchanged.
 
 export const PROTOCOL = "assistant.v1";
@@ -119,7 +119,8 @@ export class AssistantClient extends EventTarget {
     return !!s && s.protocol === 1 && typeof s.protocol_minor === "number" && s.protocol_minor >= 1;
   }
 
-  /** The version of the document the server holds (the id of the last open/edit), or null. */
+  /** The version of the document the server holds (the id of the last open, edit or suggest
+   * that carried a change), or null. */
   get documentVersion() {
     return this._doc ? this._doc.version : null;
   }
