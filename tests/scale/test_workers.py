@@ -5,9 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import orjson
 import pytest
@@ -17,45 +14,7 @@ from websockets.exceptions import ConnectionClosed
 from assistant.config import Settings
 from server.workers import default_workers
 
-ROOT = Path(__file__).resolve().parents[2]
-TOKEN = "workers-token-abcdef123456"
-
-
-def children(pid: int) -> list[int]:
-    with open(f"/proc/{pid}/task/{pid}/children") as f:
-        return [int(x) for x in f.read().split()]
-
-
-async def start_serve(tmp_path, *extra: str):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "ASSISTANT_"))}
-    env.update(
-        PYTHONPATH=str(ROOT),
-        ASSISTANT_CONFIG=str(tmp_path / "none.toml"),
-        ASSISTANT_OFFLINE="statistical",
-        ASSISTANT_TOKEN=TOKEN,
-    )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "assistant",
-        "serve",
-        "--port",
-        "0",
-        *extra,
-        cwd=str(ROOT),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    out = []
-    while True:
-        line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
-        assert line, "serve exited before printing its URL"
-        out.append(line)
-        if line.startswith("token:"):
-            break
-    ws_url = next(x for x in out if x.startswith("websocket:")).split()[-1]
-    return proc, ws_url, "".join(out)
+from .conftest import TOKEN, children, start_serve
 
 
 async def open_client(ws_url: str):
