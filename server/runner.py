@@ -73,6 +73,7 @@ def serve_until_signalled(
     *,
     sockets: list | None = None,
     watch: Callable[[Callable[[], None]], Coroutine[Any, Any, None]] | None = None,
+    loop: str = "auto",
 ) -> None:
     """Run ``server`` on a fresh event loop until SIGINT/SIGTERM (a second one stops waiting for
     the drain); ``on_ready()`` once it listens. ``watch(stop)`` runs alongside and may call
@@ -105,16 +106,26 @@ def serve_until_signalled(
             for task in helpers:
                 task.cancel()
 
-    run_loop(main())
+    run_loop(main(), loop)
 
 
-def run_loop(main: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run`` on uvloop when it is installed (measured faster: docs/reliability.md)."""
-    try:
-        import uvloop
-    except ImportError:
+def run_loop(main: Coroutine[Any, Any, T], loop: str = "auto") -> T:
+    """``asyncio.run``, on uvloop when it is installed (``auto``) or asked for (``uvloop``):
+    measured faster in docs/reliability.md. ``asyncio`` forces the standard loop."""
+    if loop not in ("auto", "asyncio", "uvloop"):
+        raise ValueError(f"loop must be auto, asyncio or uvloop, not {loop!r}")
+    factory = None
+    if loop != "asyncio":
+        try:
+            import uvloop
+
+            factory = uvloop.new_event_loop
+        except ImportError:
+            if loop == "uvloop":
+                raise
+    if factory is None:
         return asyncio.run(main)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+    with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(main)
 
 

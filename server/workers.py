@@ -81,7 +81,12 @@ class Supervisor:
         sock: socket.socket,
         build_app: Callable[[], object],
         on_ready: Callable[[list[str]], None],
+        *,
+        loop: str = "auto",
+        configure: Callable[[object], None] | None = None,
     ) -> None:
+        self.loop = loop
+        self.configure = configure  # a last word on each worker's uvicorn.Config (tools/load.py)
         self.settings = settings
         self.n = n
         self.sock = sock
@@ -234,7 +239,10 @@ class Supervisor:
         os.close(self._lifeline_w)
         app = self.build_app()
         host, port = self.sock.getsockname()[:2]
-        server = GracefulServer(uvicorn_config(app, self.settings, host, port))
+        config = uvicorn_config(app, self.settings, host, port)
+        if self.configure is not None:
+            self.configure(config)
+        server = GracefulServer(config)
 
         def ready() -> None:
             label = app.state.hub.setup.label
@@ -252,7 +260,9 @@ class Supervisor:
             stop()
 
         try:
-            serve_until_signalled(server, ready, sockets=[self.sock], watch=orphan_watch)
+            serve_until_signalled(
+                server, ready, sockets=[self.sock], watch=orphan_watch, loop=self.loop
+            )
         except SystemExit as exc:
             return int(exc.code or 1)
         return 0
