@@ -90,5 +90,6 @@ def run(args) -> int:
     finally:
         sock.close()
     if code:
-        print(f"assistant serve: could not keep serving (exit {code})", file=sys.stderr)
+        what = "could not keep serving" if supervisor.announced else "could not start"
+        print(f"assistant serve: {what} (exit {code})", file=sys.stderr)
     return code

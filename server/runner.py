@@ -74,6 +74,7 @@ def serve_until_signalled(
     sockets: list | None = None,
     watch: Callable[[Callable[[], None]], Coroutine[Any, Any, None]] | None = None,
     loop: str = "auto",
+    signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM),
 ) -> None:
     """Run ``server`` on a fresh event loop until SIGINT/SIGTERM (a second one stops waiting for
     the drain); ``on_ready()`` once it listens. ``watch(stop)`` runs alongside and may call
@@ -87,7 +88,7 @@ def serve_until_signalled(
                 server.force_exit = True
             server.should_exit = True
 
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in signals:
             try:
                 loop.add_signal_handler(sig, stop)
             except (NotImplementedError, RuntimeError):  # pragma: no cover (Windows)

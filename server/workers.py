@@ -95,7 +95,7 @@ class Supervisor:
         self.workers: dict[int, Worker] = {}  # pid -> worker
         self.stopping = False
         self.quick_deaths = 0
-        self._announced = False
+        self.announced = False
         self._labels: list[str] = []
 
     # -- the supervisor's loop ------------------------------------------------------------------
@@ -168,10 +168,10 @@ class Supervisor:
         if worker is None:
             return
         worker.ready = True
-        if not self._announced:
+        if not self.announced:
             self._labels.append(label)
             if all(w.ready for w in self.workers.values()) and len(self.workers) == self.n:
-                self._announced = True
+                self.announced = True
                 self.on_ready(self._labels)
 
     def _reap(self) -> int:
@@ -195,7 +195,7 @@ class Supervisor:
                 f"assistant serve: worker {worker.index} (pid {pid}) stopped ({how}) "
                 f"after {lived:.1f} s"
             )
-            if not self._announced and not worker.ready:
+            if not self.announced and not worker.ready:
                 print(f"{said}; it could not start", file=sys.stderr, flush=True)
                 return 1
             self.quick_deaths = self.quick_deaths + 1 if lived < QUICK_DEATH_S else 0
@@ -234,8 +234,11 @@ class Supervisor:
 
     def _worker_main(self) -> int:
         signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+        for sig in (signal.SIGTERM, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
+        # Ctrl+C reaches the whole process group; the supervisor passes it on as SIGTERM, once
+        # per press, so a worker that also took SIGINT itself would see two and not drain.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         os.close(self._lifeline_w)
         app = self.build_app()
         host, port = self.sock.getsockname()[:2]
@@ -261,7 +264,12 @@ class Supervisor:
 
         try:
             serve_until_signalled(
-                server, ready, sockets=[self.sock], watch=orphan_watch, loop=self.loop
+                server,
+                ready,
+                sockets=[self.sock],
+                watch=orphan_watch,
+                loop=self.loop,
+                signals=(signal.SIGTERM,),
             )
         except SystemExit as exc:
             return int(exc.code or 1)

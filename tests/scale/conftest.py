@@ -43,9 +43,12 @@ def children(pid: int) -> list[int]:
         return [int(x) for x in f.read().split()]
 
 
-async def start_serve(tmp_path: Path, *extra: str) -> tuple[asyncio.subprocess.Process, str, str]:
-    """``assistant serve --port 0 *extra`` (offline, statistical, token TOKEN) as a process;
-    returns it once its banner is out, with its WebSocket URL and the banner."""
+async def start_serve(
+    tmp_path: Path, *extra: str, own_group: bool = False
+) -> tuple[asyncio.subprocess.Process, str, str]:
+    """``assistant serve --port 0 *extra`` (offline, statistical, token TOKEN) as a process
+    (``own_group``: in a process group of its own, as a shell runs it); returns it once its banner
+    is out, with its WebSocket URL and the banner."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "ASSISTANT_"))}
     env.update(
         PYTHONPATH=str(ROOT),
@@ -65,6 +68,7 @@ async def start_serve(tmp_path: Path, *extra: str) -> tuple[asyncio.subprocess.P
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        start_new_session=own_group,
     )
     out = []
     while True:

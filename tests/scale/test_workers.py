@@ -82,6 +82,27 @@ async def test_two_workers_share_the_port_replace_a_dead_one_and_drain_on_sigter
 
 
 @pytest.mark.timeout(120)
+async def test_ctrl_c_to_the_process_group_drains_every_worker(tmp_path):
+    """Ctrl+C signals the supervisor and every worker at once: each connection still ends with
+    the drain's 1001, and the server exits 0."""
+    proc, ws_url, _ = await start_serve(tmp_path, "--workers", "2", own_group=True)
+    try:
+        clients = [await open_client(ws_url) for _ in range(6)]
+        for i, ws in enumerate(clients):
+            await ping(ws, i + 1)
+        os.killpg(proc.pid, signal.SIGINT)
+        for ws in clients:
+            with pytest.raises(ConnectionClosed) as info:
+                await asyncio.wait_for(ws.recv(), 30)
+            assert info.value.rcvd is not None and info.value.rcvd.code == 1001
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    finally:
+        if proc.returncode is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+
+
+@pytest.mark.timeout(120)
 async def test_workers_stop_when_the_supervisor_is_killed(tmp_path):
     proc, ws_url, _ = await start_serve(tmp_path, "--workers", "2")
     workers = children(proc.pid)
