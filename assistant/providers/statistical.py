@@ -330,6 +330,8 @@ class DocumentModel:
         changed are counted in or out, at ``LEARN_BUDGET_CHARS`` of new text per call, nearest
         the cursor first. So a keystroke costs the same in a 1 KB and a 100 KB document."""
         gone_b, added_b = self.before.update(before)
+        if len(gone_b) == 1 and added_b and self._extend(gone_b[0], added_b[0]):
+            gone_b, added_b = [], added_b[1:]  # the sentence being typed: its new words only
         gone_a, added_a = self.after.update(after)
         for sentence in gone_b:
             self.pending[sentence] -= 1
@@ -341,6 +343,29 @@ class DocumentModel:
             self.pending[sentence] += 1
         if self.pending:
             self._apply_pending(budget)
+
+    def _extend(self, old: str, new: str) -> bool:
+        """Count ``new`` in place of ``old`` by the words one has beyond the other, when one is
+        the other plus whole tokens (a word typed or deleted at the end of a sentence). False,
+        with nothing done, when that does not hold or ``old`` is not simply counted."""
+        if self.counted.get(old, 0) < 1 or self.pending.get(old) or self.pending.get(new):
+            return False
+        if new.startswith(old):
+            short, long, sign = old, new, +1
+        elif old.startswith(new):
+            short, long, sign = new, old, -1
+        else:
+            return False
+        short_tokens = _TOKEN.findall(short)
+        long_tokens = _TOKEN.findall(long)
+        if long_tokens[: len(short_tokens)] != short_tokens:
+            return False  # the join changed a token ("don" + "'t"): count it the long way
+        self._count_tokens(long_tokens, sign, start=len(short_tokens))
+        self.counted[old] -= 1
+        if not self.counted[old]:
+            del self.counted[old]
+        self.counted[new] += 1
+        return True
 
     @property
     def size(self) -> int:
@@ -369,10 +394,19 @@ class DocumentModel:
             budget -= len(sentence) * n
 
     def _count(self, sentence: str, sign: int) -> None:
+        self._count_tokens(_TOKEN.findall(sentence), sign)
+
+    def _count_tokens(self, tokens: list[str], sign: int, start: int = 0) -> None:
+        """Count the n-grams ending at ``tokens[start:]`` in (+1) or out (-1); the two tokens
+        before ``start`` are the context (all a trigram needs)."""
         run: list[str] = []
-        for tok in _TOKEN.findall(sentence):
+        for i in range(max(0, start - 2), len(tokens)):
+            tok = tokens[i]
             if not tok[0].isalnum():
                 run = []
+                continue
+            if i < start:
+                run.append(tok.lower())
                 continue
             low = tok.lower()
             if run or low not in self.surface:
