@@ -640,7 +640,11 @@ def _generator_main(url, token, ks, options, barrier, send) -> None:
     async def sync(phase: str) -> None:
         await asyncio.to_thread(barrier.wait, 600)
 
-    asyncio.run(_typists(url, token, ks, stats, sync, **options))
+    try:
+        asyncio.run(_typists(url, token, ks, stats, sync, **options))
+    except BaseException:
+        barrier.abort()  # the parent and the other generators stop waiting for this one
+        raise
     send.send(stats.parts())
 
 
