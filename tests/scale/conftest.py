@@ -164,6 +164,8 @@ async def nginx_in_front_of(upstreams: list[int]):
             conf.write_text(nginx_config(prefix, port, upstreams))
             proc = await asyncio.create_subprocess_exec(
                 str(NGINX),
+                "-e",
+                "stderr",  # not the packaged /var/log/nginx, which a non-root user cannot open
                 "-p",
                 str(prefix),
                 "-c",
