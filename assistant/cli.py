@@ -41,6 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ORIGIN",
         help="extra allowed Origin (repeatable)",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="server processes sharing the port (default: one per core, but 1 when the offline "
+        "tier is the local model, because each process would load its own copy of the model "
+        "and run it on the same cores)",
+    )
     p.set_defaults(run="server.cli:run")
 
     p = sub.add_parser("edit", help="open FILE in the terminal editor")
