@@ -73,6 +73,11 @@ def frame_bytes(payload: str) -> int:
     return n + 2 + 4 + (0 if n < 126 else 2 if n < 65536 else 8)
 
 
+def one_process(tree: Path) -> list[str]:
+    """``--workers 1`` where the tree's server has workers: the CPU read is one process's."""
+    return ["--workers", "1"] if "--workers" in (Path(tree) / "assistant/cli.py").read_text() else []
+
+
 def server_cpu_ns(pid: int) -> int:
     total = 0
     for task in os.listdir(f"/proc/{pid}/task"):
@@ -194,7 +199,7 @@ def start_server(offline: str, token: str, tree: Path = ROOT) -> tuple[subproces
     env.pop("ANTHROPIC_API_KEY", None)
     proc = subprocess.Popen(
         [sys.executable, *os.environ.get("DOC_SYNC_BENCH_PYFLAGS", "").split(), "-m", "assistant", "serve", "--host", "127.0.0.1", "--port", "0",
-         "--token", token],
+         "--token", token, *one_process(tree)],
         cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     assert proc.stdout is not None
