@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from . import wire
 from .cache import PromptCache, input_token_count
@@ -145,8 +145,9 @@ class _Connection(asyncio.Protocol):
 
     # --- asyncio.Protocol ---
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # Duck-typed: uvloop's TCP transport has the asyncio.Transport methods but is not a
+        # subclass, and `serve --emulator` runs the emulator on the server's (uvloop) loop.
+        self.transport = cast(asyncio.Transport, transport)
         self.emulator._connections.add(self)
 
     def data_received(self, data: bytes) -> None:
