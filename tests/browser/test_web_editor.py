@@ -301,8 +301,14 @@ def test_screenshot_with_a_ghost_and_review_findings(page, server):
 
 def test_the_editor_with_a_wrong_token_shows_the_refusal(page, server):
     page.goto(f"{server.http_url}/#token=not-the-token")
-    page.wait_for_selector("#conn[data-state=refused]")
-    assert "refused" in page.text_content("#conn")
+    # State and label read in one go: the client retries, so "refused" alternates with
+    # "reconnecting…" and two separate reads can straddle the change.
+    page.wait_for_function(
+        """() => {
+            const c = document.querySelector('#conn');
+            return c && c.dataset.state === 'refused' && c.textContent.includes('refused');
+        }"""
+    )
     # typing still works and loses nothing without a connection
     page.click("#editor")
     page.keyboard.type("Still here.")
