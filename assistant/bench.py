@@ -26,11 +26,11 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .config import Settings
+from .config import Settings, load_settings
 from .engine import CancelRequest, Clock, ShowSuggestion, StartRequest
 from .pricing import Usage, cost_usd
 from .replay import ReplayResult, replay, requested_prefix
@@ -59,6 +59,7 @@ class BenchPlan:
     emulator_profile: str = "haiku"
     load_profile: str = "fast"
     concurrent_strategies: bool = False  # quick runs only: saves time, skews latency a little
+    lead_in_chars: int = 0  # existing document text before each typist's cursor (0: a new one)
 
     @classmethod
     def quick(cls, load_typists: int) -> BenchPlan:
@@ -150,6 +151,17 @@ def server_with_engine(settings: Settings, factory: Callable[[Clock], Any]):
     return ServerHandle(settings, engine_factory=factory)
 
 
+def lead_in_text(chars: int, passages: Sequence[str], writer: int = 0) -> str:
+    """An existing document of ``chars`` characters (the passages, repeated) that the typing
+    continues, so prompts are as long as a normal document's and the prompt cache can apply.
+    Each ``writer`` gets a different document, so no typist reads another's cache entry."""
+    if chars <= 0 or not passages:
+        return ""
+    text = "\n\n".join(passages) + "\n\n"
+    start = (writer * 97) % len(text)
+    return (text * (chars // len(text) + 2))[start : start + chars].rstrip() + "\n\n"
+
+
 def pick_traces(plan: BenchPlan) -> list[Trace]:
     return [t for t in load_traces() if t.typist in plan.typists and t.passage in plan.passages]
 
@@ -174,6 +186,7 @@ async def run_strategy(name: str, traces: Sequence[Trace], plan: BenchPlan) -> d
     log = EngineLog()
     passages = tuple(load_passages().values())
     windows = [(t, trace_window(t, plan.window_s)) for t in traces]
+    lead_ins = [lead_in_text(plan.lead_in_chars, passages, i) for i in range(len(windows))]
     cfg = EmulatorConfig(profile=plan.emulator_profile, seed=0, oracle_texts=passages)
     started = time.monotonic()
     async with Emulator(cfg) as emu:
@@ -182,15 +195,22 @@ async def run_strategy(name: str, traces: Sequence[Trace], plan: BenchPlan) -> d
             base_url=emu.base_url,
             offline="statistical",
             max_frames_per_second=1000.0,
+            suggest_model=load_settings().suggest_model,  # ASSISTANT_SUGGEST_MODEL, config file
         )
         async with server_with_engine(settings, log.factory(name)) as srv:
             results = await asyncio.gather(
-                *(replay(srv.ws_url, srv.token, ev, name=t.name) for t, ev in windows)
+                *(
+                    replay(srv.ws_url, srv.token, ev, name=t.name, initial_text=lead_in)
+                    for (t, ev), lead_in in zip(windows, lead_ins, strict=True)
+                )
             )
         records = [r for r in emu.requests if r.path == "/v1/messages"]
     return summarize(
         name,
-        list(zip(traces, results, strict=True)),
+        [
+            (replace(t, final_text=lead_in + t.final_text), r)
+            for t, r, lead_in in zip(traces, results, lead_ins, strict=True)
+        ],
         records,
         log,
         settings.suggest_model,
@@ -229,6 +249,7 @@ def summarize(
     # Tokens: everything the emulator streamed is billed; what no one ever saw is stale.
     shown = log.shown_prefixes()
     usage = Usage()
+    cost = 0.0  # request by request: a long prompt's tier applies to its own request only
     cancelled_out = unseen_completed_out = 0
     cancelled_calls = 0
     for rec in records:
@@ -240,6 +261,7 @@ def summarize(
             int(u.get("cache_read_input_tokens", 0)),
         )
         usage = usage + one
+        cost += cost_usd(model, one)
         if rec.client_disconnected:
             cancelled_calls += 1
             cancelled_out += rec.tokens_sent
@@ -248,7 +270,6 @@ def summarize(
             shown[prefix] -= 1
         elif not rec.client_disconnected:
             unseen_completed_out += rec.tokens_sent
-    cost = cost_usd(model, usage)
     return {
         "strategy": name,
         "label": STRATEGY_LABELS.get(name, name),
@@ -615,6 +636,7 @@ def run(args) -> int:
         if getattr(args, "quick", False)
         else BenchPlan(load_typists=typists)
     )
+    plan = replace(plan, lead_in_chars=getattr(args, "lead_in", 0) or 0)
     report = asyncio.run(run_bench(plan))
     print(format_report(report))
     if getattr(args, "json", None):

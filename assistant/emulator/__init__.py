@@ -4,15 +4,15 @@ The real ``anthropic`` SDK talks to it unchanged through ``base_url``: streaming
 responses, count_tokens, prompt-cache usage, latency profiles and injected faults.
 """
 
-from .cache import MIN_CACHEABLE_TOKENS, PromptCache, input_token_count, min_cacheable_tokens
+from .cache import PromptCache, input_token_count
 from .latency import PROFILES, LatencyProfile, resolve_profile
+from .request_rules import min_cacheable_tokens
 from .server import FAULT_KINDS, Emulator, EmulatorConfig, Fault, RequestRecord
 from .text import count_tokens, review_findings, tokenize
 from .thread import EmulatorThread
 
 __all__ = [
     "FAULT_KINDS",
-    "MIN_CACHEABLE_TOKENS",
     "PROFILES",
     "Emulator",
     "EmulatorConfig",
