@@ -82,7 +82,8 @@ class ReplayResult:
     ready: dict = field(default_factory=dict)
     unmatched_frames: int = 0  # frames for ids never sent
     status_frames: int = 0  # the provider degraded or recovered
-    duration_s: float = 0.0
+    duration_s: float = 0.0  # first keystroke to the last terminal frame (or the settle timeout)
+    typing_s: float = 0.0  # first keystroke to the last
     usefulness: Usefulness = field(default_factory=Usefulness)
     initial_text: str = ""
     final_text: str = ""  # the document when the typist stopped
@@ -320,6 +321,7 @@ async def replay(
                 show(ghost[len(ev.text) :] if typed_through else "", now)
                 await send_suggest(ev.kind)
             state["typing"] = False
+            result.typing_s = max((x.sent_at for x in sent.values()), default=t0) - t0
             if all(x.terminal for x in sent.values()):
                 all_done.set()
             try:
