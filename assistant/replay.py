@@ -293,13 +293,15 @@ async def replay(
                         await send_suggest("accept")
                         last_accept = now
                         # The keystrokes that would have typed it are skipped; the typist goes on
-                        # with the gap that followed the last of them.
+                        # with the gap that followed the last of them (and may press the accept
+                        # key again first, while the ghost still agrees).
                         j = next((k for k in range(i, len(events)) if docs[k] == doc), None)
                         if j is None:
                             break  # took the typist past the end of what this run types
                         i = j + 1
                         if i < len(events):
                             gap = (events[i].t_ms - events[j].t_ms) / 1000 * time_scale
+                            gap = max(gap, typist.accept_key_ms / 1000 + 0.001)
                             shift = now + gap - (t0 + events[i].t_ms / 1000 * time_scale)
                         continue
                     if choice is not None and read_at < due:
