@@ -27,6 +27,7 @@ import logging
 import os
 import platform
 import random
+import signal
 import sys
 import time
 from collections import Counter
@@ -704,6 +705,59 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
+def headline_markdown(report: dict) -> str:
+    """The headline table of docs/performance.md: one row per strategy, the first predictor's
+    figures (noisy at P = 0.3 by default) and the others' beside them."""
+    runs = {k: r for k, r in report["runs"].items() if r["strategies"]}
+    if not runs:
+        return ""
+    first, *others = runs
+    head = [
+        f"{runs[first]['label']}: accepted / shown",
+        "chars saved (share)",
+        "pause -> visible p50 / p95 ms",
+        "pauses with a suggestion",
+        "calls / 100 keys",
+        "$ / 1,000 saved chars",
+    ]
+    for name in others:
+        label = runs[name]["label"]
+        head += [
+            f"{label}: chars saved (share)",
+            "pause -> visible p50 / p95 ms",
+            "$ / 1,000 saved",
+        ]
+
+    def saved(s: dict) -> str:
+        return f"{_fmt(s['chars_saved'])} ({_pct(s['saved_share'])})"
+
+    lines = [
+        "| strategy | " + " | ".join(head) + " |",
+        "|---" * (len(head) + 1) + "|",
+    ]
+    for strategy in STRATEGY_ORDER:
+        s = runs[first]["strategies"].get(strategy)
+        if s is None:
+            continue
+        cells = [
+            f"{_fmt(s['accepted'])} / {_fmt(s['shown'])} ({_pct(s['acceptance_rate'])})",
+            saved(s),
+            _p50_p95(s["pause_to_visible_ms"]),
+            _pct(s["visible_at_pause_share"]),
+            _fmt(s["model_calls_per_100_keys"]),
+            _usd(s["cost_per_1000_saved_usd"]),
+        ]
+        for name in others:
+            o = runs[name]["strategies"].get(strategy)
+            cells += (
+                [saved(o), _p50_p95(o["pause_to_visible_ms"]), _usd(o["cost_per_1000_saved_usd"])]
+                if o
+                else ["not run"] * 3
+            )
+        lines.append(f"| {STRATEGY_LABELS[strategy]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _loadavg() -> list[float] | None:
     try:
         return [round(x, 2) for x in os.getloadavg()]
@@ -763,6 +817,9 @@ async def local_model_problem() -> str:
         proc.kill()
         await proc.wait()
         return "the local model did not answer a probe request within 180 s"
+    if proc.returncode is not None and proc.returncode < 0:
+        name = signal.Signals(-proc.returncode).name
+        return f"the local model crashed on a probe request ({name}); not measured"
     if proc.returncode != 0:
         last = (err.decode(errors="replace").strip().splitlines() or [""])[-1]
         return f"the local model failed a probe request (exit {proc.returncode}): {last[:200]}"
@@ -853,6 +910,8 @@ def run(args) -> int:
     print(format_report(report))
     if getattr(args, "json", None):
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    if getattr(args, "markdown", None):
+        Path(args.markdown).write_text(headline_markdown(report) + "\n", encoding="utf-8")
     bad = sum(
         s["violation_count"] for r in report["runs"].values() for s in r["strategies"].values()
     )
