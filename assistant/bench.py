@@ -78,6 +78,7 @@ class BenchPlan:
     accuracy: float = 0.3  # the noisy predictor's P
     strategies: tuple[str, ...] = STRATEGY_ORDER
     oracle_texts: tuple[str, ...] = ()  # a user's passages: traces are typed from them too
+    file_passages: int = 4  # how many of the user's passages get traces
     accepting: bool = True  # typists accept matching ghost text
 
     @classmethod
@@ -90,6 +91,7 @@ class BenchPlan:
             "load_budget_s": 0.0,
             "concurrent_strategies": True,
             "predictors": ("noisy",),
+            "file_passages": 1,
         }
         return cls(**(quick | changes))
 
@@ -174,11 +176,11 @@ def server_with_engine(settings: Settings, factory: Callable[[Clock], Any]):
 
 def pick_traces(plan: BenchPlan, predictor: str = "oracle") -> list[Trace]:
     """The traces a run types: the shipped ones, or (with the user's own passages) traces
-    generated from the first four of those; the local predictor types a few of them."""
+    generated from the first few of those; the local predictor types a few of them."""
     if plan.oracle_texts:
         traces = [
             generate(text, typist, seed=0, passage=f"file{i + 1}")
-            for i, text in enumerate(plan.oracle_texts[:4])
+            for i, text in enumerate(plan.oracle_texts[: plan.file_passages])
             for typist in plan.typists
         ]
     else:
