@@ -673,9 +673,14 @@ def format_report(report: dict) -> str:
             continue
         results = run["strategies"]
         names = [n for n in STRATEGY_ORDER if n in results]
+        accepting = (
+            "accepting matching ghosts"
+            if plan.get("accepting_typists", True)
+            else "typing every key (never accepting)"
+        )
         title = (
             f"Predictor {run['label']}: {run['traces']} traces, first {plan['window_s']:g} s of "
-            f"each at real pace, typists accepting matching ghosts; emulator "
+            f"each at real pace, typists {accepting}; emulator "
             f"'{plan['emulator_profile']}' profile, model {report['model']} prices"
         )
         lines += _table(title, names, results, HEADLINE_ROWS + DETAIL_ROWS)
@@ -890,6 +895,8 @@ def plan_from_args(args) -> BenchPlan:
     strategies = getattr(args, "strategies", None)
     if strategies:
         changes["strategies"] = parse_name_list(strategies, STRATEGY_ORDER, "strategy")
+    if getattr(args, "no_accept", False):
+        changes["accepting"] = False
     window = getattr(args, "window", None)
     if window is not None:
         changes["window_s"] = float(window)

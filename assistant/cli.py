@@ -86,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--window", type=float, default=None, metavar="S", help="seconds of each trace to type"
     )
+    p.add_argument(
+        "--no-accept",
+        action="store_true",
+        help="typists never accept a ghost (type every key, as the benchmark did before)",
+    )
     add_predictor_arguments(p, ("--emulator-", "--"), many=True)
     p.set_defaults(run="assistant.bench:run")
     return parser
