@@ -184,6 +184,7 @@ def test_continue_dismiss_aborts_and_closes():
 def test_make_engine_builds_each_strategy():
     assert isinstance(make_engine("naive"), NaiveEngine)
     assert isinstance(make_engine("continue"), ContinueStyleEngine)
+    assert isinstance(make_engine("copilot"), CopilotStyleEngine)
     assert isinstance(make_engine("ours"), SuggestionEngine)
     with pytest.raises(ValueError):
         make_engine("psychic")
@@ -204,7 +205,7 @@ actions = st.lists(
 )
 
 
-@pytest.mark.parametrize("name", ["naive", "continue"])
+@pytest.mark.parametrize("name", ["naive", "continue", "copilot"])
 @settings(max_examples=150, deadline=None)
 @given(steps=actions)
 def test_one_terminal_per_version_and_nothing_stale(name, steps):
