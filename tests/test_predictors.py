@@ -4,7 +4,11 @@ purity, the user's passage files, and the options every command shares."""
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -293,3 +297,18 @@ async def test_local_generation_stops_when_the_client_leaves():
             await asyncio.sleep(0.02)
         assert model.cancelled == 1
         assert emu.requests[-1].client_disconnected
+
+
+def test_python_m_assistant_emulator_refuses_a_bad_file_and_accepts_the_long_spellings(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-m", "assistant.emulator", "--emulator-predictor", "noisy"]
+        + ["--emulator-oracle", str(tmp_path / "missing.txt")],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr
