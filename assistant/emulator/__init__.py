@@ -5,16 +5,16 @@ responses, count_tokens, prompt-cache usage, latency profiles and injected fault
 suggestions is chosen per run (``predictors``: oracle, noisy at a chosen accuracy, local model).
 """
 
-from .cache import MIN_CACHEABLE_TOKENS, PromptCache, input_token_count, min_cacheable_tokens
+from .cache import PromptCache, input_token_count
 from .latency import PROFILES, LatencyProfile, resolve_profile
 from .predictors import PREDICTORS, OracleFileError, load_oracle_file, make_predictor
+from .request_rules import min_cacheable_tokens
 from .server import FAULT_KINDS, Emulator, EmulatorConfig, Fault, RequestRecord
 from .text import count_tokens, review_findings, tokenize
 from .thread import EmulatorThread
 
 __all__ = [
     "FAULT_KINDS",
-    "MIN_CACHEABLE_TOKENS",
     "PREDICTORS",
     "PROFILES",
     "Emulator",
