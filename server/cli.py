@@ -32,6 +32,27 @@ def banner(settings, port: int, label: str, workers: int) -> str:
     return "\n".join(lines)
 
 
+def emulator_config(args):
+    """False without ``--emulator``; else the emulator's config from the predictor options
+    (ValueError, with a message for the user, for a bad passage file or a missing model)."""
+    if not getattr(args, "emulator", False):
+        predictor = getattr(args, "emulator_predictor", None)
+        if getattr(args, "emulator_oracle", None) or predictor not in (None, "oracle"):
+            raise ValueError("--emulator-predictor and --emulator-oracle need --emulator")
+        return False
+    from assistant.emulator import EmulatorConfig
+    from assistant.emulator.options import predictor_choice, require_available
+
+    choice = predictor_choice(args)
+    require_available(choice.predictors[0])
+    return EmulatorConfig(
+        profile="haiku",
+        oracle_texts=choice.passages,
+        predictor=choice.predictors[0],
+        accuracy=choice.accuracy,
+    )
+
+
 def run(args) -> int:
     settings = load_settings(host=args.host, port=args.port, token=args.token)
     if getattr(args, "allow_origin", None):
@@ -42,7 +63,12 @@ def run(args) -> int:
     token = settings.token or secrets.token_urlsafe(24)
     settings = settings.with_(token=token)
     configure_json_logging([token, settings.api_key], logging.INFO)
-    emulator = bool(getattr(args, "emulator", False))
+    try:
+        emulator = emulator_config(args)
+    except ValueError as exc:
+        print(f"assistant serve: {exc}", file=sys.stderr)
+        return 2
+    predictor = f", predictor {emulator.describe()}" if emulator else ""
     workers = getattr(args, "workers", None)
     if workers is None:
         workers = default_workers(settings)
@@ -55,7 +81,7 @@ def run(args) -> int:
         server = GracefulServer(uvicorn_config(app, settings, settings.host, settings.port))
 
         def announce() -> None:
-            label = app.state.hub.setup.label
+            label = app.state.hub.setup.label + predictor
             print(banner(settings, server.bound_port, label, 1), flush=True)
 
         try:
@@ -76,7 +102,7 @@ def run(args) -> int:
     port = sock.getsockname()[1]
 
     def announce_all(labels: list[str]) -> None:
-        print(banner(settings, port, labels[0], workers), flush=True)
+        print(banner(settings, port, labels[0] + predictor, workers), flush=True)
 
     supervisor = Supervisor(
         settings,

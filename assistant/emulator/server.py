@@ -22,8 +22,16 @@ from typing import Any, cast
 from . import wire
 from .cache import PromptCache, input_token_count
 from .latency import LatencyProfile, resolve_profile
+from .predictors import DEFAULT_ACCURACY, describe_predictor, make_predictor
 from .request_rules import rule_problem, rules_for, signature, thinking_tokens
-from .text import Reply, reply_for, warm_vocabulary
+from .text import (
+    Reply,
+    is_review_request,
+    reply_for,
+    request_context,
+    shaped_for,
+    warm_vocabulary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +86,19 @@ class EmulatorConfig:
     api_key: str | None = None
     canned_text: str | None = None
     oracle_texts: Sequence[str] = ()
+    predictor: Any = "oracle"  # who writes suggestions: "oracle" | "noisy" | "local" | a Predictor
+    accuracy: float = DEFAULT_ACCURACY  # noisy: chance the first word is right
     review_labels: Sequence[dict] = ()  # planted review issues (emulator/reviewing.py)
     time_scale: float = 1.0
     host: str = "127.0.0.1"
     port: int = 0
     clock: Callable[[], float] = time.monotonic  # prompt-cache TTL clock (inject to test expiry)
+
+    def describe(self) -> str:
+        """The predictor as figures name it: "oracle", "noisy (P = 0.3)", "local"."""
+        if not isinstance(self.predictor, str):
+            return self.predictor.describe()
+        return describe_predictor(self.predictor, self.accuracy)
 
 
 @dataclass
@@ -292,6 +308,13 @@ class Emulator:
         self.config = config or EmulatorConfig()
         self.profile = resolve_profile(self.config.profile)
         self._passages = tuple(str(t) for t in self.config.oracle_texts)
+        self.predictor = make_predictor(
+            self.config.predictor,
+            self._passages,
+            seed=self.config.seed,
+            accuracy=self.config.accuracy,
+        )
+        self.predictor_overruns = 0  # replies the predictor wrote slower than the profile's TTFT
         self._records: list[RequestRecord] = []
         self._faults: list[list[Any]] = []  # [Fault, remaining count, match_model]
         self._lock = threading.Lock()
@@ -505,19 +528,24 @@ class Emulator:
             if fault.kind == "rate_limit" and fault.retry_after is not None:
                 extra.append(("retry-after", _seconds_header(fault.retry_after)))
             return self._send_error(conn, rec, fault.status or status, message, error_type, extra)
+        arrived = asyncio.get_running_loop().time()
         # Thinking comes first and counts against max_tokens (counted in the model's tokens, the
         # emulator's pieces times its tokenizer factor); the text gets what is left.
         rules = rules_for(rec.model)
         factor = rules.tokenizer_factor if rules is not None else 1.0
         budget = int(rec.max_tokens / factor) if rec.max_tokens else 0
         thought = thinking_tokens(body, rules)[:budget]
-        reply = reply_for(
-            dict(body, max_tokens=budget - len(thought)) if rules is not None else body,
-            canned_text=self.config.canned_text,
-            passages=self._passages,
-            seed=self.config.seed,
-            review_labels=self.config.review_labels,
-        )
+        shaped_body = dict(body, max_tokens=budget - len(thought)) if rules is not None else body
+        if self.config.canned_text is None and not is_review_request(body):
+            reply = shaped_for(shaped_body, await self._suggestion(conn, body))
+        else:
+            reply = reply_for(
+                shaped_body,
+                canned_text=self.config.canned_text,
+                passages=self._passages,
+                seed=self.config.seed,
+                review_labels=self.config.review_labels,
+            )
         cached = self._cache.usage(body)
         rec.usage = {
             "input_tokens": cached.input_tokens,
@@ -527,8 +555,29 @@ class Emulator:
         }
         rng = random.Random(self.config.seed * 1_000_003 + rec.id)
         if rec.stream:
-            return await self._stream(conn, rec, reply, fault, rng, thought)
-        return await self._respond_whole(conn, rec, reply, fault, rng, thought)
+            return await self._stream(conn, rec, reply, fault, rng, thought, arrived)
+        return await self._respond_whole(conn, rec, reply, fault, rng, thought, arrived)
+
+    async def _suggestion(self, conn: _Connection, body: dict) -> str:
+        """The predictor's text for a suggestion request. A slow predictor (the local model) is
+        abandoned when the client leaves, so it never works for a request nobody waits for."""
+        before, after = request_context(body)
+        immediate = getattr(self.predictor, "text", None)  # oracle and noisy: pure functions
+        if immediate is not None:
+            return immediate(before, after)
+        max_tokens = body.get("max_tokens") if isinstance(body.get("max_tokens"), int) else 1024
+        work = asyncio.ensure_future(self.predictor.continuation(before, after, max_tokens))
+        gone = asyncio.ensure_future(conn.wait_gone())
+        try:
+            await asyncio.wait((work, gone), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            if gone.done() and not gone.cancelled():
+                gone.exception()  # retrieved: the client left, handled below
+        if not work.done():
+            work.cancel()
+            raise _ClientGone
+        return work.result()
 
     def _inter_token_s(self, fault: Fault | None, rng: random.Random) -> float:
         if fault is not None and fault.kind == "slow" and fault.delay_ms is not None:
@@ -540,6 +589,14 @@ class Emulator:
     def _ttft_s(self, rng: random.Random) -> float:
         return self.profile.sample_ttft_ms(rng) * self.config.time_scale / 1000.0
 
+    def _first_token_due(self, arrived: float, rng: random.Random) -> float:
+        """A TTFT after the request arrived, whatever the predictor took to write the text (a
+        predictor slower than that is counted: its replies are late)."""
+        due = arrived + self._ttft_s(rng)
+        if due < asyncio.get_running_loop().time():
+            self.predictor_overruns += 1
+        return due
+
     async def _respond_whole(
         self,
         conn: _Connection,
@@ -548,6 +605,7 @@ class Emulator:
         fault: Fault | None,
         rng: random.Random,
         thought: list[str],
+        arrived: float,
     ) -> bool:
         kind = fault.kind if fault else None
         if kind == "hang":
@@ -558,8 +616,9 @@ class Emulator:
         if kind == "error_mid_stream":
             return self._send_error(conn, rec, 529, "Overloaded", "overloaded_error")
         pieces = len(thought) + len(reply.tokens)
-        delay = self._ttft_s(rng) + sum(self._inter_token_s(fault, rng) for _ in range(pieces))
-        await conn.sleep(delay)
+        first = self._first_token_due(arrived, rng)
+        delay = first + sum(self._inter_token_s(fault, rng) for _ in range(pieces))
+        await conn.sleep(delay - asyncio.get_running_loop().time())
         rec.status = 200
         rec.tokens_sent = len(reply.tokens)
         rec.thinking_sent = len(thought)
@@ -584,6 +643,7 @@ class Emulator:
         fault: Fault | None,
         rng: random.Random,
         thought: list[str],
+        arrived: float,
     ) -> bool:
         kind = fault.kind if fault else None
         stop_at = fault.after_tokens if kind in ("error_mid_stream", "hang", "disconnect") else None
@@ -620,7 +680,8 @@ class Emulator:
         conn.write(head + wire.chunk(opening))
         await conn.drain()
 
-        deadline = [loop.time() + self._ttft_s(rng)]
+        # The first token is due a TTFT after the request arrived, whatever the predictor took.
+        deadline = [self._first_token_due(arrived, rng)]
 
         async def pace(tokens: list[str], limit: int, visible: bool) -> None:
             """Write ``tokens[:limit]`` at the profile's pace, as text (``visible``) or thinking."""
