@@ -92,6 +92,7 @@ class Hub:
             state=status.state,
             active=status.active,
             retry_after_s=status.retry_after_s,
+            reason=status.reason,
         )
         for conn in list(self.connections):
             with contextlib.suppress(Exception):
