@@ -117,6 +117,8 @@ class Connection:
                     debounce_min_ms=settings.debounce_min_ms,
                     debounce_max_ms=settings.debounce_max_ms,
                     cache_entries=settings.cache_entries,
+                    prefetch=settings.prefetch,
+                    cold_pause_ms=settings.cold_pause_ms,
                 ),
                 clock=self.loop.time,
             )
@@ -310,7 +312,7 @@ class Connection:
                 self._requests[cmd.request_id] = req
                 req.task = self.loop.create_task(self._stream(req))
                 self.stats.requests += 1
-                self.metrics.requests.labels("suggest").inc()
+                self.metrics.requests.labels("prefetch" if cmd.prefetch else "suggest").inc()
             case CancelRequest():
                 req = self._requests.pop(cmd.request_id, None)
                 if req is not None:
