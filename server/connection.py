@@ -43,6 +43,8 @@ from assistant.providers.base import (
     ProviderErrorKind,
     TextChunk,
 )
+from assistant.usefulness import Usefulness
+from assistant.usefulness_frames import FrameUsefulness
 
 from . import protocol as p
 from .logs import log_event, redact
@@ -63,6 +65,7 @@ _ERROR_CODES = {
 }
 _CLOSE = object()
 _STREAMING = ("delta", "done")
+_SUGGESTION_REPLIES = ("delta", "done", "cancelled", "error")
 
 
 @dataclass
@@ -143,6 +146,8 @@ class Connection:
         self._closing = False  # shutdown or disconnect: the engine gets nothing more
         self._close_queued = False
         self._secrets = (settings.api_key, hub.token)
+        self.usefulness = FrameUsefulness()  # what the writer got, for /metrics
+        self._published = Usefulness()
 
     # ------------------------------------------------------------------ the connection's life
 
@@ -212,6 +217,8 @@ class Connection:
             self.metrics.cancellations.labels(why).inc()
         if why != "shutdown":
             self._reviews.clear()
+        self.usefulness.finish(self.loop.time())
+        self._publish_usefulness()
 
     # ------------------------------------------------------------------------------- reading
 
@@ -242,6 +249,8 @@ class Connection:
             case p.Suggest():
                 self.stats.suggests += 1
                 self._latest_suggest = frame.id
+                self.usefulness.suggest(self.loop.time(), frame.id, frame.prefix)
+                self._publish_usefulness()
                 self._warm_once(frame.prefix, frame.suffix)
                 self._handle(Edit(frame.prefix, frame.suffix, frame.id))
             case p.Warm():
@@ -251,6 +260,9 @@ class Connection:
                     self._handle(Dismiss())
             case p.AcceptChars():
                 self.metrics.accepted_chars.inc(frame.chars)
+                self.metrics.accept_keys.inc()
+                self.metrics.saved_chars.inc(max(0, frame.chars - 1))
+                self.usefulness.accept(self.loop.time(), frame.chars)
                 self._handle(Accept(frame.chars))
             case p.Ping():
                 self._emit("pong", frame.id, p.pong_frame(frame.id))
@@ -363,6 +375,33 @@ class Connection:
                 usage=usage,
                 cost_usd=cost,
             ),
+        )
+
+    def _publish_usefulness(self) -> None:
+        """Move what the writer got since the last call into the server's counters."""
+        now, last, m = self.usefulness.counts, self._published, self.metrics
+        for name, counter in (
+            ("shown", m.suggestions_shown),
+            ("accepted", m.suggestions_accepted),
+            ("rejected", m.suggestions_rejected),
+        ):
+            if getattr(now, name) > getattr(last, name):
+                counter.inc(getattr(now, name) - getattr(last, name))
+        served = now.pauses_with_suggestion - last.pauses_with_suggestion
+        missed = now.pauses - last.pauses - served
+        if served:
+            m.pauses.labels("suggestion").inc(served)
+        if missed:
+            m.pauses.labels("nothing").inc(missed)
+        for ms in now.pause_to_visible_ms:
+            m.pause_to_visible.observe(ms / 1000)
+        now.pause_to_visible_ms.clear()
+        self._published = Usefulness(
+            shown=now.shown,
+            accepted=now.accepted,
+            rejected=now.rejected,
+            pauses=now.pauses,
+            pauses_with_suggestion=now.pauses_with_suggestion,
         )
 
     # ------------------------------------------------------------------------------ provider
@@ -637,6 +676,9 @@ class Connection:
                 await ws.send_text(p.encode(frame))
                 self.stats.frames_out += 1
                 self.metrics.frames_out.inc()
+                if kind in _SUGGESTION_REPLIES:
+                    self.usefulness.frame(self.loop.time(), frame)
+                    self._publish_usefulness()
         except asyncio.CancelledError:
             raise
         except Exception:
