@@ -4,6 +4,14 @@ what the server sent back, for the latency suite and the benchmark.
 One ``suggest`` frame per keystroke (the cursor stays at the end of the document), sent when the
 trace says the key was pressed. Every frame received is timed on arrival, so the figures are what
 a user would see: keystroke to first visible character of a suggestion, end to end.
+
+With an :class:`AcceptingTypist` the typist also reads the ghost text: a ghost that has been on
+screen for the reaction time and matches what they were going to type is accepted, whole (Tab)
+when all of it matches, else word by word (Ctrl+Right) while its next word matches. An accept
+sends the ``accept`` frame and then a ``suggest`` with the text inserted (as the editors do), the
+trace's keystrokes that would have typed that text are skipped, and the typist types on from
+there. The screen is modelled as the editors keep it: typing the ghost's next character consumes
+it at once, any other key hides it, and frames for the latest id replace it.
 """
 
 from __future__ import annotations
@@ -16,7 +24,9 @@ from dataclasses import dataclass, field
 from websockets.asyncio.client import connect
 
 from .emulator.text import last_user_text
+from .suggestion_text import next_word
 from .traces import Keystroke
+from .usefulness import Usefulness, UsefulnessTracker
 
 SUGGESTION_FRAMES = ("delta", "done")
 TERMINAL_FRAMES = ("done", "cancelled", "error")
@@ -42,6 +52,7 @@ class Suggestion:
     cost_usd: float = 0.0
     after_newer: int = 0  # delta/done frames after a frame for a newer id: a protocol violation
     crossed: int = 0  # delta/done that arrived after the client sent a newer id (crossed on wire)
+    key: str = "type"  # what sent it: "type", "backspace" or "accept" (a Tab / Ctrl+Right)
 
     @property
     def visible_ms(self) -> float | None:
@@ -72,6 +83,13 @@ class ReplayResult:
     unmatched_frames: int = 0  # frames for ids never sent
     status_frames: int = 0  # the provider degraded or recovered
     duration_s: float = 0.0
+    usefulness: Usefulness = field(default_factory=Usefulness)
+    initial_text: str = ""
+    final_text: str = ""  # the document when the typist stopped
+
+    @property
+    def chars_written(self) -> int:
+        return max(0, len(self.final_text) - len(self.initial_text))
 
     def visible(self) -> list[Suggestion]:
         return [s for s in self.suggestions if s.first_visible_at is not None]
@@ -105,6 +123,38 @@ def requested_prefix(body: dict | None) -> str | None:
     return text[start:] if end < 0 else text[start:end]
 
 
+@dataclass(frozen=True)
+class AcceptingTypist:
+    """A typist who reads and accepts ghost text. ``target`` is the whole text they mean to write
+    (what the trace ends with); a ghost is taken only where the document so far is a prefix of it
+    and the ghost continues it."""
+
+    target: str
+    reaction_ms: float = 250.0  # a ghost must have been on screen this long to be read
+    accept_key_ms: float = 120.0  # between two Ctrl+Right presses
+    min_chars: int = 2  # an accept must take more characters than the one key it costs
+
+    def choose(self, document: str, ghost: str) -> tuple[str, str] | None:
+        """("tab", text) or ("word", text) to take from ``ghost``, or None."""
+        if not ghost or not self.target.startswith(document):
+            return None
+        meant = self.target[len(document) :]
+        if meant.startswith(ghost) and len(ghost) >= self.min_chars and ghost.strip():
+            return "tab", ghost
+        word = next_word(ghost)
+        if meant.startswith(word) and len(word) >= self.min_chars and word.strip():
+            return "word", word
+        return None
+
+
+def _documents(initial: str, events: Sequence[Keystroke]) -> list[str]:
+    docs, doc = [], initial
+    for ev in events:
+        doc = ev.apply(doc)
+        docs.append(doc)
+    return docs
+
+
 async def replay(
     ws_url: str,
     token: str,
@@ -115,15 +165,25 @@ async def replay(
     time_scale: float = 1.0,
     settle_s: float = 5.0,
     connect_timeout_s: float = 10.0,
+    typist: AcceptingTypist | None = None,
 ) -> ReplayResult:
     """Type ``events`` into a fresh connection at their recorded pace (``time_scale`` < 1 types
     faster) and return what came back. Waits up to ``settle_s`` after the last keystroke for
-    the terminal frame of every id."""
+    the terminal frame of every id. With ``typist``, matching ghosts are accepted (see the
+    module's docstring) and the keystrokes they cover are skipped."""
     loop = asyncio.get_running_loop()
     sent: dict[int, Suggestion] = {}
-    result = ReplayResult(name=name, keystrokes=len(events), suggestions=[])
-    state = {"newest_sent": 0, "newest_seen": 0}
+    result = ReplayResult(name=name, keystrokes=0, suggestions=[], initial_text=initial_text)
+    state = {"newest_sent": 0, "newest_seen": 0, "typing": True}
     all_done = asyncio.Event()
+    screen_changed = asyncio.Event()
+    tracker = UsefulnessTracker()
+    streamed: dict[int, str] = {}  # text of each id's deltas so far
+    doc = initial_text
+
+    def show(text: str, at: float) -> None:
+        tracker.ghost(at, doc, text)
+        screen_changed.set()
 
     def on_frame(frame: dict, at: float) -> None:
         kind = frame.get("type")
@@ -145,6 +205,14 @@ async def replay(
         if kind == "delta" or (kind == "done" and frame.get("text")):
             if s.first_visible_at is None:
                 s.first_visible_at = at
+        if fid == state["newest_sent"]:  # what the editor shows: the latest id's text only
+            if kind == "delta":
+                streamed[fid] = streamed.get(fid, "") + str(frame.get("text") or "")
+                show(streamed[fid], at)
+            elif kind == "done":
+                show(str(frame.get("text") or ""), at)
+            elif kind in TERMINAL_FRAMES:
+                show("", at)
         if kind in TERMINAL_FRAMES:
             s.terminals += 1
             if s.terminal is None:
@@ -157,7 +225,7 @@ async def replay(
                 s.model = frame.get("model") or ""
                 s.usage = frame.get("usage")
                 s.cost_usd = float(frame.get("cost_usd") or 0.0)
-            if len(sent) == len(events) and all(x.terminal for x in sent.values()):
+            if not state["typing"] and all(x.terminal for x in sent.values()):
                 all_done.set()
 
     async with connect(
@@ -179,20 +247,80 @@ async def replay(
                 if isinstance(frame, dict):
                     on_frame(frame, at)
 
+        async def send_suggest(key: str) -> None:
+            i = len(sent) + 1
+            frame = {"type": "suggest", "id": i, "prefix": doc, "suffix": ""}
+            sent[i] = Suggestion(i, doc, loop.time(), key=key)
+            state["newest_sent"] = i
+            await ws.send(json.dumps(frame))
+
+        async def wait_screen(until: float) -> None:
+            """Sleep until ``until`` or until the screen changes, whichever is first."""
+            screen_changed.clear()
+            try:
+                await asyncio.wait_for(screen_changed.wait(), max(0.0, until - loop.time()))
+            except TimeoutError:
+                pass
+
         receiver = asyncio.create_task(receive())
+        docs = _documents(initial_text, events)
         try:
-            doc = initial_text
             t0 = loop.time()
-            for i, ev in enumerate(events, 1):
-                delay = t0 + ev.t_ms / 1000 * time_scale - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+            shift = 0.0  # seconds the remaining keystrokes moved (earlier) after accepts
+            last_accept = float("-inf")
+            i = 0
+            while i < len(events):
+                due = t0 + events[i].t_ms / 1000 * time_scale + shift
+                now = loop.time()
+                since = tracker.ghost_since
+                if typist is not None and since is not None:
+                    choice = typist.choose(doc, tracker.ghost_text)
+                    read_at = max(
+                        since + typist.reaction_ms / 1000, last_accept + typist.accept_key_ms / 1000
+                    )
+                    if choice is not None and read_at <= min(now, due):
+                        how, text = choice
+                        ghost_id = state["newest_sent"]
+                        now = loop.time()
+                        tracker.key(now, "accept", len(text))
+                        await ws.send(
+                            json.dumps({"type": "accept", "id": ghost_id, "chars": len(text)})
+                        )
+                        rest = tracker.ghost_text[len(text) :]
+                        doc += text
+                        show(rest, now)
+                        await send_suggest("accept")
+                        last_accept = now
+                        # The keystrokes that would have typed it are skipped; the typist goes on
+                        # with the gap that followed the last of them.
+                        j = next((k for k in range(i, len(events)) if docs[k] == doc), None)
+                        if j is None:
+                            break  # took the typist past the end of what this run types
+                        i = j + 1
+                        if i < len(events):
+                            gap = (events[i].t_ms - events[j].t_ms) / 1000 * time_scale
+                            shift = now + gap - (t0 + events[i].t_ms / 1000 * time_scale)
+                        continue
+                    if choice is not None and read_at < due:
+                        await wait_screen(read_at)
+                        continue
+                if now < due:
+                    if typist is None:
+                        await asyncio.sleep(due - now)
+                    else:
+                        await wait_screen(due)  # a ghost may come to read before the key
+                    continue
+                ev = events[i]
+                i += 1
+                ghost = tracker.ghost_text
+                now = loop.time()
+                tracker.key(now, ev.kind)
                 doc = ev.apply(doc)
-                frame = {"type": "suggest", "id": i, "prefix": doc, "suffix": ""}
-                sent[i] = Suggestion(i, doc, loop.time())
-                state["newest_sent"] = i
-                await ws.send(json.dumps(frame))
-            if not events:
+                typed_through = ev.kind == "type" and bool(ev.text) and ghost.startswith(ev.text)
+                show(ghost[len(ev.text) :] if typed_through else "", now)
+                await send_suggest(ev.kind)
+            state["typing"] = False
+            if all(x.terminal for x in sent.values()):
                 all_done.set()
             try:
                 await asyncio.wait_for(all_done.wait(), settle_s)
@@ -205,5 +333,8 @@ async def replay(
                 await receiver
             except (asyncio.CancelledError, Exception):
                 pass
+    result.usefulness = tracker.finish(loop.time())
+    result.final_text = doc
     result.suggestions = [sent[i] for i in sorted(sent)]
+    result.keystrokes = len(result.suggestions)
     return result

@@ -1,6 +1,8 @@
 """``python -m assistant.emulator``: run the emulator until SIGINT/SIGTERM.
 
-Prints exactly one line, ``EMULATOR http://HOST:PORT``, once it is listening.
+Prints exactly one line, ``EMULATOR http://HOST:PORT``, once it is listening. ``--predictor``
+chooses who writes suggestions (oracle, noisy with ``--accuracy P``, local); ``--oracle FILE``
+gives the passages (separated by blank lines) the oracle and noisy predictors know.
 """
 
 from __future__ import annotations
@@ -10,9 +12,15 @@ import asyncio
 import contextlib
 import signal
 import sys
-from pathlib import Path
 
 from .latency import PROFILES
+from .options import (
+    OptionError,
+    PredictorChoice,
+    add_predictor_arguments,
+    predictor_choice,
+    require_available,
+)
 from .server import Emulator, EmulatorConfig
 
 
@@ -25,19 +33,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key", default=None, help="require this key (default: accept any)")
     p.add_argument("--canned-text", default=None, help="always answer with this text")
     p.add_argument("--time-scale", type=float, default=1.0, help="multiply every delay")
-    p.add_argument(
-        "--oracle", action="append", default=[], metavar="FILE", help="passage file (repeatable)"
-    )
+    add_predictor_arguments(p, prefix="--")
     return p
 
 
-async def serve(args: argparse.Namespace, oracle: tuple[str, ...]) -> None:
+async def serve(args: argparse.Namespace, choice: PredictorChoice) -> None:
     config = EmulatorConfig(
         profile=args.profile,
         seed=args.seed,
         api_key=args.api_key,
         canned_text=args.canned_text,
-        oracle_texts=oracle,
+        oracle_texts=choice.passages,
+        predictor=choice.predictors[0],
+        accuracy=choice.accuracy,
         time_scale=args.time_scale,
         host=args.host,
         port=args.port,
@@ -55,8 +63,13 @@ async def serve(args: argparse.Namespace, oracle: tuple[str, ...]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    oracle = tuple(Path(f).read_text(encoding="utf-8") for f in args.oracle)
-    asyncio.run(serve(args, oracle))
+    try:
+        choice = predictor_choice(args)
+        require_available(choice.predictors[0])
+    except OptionError as exc:
+        print(f"python -m assistant.emulator: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(serve(args, choice))
     return 0
 
 

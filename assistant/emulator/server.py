@@ -22,7 +22,8 @@ from typing import Any
 from . import wire
 from .cache import PromptCache, input_token_count
 from .latency import LatencyProfile, resolve_profile
-from .text import Reply, reply_for, warm_vocabulary
+from .predictors import DEFAULT_ACCURACY, make_predictor
+from .text import Reply, is_review_request, reply_for, request_context, shaped_for, warm_vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,8 @@ class EmulatorConfig:
     api_key: str | None = None
     canned_text: str | None = None
     oracle_texts: Sequence[str] = ()
+    predictor: str = "oracle"  # who writes suggestions: "oracle" | "noisy" | "local"
+    accuracy: float = DEFAULT_ACCURACY  # noisy: chance the first word is right
     time_scale: float = 1.0
     host: str = "127.0.0.1"
     port: int = 0
@@ -288,6 +291,13 @@ class Emulator:
         self.config = config or EmulatorConfig()
         self.profile = resolve_profile(self.config.profile)
         self._passages = tuple(str(t) for t in self.config.oracle_texts)
+        self.predictor = make_predictor(
+            self.config.predictor,
+            self._passages,
+            seed=self.config.seed,
+            accuracy=self.config.accuracy,
+        )
+        self.predictor_overruns = 0  # replies the predictor wrote slower than the profile's TTFT
         self._records: list[RequestRecord] = []
         self._faults: list[list[Any]] = []  # [Fault, remaining count, match_model]
         self._lock = threading.Lock()
@@ -501,12 +511,16 @@ class Emulator:
             if fault.kind == "rate_limit" and fault.retry_after is not None:
                 extra.append(("retry-after", _seconds_header(fault.retry_after)))
             return self._send_error(conn, rec, fault.status or status, message, error_type, extra)
-        reply = reply_for(
-            body,
-            canned_text=self.config.canned_text,
-            passages=self._passages,
-            seed=self.config.seed,
-        )
+        arrived = asyncio.get_running_loop().time()
+        if self.config.canned_text is None and not is_review_request(body):
+            reply = shaped_for(body, await self._suggestion(conn, body))
+        else:
+            reply = reply_for(
+                body,
+                canned_text=self.config.canned_text,
+                passages=self._passages,
+                seed=self.config.seed,
+            )
         cached = self._cache.usage(body)
         rec.usage = {
             "input_tokens": cached.input_tokens,
@@ -516,8 +530,29 @@ class Emulator:
         }
         rng = random.Random(self.config.seed * 1_000_003 + rec.id)
         if rec.stream:
-            return await self._stream(conn, rec, reply, fault, rng)
-        return await self._respond_whole(conn, rec, reply, fault, rng)
+            return await self._stream(conn, rec, reply, fault, rng, arrived)
+        return await self._respond_whole(conn, rec, reply, fault, rng, arrived)
+
+    async def _suggestion(self, conn: _Connection, body: dict) -> str:
+        """The predictor's text for a suggestion request. A slow predictor (the local model) is
+        abandoned when the client leaves, so it never works for a request nobody waits for."""
+        before, after = request_context(body)
+        immediate = getattr(self.predictor, "text", None)  # oracle and noisy: pure functions
+        if immediate is not None:
+            return immediate(before, after)
+        max_tokens = body.get("max_tokens") if isinstance(body.get("max_tokens"), int) else 1024
+        work = asyncio.ensure_future(self.predictor.continuation(before, after, max_tokens))
+        gone = asyncio.ensure_future(conn.wait_gone())
+        try:
+            await asyncio.wait((work, gone), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            if gone.done() and not gone.cancelled():
+                gone.exception()  # retrieved: the client left, handled below
+        if not work.done():
+            work.cancel()
+            raise _ClientGone
+        return work.result()
 
     def _inter_token_s(self, fault: Fault | None, rng: random.Random) -> float:
         if fault is not None and fault.kind == "slow" and fault.delay_ms is not None:
@@ -536,6 +571,7 @@ class Emulator:
         reply: Reply,
         fault: Fault | None,
         rng: random.Random,
+        arrived: float,
     ) -> bool:
         kind = fault.kind if fault else None
         if kind == "hang":
@@ -546,7 +582,7 @@ class Emulator:
         if kind == "error_mid_stream":
             return self._send_error(conn, rec, 529, "Overloaded", "overloaded_error")
         delay = self._ttft_s(rng) + sum(self._inter_token_s(fault, rng) for _ in reply.tokens)
-        await conn.sleep(delay)
+        await conn.sleep(delay - (asyncio.get_running_loop().time() - arrived))
         rec.status = 200
         rec.tokens_sent = len(reply.tokens)
         rec.text_sent = reply.text
@@ -567,6 +603,7 @@ class Emulator:
         reply: Reply,
         fault: Fault | None,
         rng: random.Random,
+        arrived: float,
     ) -> bool:
         kind = fault.kind if fault else None
         stop_at = fault.after_tokens if kind in ("error_mid_stream", "hang", "disconnect") else None
@@ -605,7 +642,10 @@ class Emulator:
 
         tokens = reply.tokens
         limit = len(tokens) if stop_at is None else min(stop_at, len(tokens))
-        deadline = loop.time() + self._ttft_s(rng)
+        # The first token is due a TTFT after the request arrived, whatever the predictor took.
+        deadline = arrived + self._ttft_s(rng)
+        if deadline < loop.time():
+            self.predictor_overruns += 1
         i = 0
         while i < limit:
             wait = deadline - loop.time()

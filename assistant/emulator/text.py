@@ -171,14 +171,25 @@ def derived_continuation(body: dict, passages: Sequence[str], seed: int = 0) -> 
     """A continuation of the user's text: the oracle passage's next words when the text before
     the cursor is found in one, else deterministic plausible prose. Mid-word input is completed
     first, so the answer then starts without a space."""
-    user = last_user_text(body)
-    before = _between(user, "text_before_cursor")
-    if before is None:
-        before = user
+    before, _ = request_context(body)
     found = _oracle_continuation(before, passages)
     if found is not None:
         return found
-    rng = _seeded_rng(body, seed)
+    return plausible_continuation(before, _seeded_rng(body, seed))
+
+
+def request_context(body: dict) -> tuple[str, str]:
+    """(text before the cursor, text after it) of a suggestion request (the whole user message
+    as the text before when the prompt has no cursor tags)."""
+    user = last_user_text(body)
+    before = _between(user, "text_before_cursor")
+    after = _between(user, "text_after_cursor") or ""
+    return (user if before is None else before), after
+
+
+def plausible_continuation(before: str, rng: random.Random) -> str:
+    """Fluent prose that is not what the writer meant: the current word completed to a common
+    word, then a few stock phrases (no space first when ``before`` already ends in one)."""
     head = ""
     if before and not before[-1].isspace():
         fragment = re.search(r"[A-Za-z]+$", before)
@@ -331,6 +342,11 @@ def reply_for(body: dict, *, canned_text: str | None, passages: Sequence[str], s
         text = review_json(body)
     else:
         text = derived_continuation(body, passages, seed)
+    return shaped_for(body, text)
+
+
+def shaped_for(body: dict, text: str) -> Reply:
+    """``text`` cut where the request's ``max_tokens`` and ``stop_sequences`` stop it."""
     max_tokens = body.get("max_tokens")
     if not isinstance(max_tokens, int):
         max_tokens = 1024
