@@ -11,6 +11,7 @@ shows "reconnecting" while typing goes on.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from textual.timer import Timer
 from textual.widgets import Footer
 
 from assistant.review import Finding, StaleFinding, locate_finding, rebase_finding
+from assistant.usefulness_frames import FrameUsefulness
 
 from . import files
 from .client import AssistantClient, ConnectionState
@@ -78,6 +80,7 @@ class EditorApp(App):
         self.recovery_writes = 0
         self.frames_seen = 0
         self.last_done: dict | None = None  # the last done frame for the latest suggestion
+        self.usefulness = FrameUsefulness()  # the session's accepted share and chars saved
 
     # -- composition ----------------------------------------------------------------------------
 
@@ -162,6 +165,7 @@ class EditorApp(App):
         frame_id = self.client.next_id()
         frame = {"type": "suggest", "id": frame_id, "prefix": prefix, "suffix": suffix}
         if self.client.send(frame):
+            self.usefulness.suggest(time.monotonic(), frame_id, prefix)
             self.suggest_id = frame_id
             self._last_sent = (prefix, suffix)
             self._streamed = {frame_id: ""}
@@ -181,6 +185,8 @@ class EditorApp(App):
     def on_ghost_editor_accepted(self, message: GhostEditor.Accepted) -> None:
         if self.ghost_id is not None:
             self.client.send({"type": "accept", "id": self.ghost_id, "chars": message.chars})
+            self.usefulness.accept(time.monotonic(), message.chars)
+            self.status.record_usefulness(self.usefulness.counts)
 
     def on_ghost_editor_escape_pressed(self, message: GhostEditor.EscapePressed) -> None:
         if self.review_id is not None:
@@ -204,6 +210,9 @@ class EditorApp(App):
         self.frames_seen += 1
         kind = frame.get("type")
         frame_id = frame.get("id")
+        if kind in ("delta", "done", "cancelled", "error"):
+            self.usefulness.frame(time.monotonic(), frame)
+            self.status.record_usefulness(self.usefulness.counts)
         if kind == "ready":
             self.limits = frame.get("limits") or {}
             self.status.model = str(frame.get("model") or "")
