@@ -1,12 +1,17 @@
 """``assistant bench``: replay the typing traces through the real server and the emulator, and
-compare three ways of deciding when to ask the model, on the same traces in one run.
+compare four ways of deciding when to ask the model, on the same traces in one run, under each
+chosen predictor (who writes the emulated model's suggestions: ``noisy`` at P = 0.3 by default,
+``oracle``, the upper bound, and ``local``, the embedded local model).
 
-Part 1 (strategies): for each of naive, Continue-style and ours, a fresh emulator with the
-"haiku" latency profile (oracle passages, so suggestions can be right), a real server whose
+Part 1 (strategies x predictors): for each predictor and each of naive, Continue-style,
+Copilot-style and ours, a fresh emulator with the "haiku" latency profile, a real server whose
 connections use that strategy's engine, and every trace typed at once, each on its own
-connection, at its recorded pace. Reported: keystroke-to-visible latency by source, share of
-displays within one 60 Hz frame (16 ms), model calls per 100 keystrokes, billed and stale
-tokens, prompt-cache reads, and dollars per hour of typing at the configured suggestion model's
+connection, at its recorded pace, by typists who read the ghost text and accept it when it is
+what they were going to type (``replay.AcceptingTypist``). Reported: what the writer gets
+(suggestions shown and accepted, characters saved, time from a pause to a visible suggestion;
+``assistant/usefulness.py`` defines each), keystroke-to-visible latency by source, model calls
+per 100 keystrokes and per 1,000 saved characters, billed and stale tokens, prompt-cache reads,
+dollars per hour of typing and per 1,000 saved characters at the configured suggestion model's
 prices.
 
 Part 2 (load): the server alone in a child process (emulator "fast" profile), N typists at once;
@@ -26,23 +31,32 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .config import Settings
+from .emulator.predictors import describe_predictor
 from .engine import CancelRequest, Clock, ShowSuggestion, StartRequest
 from .pricing import Usage, cost_usd
-from .replay import ReplayResult, replay, requested_prefix
+from .replay import AcceptingTypist, ReplayResult, replay, requested_prefix
 from .strategies import make_engine
-from .traces import Keystroke, Trace, load_passages, load_traces
+from .traces import Keystroke, Trace, generate, load_passages, load_traces
+from .usefulness import per_thousand_saved, total
 
-STRATEGY_ORDER = ("naive", "continue", "ours")
+STRATEGY_ORDER = ("naive", "continue", "copilot", "ours")
 STRATEGY_LABELS = {
     "naive": "naive (request per key)",
     "continue": "Continue-style (350 ms)",
+    "copilot": "Copilot-style (15 ms)",
     "ours": "ours (SuggestionEngine)",
 }
+PREDICTOR_ORDER = ("noisy", "oracle", "local")
+# The local model answers one request at a time, slower than a request per keystroke from a
+# dozen typists: the local run types fewer traces and leaves naive out (its figures would
+# measure the emulator's queue, not the strategy).
+LOCAL_TRACES = (("average", "email"), ("fast", "prose"), ("slow", "notes"))
+LOCAL_STRATEGIES = ("continue", "copilot", "ours")
 NO_MODEL_SOURCES = ("typethrough", "cache", "none")
 FRAME_MS = 16.0
 
@@ -59,17 +73,24 @@ class BenchPlan:
     emulator_profile: str = "haiku"
     load_profile: str = "fast"
     concurrent_strategies: bool = False  # quick runs only: saves time, skews latency a little
+    predictors: tuple[str, ...] = PREDICTOR_ORDER
+    accuracy: float = 0.3  # the noisy predictor's P
+    strategies: tuple[str, ...] = STRATEGY_ORDER
+    oracle_texts: tuple[str, ...] = ()  # a user's passages: traces are typed from them too
+    accepting: bool = True  # typists accept matching ghost text
 
     @classmethod
-    def quick(cls, load_typists: int) -> BenchPlan:
-        return cls(
-            window_s=4.0,
-            passages=("email",),
-            load_typists=min(load_typists, 10),
-            load_seconds=2.0,
-            load_budget_s=0.0,
-            concurrent_strategies=True,
-        )
+    def quick(cls, load_typists: int, **changes: Any) -> BenchPlan:
+        quick: dict[str, Any] = {
+            "window_s": 4.0,
+            "passages": ("email",),
+            "load_typists": min(load_typists, 10),
+            "load_seconds": 2.0,
+            "load_budget_s": 0.0,
+            "concurrent_strategies": True,
+            "predictors": ("noisy",),
+        }
+        return cls(**(quick | changes))
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -150,8 +171,29 @@ def server_with_engine(settings: Settings, factory: Callable[[Clock], Any]):
     return ServerHandle(settings, engine_factory=factory)
 
 
-def pick_traces(plan: BenchPlan) -> list[Trace]:
-    return [t for t in load_traces() if t.typist in plan.typists and t.passage in plan.passages]
+def pick_traces(plan: BenchPlan, predictor: str = "oracle") -> list[Trace]:
+    """The traces a run types: the shipped ones, or (with the user's own passages) traces
+    generated from the first four of those; the local predictor types a few of them."""
+    if plan.oracle_texts:
+        traces = [
+            generate(text, typist, seed=0, passage=f"file{i + 1}")
+            for i, text in enumerate(plan.oracle_texts[:4])
+            for typist in plan.typists
+        ]
+    else:
+        traces = [
+            t for t in load_traces() if t.typist in plan.typists and t.passage in plan.passages
+        ]
+    if predictor == "local":
+        few = [t for t in traces if (t.typist, t.passage) in LOCAL_TRACES]
+        traces = few or traces[:3]
+    return traces
+
+
+def strategies_for(plan: BenchPlan, predictor: str) -> tuple[str, ...]:
+    if predictor == "local":
+        return tuple(n for n in plan.strategies if n in LOCAL_STRATEGIES)
+    return plan.strategies
 
 
 def trace_window(trace: Trace, seconds: float) -> tuple[Keystroke, ...]:
@@ -168,13 +210,21 @@ def _useful(prefix: str, text: str, passage: str) -> bool:
     return passage[len(prefix) :].startswith(head)
 
 
-async def run_strategy(name: str, traces: Sequence[Trace], plan: BenchPlan) -> dict:
+async def run_strategy(
+    name: str, traces: Sequence[Trace], plan: BenchPlan, predictor: str = "oracle"
+) -> dict:
     from .emulator import Emulator, EmulatorConfig
 
     log = EngineLog()
-    passages = tuple(load_passages().values())
+    passages = plan.oracle_texts or tuple(load_passages().values())
     windows = [(t, trace_window(t, plan.window_s)) for t in traces]
-    cfg = EmulatorConfig(profile=plan.emulator_profile, seed=0, oracle_texts=passages)
+    cfg = EmulatorConfig(
+        profile=plan.emulator_profile,
+        seed=0,
+        oracle_texts=passages,
+        predictor=predictor,
+        accuracy=plan.accuracy,
+    )
     started = time.monotonic()
     async with Emulator(cfg) as emu:
         settings = Settings(
@@ -185,18 +235,36 @@ async def run_strategy(name: str, traces: Sequence[Trace], plan: BenchPlan) -> d
         )
         async with server_with_engine(settings, log.factory(name)) as srv:
             results = await asyncio.gather(
-                *(replay(srv.ws_url, srv.token, ev, name=t.name) for t, ev in windows)
+                *(
+                    replay(
+                        srv.ws_url,
+                        srv.token,
+                        ev,
+                        name=t.name,
+                        typist=AcceptingTypist(t.final_text) if plan.accepting else None,
+                    )
+                    for t, ev in windows
+                )
             )
         records = [r for r in emu.requests if r.path == "/v1/messages"]
-    return summarize(
+        overruns = emu.predictor_overruns
+    out = summarize(
         name,
         list(zip(traces, results, strict=True)),
         records,
         log,
         settings.suggest_model,
         wall_s=time.monotonic() - started,
-        typing_seconds=sum(ev[-1].t_ms / 1000 for _, ev in windows if ev),
+        typing_seconds=sum(r.typing_s for r in results),
     )
+    out["predictor"] = predictor
+    out["predictor_label"] = describe_predictor(predictor, plan.accuracy)
+    out["replies_later_than_profile"] = overruns
+    return out
+
+
+def _round(v: float | None, digits: int) -> float | None:
+    return None if v is None else round(v, digits)
 
 
 def summarize(
@@ -249,6 +317,8 @@ def summarize(
         elif not rec.client_disconnected:
             unseen_completed_out += rec.tokens_sent
     cost = cost_usd(model, usage)
+    use = total([r.usefulness for _, r in runs])
+    written = sum(r.chars_written for _, r in runs)
     return {
         "strategy": name,
         "label": STRATEGY_LABELS.get(name, name),
@@ -280,6 +350,22 @@ def summarize(
         "typethrough_displays": len(by_source.get("typethrough", [])),
         "cost_usd": round(cost, 6),
         "cost_per_typing_hour_usd": round(cost / typing_hours, 4) if typing_hours else 0.0,
+        "typed_keys": use.typed_keys,
+        "accept_keys": use.accept_keys,
+        "suggestions": use.suggestions,
+        "shown": use.shown,
+        "accepted": use.accepted,
+        "acceptance_rate": round(use.acceptance_rate, 3),
+        "rejected": use.rejected,
+        "accepted_chars": use.accepted_chars,
+        "chars_saved": use.chars_saved,
+        "chars_written": written,
+        "saved_share": round(use.saved_share(written), 3),
+        "pauses": use.pauses,
+        "visible_at_pause_share": round(use.visible_at_pause_share, 3),
+        "pause_to_visible_ms": summary_ms(use.pause_to_visible_ms),
+        "model_calls_per_1000_saved": _round(per_thousand_saved(len(records), use.chars_saved), 1),
+        "cost_per_1000_saved_usd": _round(per_thousand_saved(cost, use.chars_saved), 5),
         "model": model,
         "status_frames": sum(r.status_frames for _, r in runs),
         "violations": violations[:20],
@@ -489,51 +575,107 @@ def _lat(s: dict | None) -> str:
     return f"{_fmt(s['p50'])} / {_fmt(s['p95'])} / {_fmt(s['p99'])}  (n={s['n']})"
 
 
-def format_report(report: dict) -> str:
-    strategies = report["strategies"]
-    names = [n for n in STRATEGY_ORDER if n in strategies]
-    rows: list[tuple[str, list[str]]] = []
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.0f} %"
 
-    def row(label: str, fn: Callable[[dict], str]) -> None:
-        rows.append((label, [fn(strategies[n]) for n in names]))
 
-    row("keystrokes replayed", lambda s: _fmt(s["keystrokes"]))
-    row("suggestions displayed", lambda s: _fmt(s["displays"]))
-    row("key->visible ms p50/p95/p99", lambda s: _lat(s["latency_ms"]))
-    for src in ("model", "offline", "typethrough", "cache"):
-        row(f"  from {src}", lambda s, src=src: _lat(s["latency_ms_by_source"].get(src)))
-    row("displays within 16 ms", lambda s: f"{100 * s['share_within_16ms']:.0f} %")
-    row("first word right", lambda s: f"{100 * s['useful_share']:.0f} %")
-    row("model calls / 100 keys", lambda s: _fmt(s["model_calls_per_100_keys"]))
-    row("provider-degraded notices", lambda s: _fmt(s["status_frames"]))
-    row("calls cancelled mid-stream", lambda s: _fmt(s["cancelled_calls"]))
-    row(
-        "billed in / out tokens",
-        lambda s: f"{_fmt(s['billed_tokens']['input'])} / {_fmt(s['billed_tokens']['output'])}",
-    )
-    row("stale out tokens", lambda s: _fmt(s["stale_output_tokens"]))
-    row("  cut off by a cancel", lambda s: _fmt(s["stale_output_tokens_cancelled"]))
-    row("  ran out, never shown", lambda s: _fmt(s["stale_output_tokens_ran_out_unseen"]))
-    row("prompt-cache read tokens", lambda s: _fmt(s["cache_read_tokens"]))
-    row("engine cache hits", lambda s: _fmt(s["engine_cache_hits"]))
-    row("cost per typing hour", lambda s: f"${s['cost_per_typing_hour_usd']:.3f}")
-    row("guarantee violations", lambda s: _fmt(s["violation_count"]))
+def _p50_p95(s: dict | None) -> str:
+    if not s or not s.get("n"):
+        return "-"
+    return f"{_fmt(s['p50'])} / {_fmt(s['p95'])}"
 
-    width = max(len(label) for label, _ in rows) + 2
+
+def _usd(v: float | None) -> str:
+    return "-" if v is None else f"${v:.4f}"
+
+
+def _table(title: str, names: Sequence[str], results: dict, rows: list) -> list[str]:
+    cells = [(label, [fn(results[n]) for n in names]) for label, fn in rows]
+    width = max(len(label) for label, _ in cells) + 2
     cols = [
-        max(len(STRATEGY_LABELS[n]), *(len(r[1][i]) for r in rows)) + 2 for i, n in enumerate(names)
+        max(len(STRATEGY_LABELS.get(n, n)), *(len(c[1][i]) for c in cells)) + 2
+        for i, n in enumerate(names)
     ]
-    plan = report["plan"]
     lines = [
-        f"Strategies: {plan['traces']} traces, first {plan['window_s']:g} s of each at real pace, "
-        f"emulator '{plan['emulator_profile']}' profile, model {report['model']} prices",
+        title,
         "".ljust(width)
-        + "".join(STRATEGY_LABELS[n].rjust(c) for n, c in zip(names, cols, strict=True)),
+        + "".join(STRATEGY_LABELS.get(n, n).rjust(c) for n, c in zip(names, cols, strict=True)),
     ]
-    for label, values in rows:
+    for label, values in cells:
         lines.append(
             label.ljust(width) + "".join(v.rjust(c) for v, c in zip(values, cols, strict=True))
         )
+    return lines
+
+
+# What the writer gets: the first rows of every predictor's table.
+HEADLINE_ROWS: list = [
+    ("shown / accepted", lambda s: f"{_fmt(s['shown'])} / {_fmt(s['accepted'])}"),
+    ("acceptance rate", lambda s: _pct(s["acceptance_rate"])),
+    ("characters saved (net of accept keys)", lambda s: _fmt(s["chars_saved"])),
+    ("  share of the text written", lambda s: _pct(s["saved_share"])),
+    ("rejected (shown, not taken in 10 s)", lambda s: _fmt(s["rejected"])),
+    ("pause -> visible ms p50 / p95", lambda s: _p50_p95(s["pause_to_visible_ms"])),
+    ("pauses with a suggestion visible", lambda s: _pct(s["visible_at_pause_share"])),
+    ("model calls / 100 keys", lambda s: _fmt(s["model_calls_per_100_keys"])),
+    ("model calls / 1,000 saved chars", lambda s: _fmt(s["model_calls_per_1000_saved"])),
+    ("cost / 1,000 saved chars", lambda s: _usd(s["cost_per_1000_saved_usd"])),
+]
+DETAIL_ROWS: list = [
+    (
+        "keys pressed (typed + accept)",
+        lambda s: f"{_fmt(s['typed_keys'])} + {_fmt(s['accept_keys'])}",
+    ),
+    ("accepted characters", lambda s: _fmt(s["accepted_chars"])),
+    ("suggestions displayed (frames)", lambda s: _fmt(s["displays"])),
+    ("key->visible ms p50/p95/p99", lambda s: _lat(s["latency_ms"])),
+    *(
+        (f"  from {src}", lambda s, src=src: _lat(s["latency_ms_by_source"].get(src)))
+        for src in ("model", "offline", "typethrough", "cache")
+    ),
+    ("displays within 16 ms", lambda s: f"{100 * s['share_within_16ms']:.0f} %"),
+    ("first word right", lambda s: f"{100 * s['useful_share']:.0f} %"),
+    ("provider-degraded notices", lambda s: _fmt(s["status_frames"])),
+    ("calls cancelled mid-stream", lambda s: _fmt(s["cancelled_calls"])),
+    (
+        "billed in / out tokens",
+        lambda s: f"{_fmt(s['billed_tokens']['input'])} / {_fmt(s['billed_tokens']['output'])}",
+    ),
+    ("stale out tokens", lambda s: _fmt(s["stale_output_tokens"])),
+    ("  cut off by a cancel", lambda s: _fmt(s["stale_output_tokens_cancelled"])),
+    ("  ran out, never shown", lambda s: _fmt(s["stale_output_tokens_ran_out_unseen"])),
+    ("prompt-cache read tokens", lambda s: _fmt(s["cache_read_tokens"])),
+    ("engine cache hits", lambda s: _fmt(s["engine_cache_hits"])),
+    ("cost per typing hour", lambda s: f"${s['cost_per_typing_hour_usd']:.3f}"),
+    ("replies later than the profile", lambda s: _fmt(s.get("replies_later_than_profile", 0))),
+    ("guarantee violations", lambda s: _fmt(s["violation_count"])),
+]
+
+
+def format_report(report: dict) -> str:
+    plan = report["plan"]
+    lines: list[str] = []
+    runs = report.get("runs") or {
+        report.get("predictor", "oracle"): {
+            "label": report.get("predictor", "oracle"),
+            "strategies": report["strategies"],
+            "traces": plan["traces"],
+        }
+    }
+    for run in runs.values():
+        if lines:
+            lines.append("")
+        if run.get("skipped"):
+            lines.append(f"Predictor {run['label']}: skipped ({run['skipped']})")
+            continue
+        results = run["strategies"]
+        names = [n for n in STRATEGY_ORDER if n in results]
+        title = (
+            f"Predictor {run['label']}: {run['traces']} traces, first {plan['window_s']:g} s of "
+            f"each at real pace, typists accepting matching ghosts; emulator "
+            f"'{plan['emulator_profile']}' profile, model {report['model']} prices"
+        )
+        lines += _table(title, names, results, HEADLINE_ROWS + DETAIL_ROWS)
     load = report.get("load") or []
     if load:
         lines += [
@@ -569,17 +711,78 @@ def _loadavg() -> list[float] | None:
         return None
 
 
-async def run_bench(plan: BenchPlan, strategies: Sequence[str] = STRATEGY_ORDER) -> dict:
+async def run_predictor(plan: BenchPlan, predictor: str) -> dict:
+    """Every strategy of ``plan`` under one predictor."""
+    label = describe_predictor(predictor, plan.accuracy)
+    if predictor == "local":
+        problem = await local_model_problem()
+        if problem:
+            return {"label": label, "skipped": problem, "strategies": {}, "traces": 0}
+    traces = pick_traces(plan, predictor)
+    names = strategies_for(plan, predictor)
+    if plan.concurrent_strategies:
+        done = await asyncio.gather(*(run_strategy(n, traces, plan, predictor) for n in names))
+        results = dict(zip(names, done, strict=True))
+    else:
+        results = {n: await run_strategy(n, traces, plan, predictor) for n in names}
+    return {
+        "label": label,
+        "strategies": results,
+        "traces": len(traces),
+        "trace_names": [t.name for t in traces],
+    }
+
+
+_LOCAL_PROBE = """
+import asyncio
+from assistant.emulator.predictors import LocalPredictor
+print(repr(asyncio.run(LocalPredictor().continuation("Dear Sam, thanks for", "", 4))))
+"""
+
+
+async def local_model_problem() -> str:
+    """Why the local predictor cannot run here ("" when it can). The model is tried once in a
+    child process first: a broken native build crashes that process, not the benchmark."""
+    from .emulator.predictors import LOCAL_MISSING, LocalPredictor
+
+    if not LocalPredictor.available():
+        return LOCAL_MISSING
+    env = dict(os.environ)
+    env["PYTHONPATH"] = _ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _LOCAL_PROBE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), 180)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return "the local model did not answer a probe request within 180 s"
+    if proc.returncode != 0:
+        last = (err.decode(errors="replace").strip().splitlines() or [""])[-1]
+        return f"the local model failed a probe request (exit {proc.returncode}): {last[:200]}"
+    return ""
+
+
+async def run_bench(plan: BenchPlan, strategies: Sequence[str] | None = None) -> dict:
+    if strategies is not None:
+        plan = replace(plan, strategies=tuple(strategies))
     t0 = time.monotonic()
     load_before = _loadavg()
-    traces = pick_traces(plan)
-    if plan.concurrent_strategies:
-        done = await asyncio.gather(*(run_strategy(n, traces, plan) for n in strategies))
-        results = dict(zip(strategies, done, strict=True))
-    else:
-        results = {name: await run_strategy(name, traces, plan) for name in strategies}
+    runs = {p: await run_predictor(plan, p) for p in plan.predictors}
     load = await run_load(plan) if plan.load_typists > 0 else []
-    model = next(iter(results.values()))["model"] if results else Settings().suggest_model
+    measured = [r for r in runs.values() if r["strategies"]]
+    first = measured[0] if measured else {"strategies": {}, "traces": 0}
+    model = (
+        next(iter(first["strategies"].values()))["model"]
+        if first["strategies"]
+        else Settings().suggest_model
+    )
     return {
         "command": "assistant bench " + " ".join(sys.argv[2:])
         if sys.argv[1:2] == ["bench"]
@@ -592,34 +795,67 @@ async def run_bench(plan: BenchPlan, strategies: Sequence[str] = STRATEGY_ORDER)
             "load_average_after": _loadavg(),
         },
         "plan": {
-            "traces": len(traces),
-            "trace_names": [t.name for t in traces],
+            "traces": first["traces"],
+            "trace_names": first.get("trace_names", []),
             "window_s": plan.window_s,
             "emulator_profile": plan.emulator_profile,
             "load_profile": plan.load_profile,
             "load_seconds": plan.load_seconds,
+            "predictors": list(plan.predictors),
+            "accuracy": plan.accuracy,
+            "accepting_typists": plan.accepting,
         },
         "model": model,
-        "strategies": results,
+        # The first predictor measured (noisy at P = 0.3 by default): the headline.
+        "predictor": next((p for p in plan.predictors if runs[p]["strategies"]), None),
+        "strategies": first["strategies"],
+        "runs": runs,
         "load": load,
         "wall_seconds": round(time.monotonic() - t0, 1),
     }
 
 
+def plan_from_args(args) -> BenchPlan:
+    """The plan ``assistant bench`` options ask for (OptionError for a bad choice)."""
+    from .emulator.options import parse_name_list, predictor_choice
+
+    typists = getattr(args, "typists", 200)
+    quick = bool(getattr(args, "quick", False))
+    choice = predictor_choice(args, default=("noisy",) if quick else PREDICTOR_ORDER)
+    changes: dict[str, Any] = {
+        "predictors": tuple(p for p in PREDICTOR_ORDER if p in choice.predictors),
+        "accuracy": choice.accuracy,
+    }
+    if choice.oracle_file is not None:
+        changes["oracle_texts"] = choice.passages
+    strategies = getattr(args, "strategies", None)
+    if strategies:
+        changes["strategies"] = parse_name_list(strategies, STRATEGY_ORDER, "strategy")
+    window = getattr(args, "window", None)
+    if window is not None:
+        changes["window_s"] = float(window)
+    if quick:
+        return BenchPlan.quick(typists, **changes)
+    return BenchPlan(load_typists=typists, **changes)
+
+
 def run(args) -> int:
+    from .emulator.options import OptionError
+
     # The servers it starts log provider status changes as warnings; the report says it all.
     logging.getLogger("assistant.server").setLevel(logging.ERROR)
-    typists = getattr(args, "typists", 200)
-    plan = (
-        BenchPlan.quick(typists)
-        if getattr(args, "quick", False)
-        else BenchPlan(load_typists=typists)
-    )
+    try:
+        plan = plan_from_args(args)
+    except OptionError as exc:
+        print(f"assistant bench: {exc}", file=sys.stderr)
+        return 2
     report = asyncio.run(run_bench(plan))
     print(format_report(report))
     if getattr(args, "json", None):
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-    bad = sum(s["violation_count"] for s in report["strategies"].values())
+    bad = sum(
+        s["violation_count"] for r in report["runs"].values() for s in r["strategies"].values()
+    )
     bad += sum(st["violations"] for st in report["load"])
     return 1 if bad else 0
 

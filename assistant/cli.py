@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .emulator.options import add_predictor_arguments
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -34,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--emulator", action="store_true", help="start the built-in Anthropic emulator and use it"
     )
+    add_predictor_arguments(p)
     p.add_argument(
         "--allow-origin",
         action="append",
@@ -71,6 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--typists", type=int, default=200, help="concurrent typists for the load part")
     p.add_argument("--json", default=None, metavar="PATH", help="also write the figures as JSON")
     p.add_argument("--quick", action="store_true", help="fewer traces and typists, for a smoke run")
+    p.add_argument(
+        "--strategies",
+        default=None,
+        metavar="LIST",
+        help="comma-separated strategies to compare (naive, continue, copilot, ours; default all)",
+    )
+    p.add_argument(
+        "--window", type=float, default=None, metavar="S", help="seconds of each trace to type"
+    )
+    add_predictor_arguments(p, ("--emulator-", "--"), many=True)
     p.set_defaults(run="assistant.bench:run")
     return parser
 

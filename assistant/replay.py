@@ -82,7 +82,8 @@ class ReplayResult:
     ready: dict = field(default_factory=dict)
     unmatched_frames: int = 0  # frames for ids never sent
     status_frames: int = 0  # the provider degraded or recovered
-    duration_s: float = 0.0
+    duration_s: float = 0.0  # first keystroke to the last terminal frame (or the settle timeout)
+    typing_s: float = 0.0  # first keystroke to the last
     usefulness: Usefulness = field(default_factory=Usefulness)
     initial_text: str = ""
     final_text: str = ""  # the document when the typist stopped
@@ -292,13 +293,15 @@ async def replay(
                         await send_suggest("accept")
                         last_accept = now
                         # The keystrokes that would have typed it are skipped; the typist goes on
-                        # with the gap that followed the last of them.
+                        # with the gap that followed the last of them (and may press the accept
+                        # key again first, while the ghost still agrees).
                         j = next((k for k in range(i, len(events)) if docs[k] == doc), None)
                         if j is None:
                             break  # took the typist past the end of what this run types
                         i = j + 1
                         if i < len(events):
                             gap = (events[i].t_ms - events[j].t_ms) / 1000 * time_scale
+                            gap = max(gap, typist.accept_key_ms / 1000 + 0.001)
                             shift = now + gap - (t0 + events[i].t_ms / 1000 * time_scale)
                         continue
                     if choice is not None and read_at < due:
@@ -320,6 +323,7 @@ async def replay(
                 show(ghost[len(ev.text) :] if typed_through else "", now)
                 await send_suggest(ev.kind)
             state["typing"] = False
+            result.typing_s = max((x.sent_at for x in sent.values()), default=t0) - t0
             if all(x.terminal for x in sent.values()):
                 all_done.set()
             try:

@@ -1,4 +1,4 @@
-"""Two other ways to decide when to ask the model, to compare ours against on the same traces.
+"""Other ways to decide when to ask the model, to compare ours against on the same traces.
 
 Both speak exactly the event/command interface of :class:`assistant.engine.SuggestionEngine`
 (``handle(event) -> commands``, ``next_deadline``, ``stats``, an injected clock), so the server,
@@ -8,6 +8,7 @@ latency, not about correctness.
 
 - :class:`NaiveEngine`: a request on every keystroke, never cancelled. Every request runs to the
   end and is billed; only the latest version's suggestion is shown.
+- :class:`CopilotStyleEngine`: after copilot.vim (see the class).
 - :class:`ContinueStyleEngine`: after Continue's autocomplete (continuedev/continue): a fixed
   350 ms debounce restarted by every keystroke, the request in flight aborted by any new
   keystroke, an LRU cache keyed on the exact text before the cursor, and a suggestion shown
@@ -112,6 +113,17 @@ class _Versions:
     def _worth_asking(self) -> bool:
         return bool(self.prefix.strip())
 
+    @staticmethod
+    def _finished_text(req: _Request, ev: ProviderDone) -> str:
+        return finalize(req.received, req.prefix, req.suffix, truncated=ev.truncated)
+
+    def _model_final(self, req: _Request, ev: ProviderDone, text: str) -> ShowSuggestion:
+        """The open version's final frame from a request that finished for it."""
+        self.stats.shown_model += bool(text)
+        return self._final(
+            text, ev.source, request_id=req.request_id, usage=ev.usage, model=ev.model
+        )
+
 
 class NaiveEngine(_Versions):
     """A request per keystroke, none ever cancelled; only the latest version is shown."""
@@ -159,17 +171,7 @@ class NaiveEngine(_Versions):
                 self.stats.requests_completed += 1
                 if req.version != self._open:
                     return []  # ran to the end for nothing: billed, never shown
-                text = finalize(req.received, req.prefix, req.suffix, truncated=event.truncated)
-                self.stats.shown_model += bool(text)
-                return [
-                    self._final(
-                        text,
-                        event.source,
-                        request_id=req.request_id,
-                        usage=event.usage,
-                        model=event.model,
-                    )
-                ]
+                return [self._model_final(req, event, self._finished_text(req, event))]
             case ProviderFailed():
                 req = self._requests.pop(event.request_id, None)
                 if req is None or req.version != self._open:
@@ -250,7 +252,7 @@ class ContinueStyleEngine(_Versions):
                     return []
                 self._inflight = None
                 self.stats.requests_completed += 1
-                text = finalize(fl.received, fl.prefix, fl.suffix, truncated=event.truncated)
+                text = self._finished_text(fl, event)
                 if text:
                     self.cache[(fl.prefix, fl.suffix)] = text
                     self.cache.move_to_end((fl.prefix, fl.suffix))
@@ -258,16 +260,7 @@ class ContinueStyleEngine(_Versions):
                         self.cache.popitem(last=False)
                 if self._open != fl.version:
                     return []
-                self.stats.shown_model += bool(text)
-                return [
-                    self._final(
-                        text,
-                        event.source,
-                        request_id=fl.request_id,
-                        usage=event.usage,
-                        model=event.model,
-                    )
-                ]
+                return [self._model_final(fl, event, text)]
             case ProviderFailed():
                 fl = self._inflight
                 if fl is None or fl.request_id != event.request_id:
@@ -294,15 +287,180 @@ class ContinueStyleEngine(_Versions):
         return [CancelRequest(fl.request_id, reason)]
 
 
+@dataclass(frozen=True)
+class CopilotConfig:
+    idle_ms: float = 15.0
+    cache_entries: int = 100
+
+
+@dataclass
+class _Finished:
+    prefix: str
+    suffix: str
+    text: str
+
+
+class CopilotStyleEngine(_Versions):
+    """After copilot.vim: a 15 ms idle delay, any change cancels the request in flight, typing
+    through the shown suggestion, an LRU of 100 prefixes (a hit needs the very same suffix), and
+    a prefetch: when a suggestion is shown, the completion that follows it is asked for at once,
+    so accepting it (Tab) finds the next one ready. Suggestions are shown when complete."""
+
+    def __init__(self, config: CopilotConfig | None = None, clock: Clock = time.monotonic):
+        super().__init__(clock)
+        self.config = config or CopilotConfig()
+        self.cache: OrderedDict[str, tuple[str, str]] = OrderedDict()  # prefix -> (suffix, text)
+        self._deadline: float | None = None
+        self._inflight: _Request | None = None
+        self._prefetch: _Request | None = None
+        self._shown: _Finished | None = None
+
+    @property
+    def next_deadline(self) -> float | None:
+        return self._deadline
+
+    @property
+    def inflight_request(self) -> int | None:
+        return self._inflight.request_id if self._inflight else None
+
+    @property
+    def inflight_requests(self) -> list[int]:
+        return sorted(r.request_id for r in (self._inflight, self._prefetch) if r is not None)
+
+    def handle(self, event: Event) -> list[Command]:
+        match event:
+            case Edit():
+                return self._on_edit(event)
+            case Tick():
+                if self._deadline is None or self.clock() < self._deadline or self._open is None:
+                    return []
+                self._deadline = None
+                req, start = self._start()
+                self._inflight = req
+                return [start]
+            case ProviderChunk():
+                for req in (self._inflight, self._prefetch):
+                    if req is not None and req.request_id == event.request_id:
+                        req.received += event.text
+                return []
+            case ProviderDone():
+                return self._on_done(event)
+            case ProviderFailed():
+                pf = self._prefetch
+                if pf is not None and pf.request_id == event.request_id:
+                    self._prefetch = None
+                    self.stats.requests_failed += 1
+                    return []
+                fl = self._inflight
+                if fl is None or fl.request_id != event.request_id:
+                    return []
+                self._inflight = None
+                return self._fail(event)
+            case CursorMoved():
+                self.prefix, self.suffix = event.prefix, event.suffix
+                return self._drop("superseded")
+            case Dismiss():
+                return self._drop("client")
+            case Accept():
+                self.stats.accepted_chars += max(0, event.chars)
+                return []
+        raise TypeError(f"not an engine event: {event!r}")
+
+    def _on_edit(self, ev: Edit) -> list[Command]:
+        cmds = self._new_edit(ev)
+        cmds += self._abort("_inflight", "superseded")
+        self._deadline = None
+        sh = self._shown
+        if sh is not None and sh.suffix == ev.suffix and ev.prefix.startswith(sh.prefix):
+            typed = ev.prefix[len(sh.prefix) :]
+            if sh.text.startswith(typed) and len(typed) < len(sh.text):
+                self.stats.shown_typethrough += 1
+                return cmds + [self._final(sh.text[len(typed) :], "typethrough")]
+        self._shown = None
+        cmds.append(ClearSuggestion())
+        pf = self._prefetch
+        if pf is not None and (pf.prefix, pf.suffix) == (ev.prefix, ev.suffix):
+            # The writer accepted the suggestion the prefetch follows: it serves this version.
+            self._prefetch, self._inflight = None, pf
+            pf.version = ev.version
+            return cmds
+        cmds += self._abort("_prefetch", "superseded")
+        hit = self.cache.get(ev.prefix)
+        if hit is not None and hit[0] == ev.suffix:
+            self.cache.move_to_end(ev.prefix)
+            self.stats.shown_cache += 1
+            self._shown = _Finished(ev.prefix, ev.suffix, hit[1])
+            return cmds + [self._final(hit[1], "cache")] + self._prefetch_after(self._shown)
+        if not self._worth_asking():
+            return cmds + [self._final("", "none")]
+        self._deadline = self.clock() + self.config.idle_ms / 1000
+        return cmds
+
+    def _on_done(self, ev: ProviderDone) -> list[Command]:
+        pf = self._prefetch
+        if pf is not None and pf.request_id == ev.request_id:
+            self._prefetch = None
+            self.stats.requests_completed += 1
+            self._remember(pf, self._finished_text(pf, ev))
+            return []
+        fl = self._inflight
+        if fl is None or fl.request_id != ev.request_id:
+            return []
+        self._inflight = None
+        self.stats.requests_completed += 1
+        text = self._finished_text(fl, ev)
+        self._remember(fl, text)
+        if self._open != fl.version:
+            return []
+        shown = _Finished(fl.prefix, fl.suffix, text)
+        self._shown = shown if text else None
+        return [self._model_final(fl, ev, text)] + (self._prefetch_after(shown) if text else [])
+
+    def _prefetch_after(self, shown: _Finished) -> list[Command]:
+        target = shown.prefix + shown.text
+        hit = self.cache.get(target)
+        if self._prefetch is not None or (hit is not None and hit[0] == shown.suffix):
+            return []
+        rid = self._next_request_id
+        self._next_request_id += 1
+        self.stats.requests_started += 1
+        self._prefetch = _Request(rid, self.version, target, shown.suffix)
+        return [StartRequest(rid, self.version, target, shown.suffix)]
+
+    def _remember(self, req: _Request, text: str) -> None:
+        if not text:
+            return
+        self.cache[req.prefix] = (req.suffix, text)
+        self.cache.move_to_end(req.prefix)
+        while len(self.cache) > self.config.cache_entries:
+            self.cache.popitem(last=False)
+
+    def _abort(self, slot: str, reason: str) -> list[Command]:
+        req = getattr(self, slot)
+        setattr(self, slot, None)
+        if req is None:
+            return []
+        self.stats.requests_cancelled += 1
+        return [CancelRequest(req.request_id, reason)]
+
+    def _drop(self, reason: str) -> list[Command]:
+        self._deadline = None
+        self._shown = None
+        cancel = "client" if reason == "client" else "superseded"
+        cmds = self._abort("_inflight", cancel) + self._abort("_prefetch", cancel)
+        return cmds + self._close(reason)
+
+
 STRATEGIES = {
     "naive": NaiveEngine,
     "continue": ContinueStyleEngine,
+    "copilot": CopilotStyleEngine,
     "ours": SuggestionEngine,
 }
 
 
 def make_engine(name: str, clock: Clock = time.monotonic):
-    """A fresh engine of strategy ``name`` ("naive", "continue" or "ours")."""
+    """A fresh engine of strategy ``name`` ("naive", "continue", "copilot" or "ours")."""
     try:
         cls = STRATEGIES[name]
     except KeyError:

@@ -45,7 +45,7 @@ def build_app(
     provider: Provider | None = None,
     reviewer: Any | None = None,
     provider_label: str | None = None,
-    emulator: bool = False,
+    emulator: Any = False,  # True, or an EmulatorConfig (assistant serve --emulator-predictor)
     engine_factory: Callable[[Callable[[], float]], Any] | None = None,
 ) -> Starlette:
     """The server app. ``provider``/``reviewer`` given here are used as they are (and not closed);

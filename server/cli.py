@@ -17,6 +17,31 @@ from .runner import GracefulServer, uvicorn_config
 _WILDCARD = {"0.0.0.0", "::", ""}
 
 
+def emulator_config(args):
+    """False without ``--emulator``; else the emulator's config from the predictor options
+    (ValueError, with a message for the user, for a bad passage file or a missing model)."""
+    if not getattr(args, "emulator", False):
+        if getattr(args, "emulator_oracle", None) or getattr(
+            args, "emulator_predictor", None
+        ) not in (
+            None,
+            "oracle",
+        ):
+            raise ValueError("--emulator-predictor and --emulator-oracle need --emulator")
+        return False
+    from assistant.emulator import EmulatorConfig
+    from assistant.emulator.options import predictor_choice, require_available
+
+    choice = predictor_choice(args)
+    require_available(choice.predictors[0])
+    return EmulatorConfig(
+        profile="haiku",
+        oracle_texts=choice.passages,
+        predictor=choice.predictors[0],
+        accuracy=choice.accuracy,
+    )
+
+
 def run(args) -> int:
     settings = load_settings(host=args.host, port=args.port, token=args.token)
     if getattr(args, "allow_origin", None):
@@ -27,7 +52,12 @@ def run(args) -> int:
     settings = settings.with_(token=token)
     configure_json_logging([token, settings.api_key], logging.INFO)
 
-    app = build_app(settings, emulator=bool(getattr(args, "emulator", False)))
+    try:
+        emulator = emulator_config(args)
+    except ValueError as exc:
+        print(f"assistant serve: {exc}", file=sys.stderr)
+        return 2
+    app = build_app(settings, emulator=emulator)
     server = GracefulServer(uvicorn_config(app, settings, settings.host, settings.port))
 
     async def main() -> None:
@@ -50,7 +80,8 @@ def run(args) -> int:
             host = "127.0.0.1" if settings.host in _WILDCARD else settings.host
             shown = f"[{host}]" if ":" in host else host
             lines = [
-                f"assistant server: http://{shown}:{port}  (provider: {app.state.hub.setup.label})",
+                f"assistant server: http://{shown}:{port}  (provider: {app.state.hub.setup.label}"
+                + (f", predictor {emulator.describe()})" if emulator else ")"),
                 f"web editor: http://{shown}:{port}/#token={token}",
                 f"websocket: ws://{shown}:{port}{WS_PATH}",
                 f"token: {token}",

@@ -124,16 +124,18 @@ async def start_providers(
     provider: Provider | None = None,
     reviewer: Any | None = None,
     label: str | None = None,
-    emulator: bool = False,
+    emulator: Any = False,
     on_status: StatusListener | None = None,
 ) -> ProviderSetup:
-    """Build (or adopt) the provider and reviewer. Adopted ones are not closed by us."""
+    """Build (or adopt) the provider and reviewer. Adopted ones are not closed by us.
+    ``emulator``: True for the built-in emulator's defaults, or an ``EmulatorConfig``."""
     owned: list = []
     emu = None
     if emulator and provider is None:
         from assistant.emulator import Emulator, EmulatorConfig
 
-        emu = await Emulator(EmulatorConfig(profile="haiku")).start()
+        config = emulator if isinstance(emulator, EmulatorConfig) else EmulatorConfig("haiku")
+        emu = await Emulator(config).start()
         owned.append(emu)
         settings = settings.with_(base_url=emu.base_url, api_key=EMULATOR_KEY)
         label = label or "emulator"

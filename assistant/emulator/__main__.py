@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key", default=None, help="require this key (default: accept any)")
     p.add_argument("--canned-text", default=None, help="always answer with this text")
     p.add_argument("--time-scale", type=float, default=1.0, help="multiply every delay")
-    add_predictor_arguments(p, prefix="--")
+    add_predictor_arguments(p, ("--", "--emulator-"))
     return p
 
 

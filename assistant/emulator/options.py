@@ -32,14 +32,22 @@ def _accuracy(value: str) -> float:
 
 
 def add_predictor_arguments(
-    parser: argparse.ArgumentParser, prefix: str = "--emulator-", *, many: bool = False
+    parser: argparse.ArgumentParser,
+    prefixes: tuple[str, ...] = ("--emulator-",),
+    *,
+    many: bool = False,
 ) -> None:
-    """``{prefix}predictor``, ``{prefix}accuracy`` and ``{prefix}oracle``. ``many``: the
-    predictor option takes a comma-separated list (the bench compares several)."""
+    """``--emulator-predictor``, ``--emulator-accuracy`` and ``--emulator-oracle`` (one option
+    per name, spelled with each of ``prefixes``). ``many``: the predictor option takes a
+    comma-separated list and is also spelled ``--predictors`` (the bench compares several)."""
+
+    def names(stem: str) -> list[str]:
+        return [prefix + stem for prefix in prefixes]
+
     if many:
         parser.add_argument(
-            f"{prefix}predictors",
-            f"{prefix}predictor",
+            "--predictors",
+            *names("predictor"),
             dest="emulator_predictors",
             default=None,
             metavar="LIST",
@@ -47,15 +55,15 @@ def add_predictor_arguments(
         )
     else:
         parser.add_argument(
-            f"{prefix}predictor",
+            *names("predictor"),
             dest="emulator_predictor",
             choices=PREDICTORS,
             default="oracle",
             help="who writes the emulated suggestions: oracle (always right where the text is "
-            "known), noisy (right with probability --emulator-accuracy), local (the local model)",
+            "known), noisy (right with probability P), local (the local model)",
         )
     parser.add_argument(
-        f"{prefix}accuracy",
+        *names("accuracy"),
         dest="emulator_accuracy",
         type=_accuracy,
         default=DEFAULT_ACCURACY,
@@ -63,7 +71,7 @@ def add_predictor_arguments(
         help=f"noisy predictor: chance the first word is right (default {DEFAULT_ACCURACY})",
     )
     parser.add_argument(
-        f"{prefix}oracle",
+        *names("oracle"),
         dest="emulator_oracle",
         default=None,
         metavar="FILE",
@@ -80,23 +88,24 @@ class PredictorChoice:
     oracle_file: str | None
 
 
-def parse_predictor_list(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
-    if text is None:
-        return default
-    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
-    bad = [n for n in names if n not in PREDICTORS]
+def parse_name_list(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
+    """Names from a comma-separated option, in ``allowed``'s order; OptionError for others."""
+    names = {n.strip() for n in text.split(",") if n.strip()}
+    bad = sorted(names - set(allowed))
     if bad or not names:
         raise OptionError(
-            f"unknown predictor {', '.join(bad) or repr(text)}; choose from {', '.join(PREDICTORS)}"
+            f"unknown {what} {', '.join(bad) or repr(text)}; choose from {', '.join(allowed)}"
         )
-    return names
+    return tuple(n for n in allowed if n in names)
 
 
 def predictor_choice(args: argparse.Namespace, default: tuple[str, ...] = ("oracle",)):
     """The validated choice from parsed arguments; :class:`OptionError` with a message the
     user can act on (an unreadable passage file, a local model that is not installed)."""
-    if hasattr(args, "emulator_predictors"):
-        names = parse_predictor_list(args.emulator_predictors, default)
+    if getattr(args, "emulator_predictors", None) is not None:
+        names = parse_name_list(args.emulator_predictors, PREDICTORS, "predictor")
+    elif hasattr(args, "emulator_predictors"):
+        names = default
     else:
         names = (getattr(args, "emulator_predictor", None) or default[0],)
     path = getattr(args, "emulator_oracle", None)

@@ -243,7 +243,7 @@ def describe_predictor(name: str, accuracy: float = DEFAULT_ACCURACY) -> str:
 def parse_passages(text: str) -> tuple[str, ...]:
     """Passages of a plain text: blocks separated by one or more blank lines."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return tuple(p.strip("\n") for p in re.split(r"\n[ \t]*\n", text) if p.strip())
+    return tuple(p.strip() for p in re.split(r"\n(?:[ \t]*\n)+", text) if p.strip())
 
 
 def load_oracle_file(path: str | Path) -> tuple[str, ...]:

@@ -22,7 +22,7 @@ from typing import Any
 from . import wire
 from .cache import PromptCache, input_token_count
 from .latency import LatencyProfile, resolve_profile
-from .predictors import DEFAULT_ACCURACY, make_predictor
+from .predictors import DEFAULT_ACCURACY, describe_predictor, make_predictor
 from .text import Reply, is_review_request, reply_for, request_context, shaped_for, warm_vocabulary
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,10 @@ class EmulatorConfig:
     host: str = "127.0.0.1"
     port: int = 0
     clock: Callable[[], float] = time.monotonic  # prompt-cache TTL clock (inject to test expiry)
+
+    def describe(self) -> str:
+        """The predictor as figures name it: "oracle", "noisy (P = 0.3)", "local"."""
+        return describe_predictor(self.predictor, self.accuracy)
 
 
 @dataclass

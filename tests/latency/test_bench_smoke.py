@@ -28,9 +28,22 @@ def test_bench_quick_writes_the_json_report(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "model calls / 100 keys" in proc.stdout
     report = json.loads(out.read_text())
-    assert set(report["strategies"]) == {"naive", "continue", "ours"}
+    assert set(report["strategies"]) == {"naive", "continue", "copilot", "ours"}
+    assert report["predictor"] == "noisy" and report["plan"]["accuracy"] == 0.3
+    assert "Predictor noisy (P = 0.3)" in proc.stdout
+    assert list(report["runs"]) == ["noisy"]
     for name, s in report["strategies"].items():
         for key in (
+            "shown",
+            "accepted",
+            "acceptance_rate",
+            "rejected",
+            "accepted_chars",
+            "chars_saved",
+            "pause_to_visible_ms",
+            "visible_at_pause_share",
+            "model_calls_per_1000_saved",
+            "cost_per_1000_saved_usd",
             "latency_ms",
             "latency_ms_by_source",
             "share_within_16ms",
@@ -42,6 +55,8 @@ def test_bench_quick_writes_the_json_report(tmp_path):
         ):
             assert key in s, (name, key)
         assert s["keystrokes"] > 0 and s["violation_count"] == 0
+        assert s["predictor_label"] == "noisy (P = 0.3)"
+        assert s["pauses"] > 0 and s["accepted"] <= s["shown"]
     naive, ours = report["strategies"]["naive"], report["strategies"]["ours"]
     # A request per keystroke, unless the flood tripped the provider into its offline fallback
     # (it can on an overloaded machine; the status notices say so).
