@@ -166,7 +166,9 @@ class EngineConfig:
     type_ahead_slack: int = 6  # chars typed past a streaming request's text before giving up on it
     suggest_mid_line: bool = False  # ask even when words follow the cursor on its line
     prefetch: bool = False  # ask for the suggestion after the shown one (costs calls)
-    recall_suggestions: int = 4  # recent suggestions kept to show again after a backspace
+    recall_suggestions: int = 4  # recent suggestions kept to show again after a backspace (0: off)
+    keep_request_over_typo: bool = True  # a request the text left runs on until a new one starts
+    drop_likely_rejected: bool = True  # trim restated fragments, drop short and echoed text
     recall_back_chars: int = 12  # how far before a suggestion's start a backspace may go
     min_suggestion_chars: int = 3  # shorter suggestions save nothing once Tab is counted
     cold_after: int = 3  # rejections in a row before asking less often (0: never)
@@ -384,7 +386,9 @@ class SuggestionEngine:
                 fl.shown = ""
                 cmds.extend(self._show_streaming(fl))
                 return cmds
-            # Kept until a new request starts (a backspace may bring it back); see _ask.
+            if not self.config.keep_request_over_typo:
+                cmds.extend(self._cancel_inflight("superseded"))
+            # Else kept until a new request starts (a backspace may bring it back).
 
         # 2. A finished suggestion the user is typing through.
         sh = self._shown
@@ -445,11 +449,11 @@ class SuggestionEngine:
             return []
         self._inflight = None
         self.stats.requests_completed += 1
-        text = trim_restated_fragment(
-            finalize(fl.received, fl.prefix, fl.suffix, truncated=ev.truncated), fl.prefix
-        )
-        if text and likely_rejected(text, fl.prefix, self.config.min_suggestion_chars):
-            text = ""
+        text = finalize(fl.received, fl.prefix, fl.suffix, truncated=ev.truncated)
+        if self.config.drop_likely_rejected:
+            text = trim_restated_fragment(text, fl.prefix)
+            if text and likely_rejected(text, fl.prefix, self.config.min_suggestion_chars):
+                text = ""
         if not text and fl.received.strip():
             self.stats.weak_dropped += 1
         if text:
@@ -523,10 +527,11 @@ class SuggestionEngine:
             typed.startswith(visible) and len(typed) - len(visible) <= self.config.type_ahead_slack
         )
 
-    @staticmethod
-    def _visible(fl: _Inflight) -> str:
+    def _visible(self, fl: _Inflight) -> str:
         """What may be shown of a streaming request (append-only as it grows)."""
         raw = visible_prefix(fl.received, fl.prefix)
+        if not self.config.drop_likely_rejected:
+            return raw
         return trim_restated_fragment(raw, fl.prefix, complete=False)
 
     def _on_the_way_to(self, fl: _Inflight) -> bool:
@@ -550,6 +555,8 @@ class SuggestionEngine:
         """The rest of a recent suggestion whose start lies a few characters after the cursor:
         the user backspaced over the end of what they had typed before it."""
         back = self.config.recall_back_chars
+        if self.config.recall_suggestions <= 0:
+            return None
         for sh in reversed(self._recent):
             if sh.suffix != self.suffix or len(self.prefix) < len(sh.prefix) - back:
                 continue
