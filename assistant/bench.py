@@ -40,7 +40,7 @@ from .emulator.predictors import describe_predictor
 from .engine import CancelRequest, Clock, ShowSuggestion, StartRequest
 from .pricing import Usage, cost_usd
 from .replay import AcceptingTypist, ReplayResult, replay, requested_prefix
-from .strategies import make_engine
+from .strategies import ENGINE_VARIANTS, make_engine
 from .traces import Keystroke, Trace, generate, load_passages, load_traces
 from .usefulness import per_thousand_saved, total
 
@@ -830,7 +830,9 @@ def plan_from_args(args) -> BenchPlan:
         changes["oracle_texts"] = choice.passages
     strategies = getattr(args, "strategies", None)
     if strategies:
-        changes["strategies"] = parse_name_list(strategies, STRATEGY_ORDER, "strategy")
+        # (also the engine's before/after variants, assistant/strategies.py ENGINE_VARIANTS)
+        allowed = (*STRATEGY_ORDER, *ENGINE_VARIANTS)
+        changes["strategies"] = parse_name_list(strategies, allowed, "strategy")
     window = getattr(args, "window", None)
     if window is not None:
         changes["window_s"] = float(window)
