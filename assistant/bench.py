@@ -27,6 +27,7 @@ import logging
 import os
 import platform
 import random
+import signal
 import sys
 import time
 from collections import Counter
@@ -77,6 +78,7 @@ class BenchPlan:
     accuracy: float = 0.3  # the noisy predictor's P
     strategies: tuple[str, ...] = STRATEGY_ORDER
     oracle_texts: tuple[str, ...] = ()  # a user's passages: traces are typed from them too
+    file_passages: int = 4  # how many of the user's passages get traces
     accepting: bool = True  # typists accept matching ghost text
 
     @classmethod
@@ -89,6 +91,7 @@ class BenchPlan:
             "load_budget_s": 0.0,
             "concurrent_strategies": True,
             "predictors": ("noisy",),
+            "file_passages": 1,
         }
         return cls(**(quick | changes))
 
@@ -173,11 +176,11 @@ def server_with_engine(settings: Settings, factory: Callable[[Clock], Any]):
 
 def pick_traces(plan: BenchPlan, predictor: str = "oracle") -> list[Trace]:
     """The traces a run types: the shipped ones, or (with the user's own passages) traces
-    generated from the first four of those; the local predictor types a few of them."""
+    generated from the first few of those; the local predictor types a few of them."""
     if plan.oracle_texts:
         traces = [
             generate(text, typist, seed=0, passage=f"file{i + 1}")
-            for i, text in enumerate(plan.oracle_texts[:4])
+            for i, text in enumerate(plan.oracle_texts[: plan.file_passages])
             for typist in plan.typists
         ]
     else:
@@ -192,7 +195,7 @@ def pick_traces(plan: BenchPlan, predictor: str = "oracle") -> list[Trace]:
 
 def strategies_for(plan: BenchPlan, predictor: str) -> tuple[str, ...]:
     if predictor == "local":
-        return tuple(n for n in plan.strategies if n in LOCAL_STRATEGIES)
+        return tuple(n for n in plan.strategies if n in LOCAL_STRATEGIES or n in ENGINE_VARIANTS)
     return plan.strategies
 
 
@@ -670,9 +673,14 @@ def format_report(report: dict) -> str:
             continue
         results = run["strategies"]
         names = [n for n in STRATEGY_ORDER if n in results]
+        accepting = (
+            "accepting matching ghosts"
+            if plan.get("accepting_typists", True)
+            else "typing every key (never accepting)"
+        )
         title = (
             f"Predictor {run['label']}: {run['traces']} traces, first {plan['window_s']:g} s of "
-            f"each at real pace, typists accepting matching ghosts; emulator "
+            f"each at real pace, typists {accepting}; emulator "
             f"'{plan['emulator_profile']}' profile, model {report['model']} prices"
         )
         lines += _table(title, names, results, HEADLINE_ROWS + DETAIL_ROWS)
@@ -701,6 +709,59 @@ def format_report(report: dict) -> str:
         f"\n(total wall time {report['wall_seconds']:.0f} s on {m['cpus']} CPUs; load average "
         f"before {m['load_average_before']}, after {m['load_average_after']})"
     )
+    return "\n".join(lines)
+
+
+def headline_markdown(report: dict) -> str:
+    """The headline table of docs/performance.md: one row per strategy, the first predictor's
+    figures (noisy at P = 0.3 by default) and the others' beside them."""
+    runs = {k: r for k, r in report["runs"].items() if r["strategies"]}
+    if not runs:
+        return ""
+    first, *others = runs
+    head = [
+        f"{runs[first]['label']}: accepted / shown",
+        "chars saved (share)",
+        "pause -> visible p50 / p95 ms",
+        "pauses with a suggestion",
+        "calls / 100 keys",
+        "$ / 1,000 saved chars",
+    ]
+    for name in others:
+        label = runs[name]["label"]
+        head += [
+            f"{label}: chars saved (share)",
+            "pause -> visible p50 / p95 ms",
+            "$ / 1,000 saved",
+        ]
+
+    def saved(s: dict) -> str:
+        return f"{_fmt(s['chars_saved'])} ({_pct(s['saved_share'])})"
+
+    lines = [
+        "| strategy | " + " | ".join(head) + " |",
+        "|---" * (len(head) + 1) + "|",
+    ]
+    for strategy in STRATEGY_ORDER:
+        s = runs[first]["strategies"].get(strategy)
+        if s is None:
+            continue
+        cells = [
+            f"{_fmt(s['accepted'])} / {_fmt(s['shown'])} ({_pct(s['acceptance_rate'])})",
+            saved(s),
+            _p50_p95(s["pause_to_visible_ms"]),
+            _pct(s["visible_at_pause_share"]),
+            _fmt(s["model_calls_per_100_keys"]),
+            _usd(s["cost_per_1000_saved_usd"]),
+        ]
+        for name in others:
+            o = runs[name]["strategies"].get(strategy)
+            cells += (
+                [saved(o), _p50_p95(o["pause_to_visible_ms"]), _usd(o["cost_per_1000_saved_usd"])]
+                if o
+                else ["not run"] * 3
+            )
+        lines.append(f"| {STRATEGY_LABELS[strategy]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -763,6 +824,9 @@ async def local_model_problem() -> str:
         proc.kill()
         await proc.wait()
         return "the local model did not answer a probe request within 180 s"
+    if proc.returncode is not None and proc.returncode < 0:
+        name = signal.Signals(-proc.returncode).name
+        return f"the local model crashed on a probe request ({name}); not measured"
     if proc.returncode != 0:
         last = (err.decode(errors="replace").strip().splitlines() or [""])[-1]
         return f"the local model failed a probe request (exit {proc.returncode}): {last[:200]}"
@@ -833,6 +897,8 @@ def plan_from_args(args) -> BenchPlan:
         # (also the engine's before/after variants, assistant/strategies.py ENGINE_VARIANTS)
         allowed = (*STRATEGY_ORDER, *ENGINE_VARIANTS)
         changes["strategies"] = parse_name_list(strategies, allowed, "strategy")
+    if getattr(args, "no_accept", False):
+        changes["accepting"] = False
     window = getattr(args, "window", None)
     if window is not None:
         changes["window_s"] = float(window)
@@ -855,6 +921,8 @@ def run(args) -> int:
     print(format_report(report))
     if getattr(args, "json", None):
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    if getattr(args, "markdown", None):
+        Path(args.markdown).write_text(headline_markdown(report) + "\n", encoding="utf-8")
     bad = sum(
         s["violation_count"] for r in report["runs"].values() for s in r["strategies"].values()
     )

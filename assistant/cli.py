@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="replay typing traces and print latency, calls and cost")
     p.add_argument("--typists", type=int, default=200, help="concurrent typists for the load part")
     p.add_argument("--json", default=None, metavar="PATH", help="also write the figures as JSON")
+    p.add_argument(
+        "--markdown", default=None, metavar="PATH", help="also write the headline table (Markdown)"
+    )
     p.add_argument("--quick", action="store_true", help="fewer traces and typists, for a smoke run")
     p.add_argument(
         "--strategies",
@@ -82,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--window", type=float, default=None, metavar="S", help="seconds of each trace to type"
+    )
+    p.add_argument(
+        "--no-accept",
+        action="store_true",
+        help="typists never accept a ghost (type every key, as the benchmark did before)",
     )
     add_predictor_arguments(p, ("--emulator-", "--"), many=True)
     p.set_defaults(run="assistant.bench:run")

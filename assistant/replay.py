@@ -26,7 +26,7 @@ from websockets.asyncio.client import connect
 from .emulator.text import last_user_text
 from .suggestion_text import next_word
 from .traces import Keystroke
-from .usefulness import Usefulness, UsefulnessTracker
+from .usefulness import PAUSE_MS, Usefulness, UsefulnessTracker
 
 SUGGESTION_FRAMES = ("delta", "done")
 TERMINAL_FRAMES = ("done", "cancelled", "error")
@@ -317,7 +317,9 @@ async def replay(
                 i += 1
                 ghost = tracker.ghost_text
                 now = loop.time()
-                tracker.key(now, ev.kind)
+                gap_ms = (events[i].t_ms - ev.t_ms) * time_scale if i < len(events) else None
+                planned_pause = None if gap_ms is None else gap_ms >= PAUSE_MS
+                tracker.key(now, ev.kind, pause=planned_pause)
                 doc = ev.apply(doc)
                 typed_through = ev.kind == "type" and bool(ev.text) and ghost.startswith(ev.text)
                 show(ghost[len(ev.text) :] if typed_through else "", now)

@@ -127,6 +127,40 @@ class _Versions:
         )
 
 
+class _Debounced(_Versions):
+    """A strategy that asks once the typist has been idle for a while, one request at a time."""
+
+    def __init__(self, clock: Clock):
+        super().__init__(clock)
+        self._deadline: float | None = None
+        self._inflight: _Request | None = None
+
+    @property
+    def next_deadline(self) -> float | None:
+        return self._deadline
+
+    @property
+    def inflight_request(self) -> int | None:
+        return self._inflight.request_id if self._inflight else None
+
+    def _on_tick(self) -> list[Command]:
+        if self._deadline is None or self.clock() < self._deadline or self._open is None:
+            return []
+        self._deadline = None
+        req, start = self._start()
+        self._inflight = req
+        return [start]
+
+    def _abort(self, reason: str, slot: str = "_inflight") -> list[Command]:
+        """Cancel the request held in ``slot`` (an attribute), if any."""
+        req = getattr(self, slot)
+        setattr(self, slot, None)
+        if req is None:
+            return []
+        self.stats.requests_cancelled += 1
+        return [CancelRequest(req.request_id, reason)]
+
+
 class NaiveEngine(_Versions):
     """A request per keystroke, none ever cancelled; only the latest version is shown."""
 
@@ -202,23 +236,13 @@ class ContinueConfig:
     cache_entries: int = 256
 
 
-class ContinueStyleEngine(_Versions):
+class ContinueStyleEngine(_Debounced):
     """Fixed debounce, abort on keystroke, exact-prefix LRU cache, shown when complete."""
 
     def __init__(self, config: ContinueConfig | None = None, clock: Clock = time.monotonic):
         super().__init__(clock)
         self.config = config or ContinueConfig()
         self.cache: OrderedDict[tuple[str, str], str] = OrderedDict()
-        self._deadline: float | None = None
-        self._inflight: _Request | None = None
-
-    @property
-    def next_deadline(self) -> float | None:
-        return self._deadline
-
-    @property
-    def inflight_request(self) -> int | None:
-        return self._inflight.request_id if self._inflight else None
 
     def handle(self, event: Event) -> list[Command]:
         match event:
@@ -237,12 +261,7 @@ class ContinueStyleEngine(_Versions):
                 self._deadline = self.clock() + self.config.debounce_ms / 1000
                 return cmds
             case Tick():
-                if self._deadline is None or self.clock() < self._deadline or self._open is None:
-                    return []
-                self._deadline = None
-                req, start = self._start()
-                self._inflight = req
-                return [start]
+                return self._on_tick()
             case ProviderChunk():
                 fl = self._inflight
                 if fl is not None and fl.request_id == event.request_id:
@@ -281,13 +300,6 @@ class ContinueStyleEngine(_Versions):
                 return []
         raise TypeError(f"not an engine event: {event!r}")
 
-    def _abort(self, reason: str) -> list[Command]:
-        fl, self._inflight = self._inflight, None
-        if fl is None:
-            return []
-        self.stats.requests_cancelled += 1
-        return [CancelRequest(fl.request_id, reason)]
-
 
 @dataclass(frozen=True)
 class CopilotConfig:
@@ -302,7 +314,7 @@ class _Finished:
     text: str
 
 
-class CopilotStyleEngine(_Versions):
+class CopilotStyleEngine(_Debounced):
     """After copilot.vim: a 15 ms idle delay, any change cancels the request in flight, typing
     through the shown suggestion, an LRU of 100 prefixes (a hit needs the very same suffix), and
     a prefetch: when a suggestion is shown, the completion that follows it is asked for at once,
@@ -312,18 +324,8 @@ class CopilotStyleEngine(_Versions):
         super().__init__(clock)
         self.config = config or CopilotConfig()
         self.cache: OrderedDict[str, tuple[str, str]] = OrderedDict()  # prefix -> (suffix, text)
-        self._deadline: float | None = None
-        self._inflight: _Request | None = None
         self._prefetch: _Request | None = None
         self._shown: _Finished | None = None
-
-    @property
-    def next_deadline(self) -> float | None:
-        return self._deadline
-
-    @property
-    def inflight_request(self) -> int | None:
-        return self._inflight.request_id if self._inflight else None
 
     @property
     def inflight_requests(self) -> list[int]:
@@ -334,12 +336,7 @@ class CopilotStyleEngine(_Versions):
             case Edit():
                 return self._on_edit(event)
             case Tick():
-                if self._deadline is None or self.clock() < self._deadline or self._open is None:
-                    return []
-                self._deadline = None
-                req, start = self._start()
-                self._inflight = req
-                return [start]
+                return self._on_tick()
             case ProviderChunk():
                 for req in (self._inflight, self._prefetch):
                     if req is not None and req.request_id == event.request_id:
@@ -370,7 +367,7 @@ class CopilotStyleEngine(_Versions):
 
     def _on_edit(self, ev: Edit) -> list[Command]:
         cmds = self._new_edit(ev)
-        cmds += self._abort("_inflight", "superseded")
+        cmds += self._abort("superseded")
         self._deadline = None
         sh = self._shown
         if sh is not None and sh.suffix == ev.suffix and ev.prefix.startswith(sh.prefix):
@@ -386,7 +383,7 @@ class CopilotStyleEngine(_Versions):
             self._prefetch, self._inflight = None, pf
             pf.version = ev.version
             return cmds
-        cmds += self._abort("_prefetch", "superseded")
+        cmds += self._abort("superseded", "_prefetch")
         hit = self.cache.get(ev.prefix)
         if hit is not None and hit[0] == ev.suffix:
             self.cache.move_to_end(ev.prefix)
@@ -437,19 +434,11 @@ class CopilotStyleEngine(_Versions):
         while len(self.cache) > self.config.cache_entries:
             self.cache.popitem(last=False)
 
-    def _abort(self, slot: str, reason: str) -> list[Command]:
-        req = getattr(self, slot)
-        setattr(self, slot, None)
-        if req is None:
-            return []
-        self.stats.requests_cancelled += 1
-        return [CancelRequest(req.request_id, reason)]
-
     def _drop(self, reason: str) -> list[Command]:
         self._deadline = None
         self._shown = None
         cancel = "client" if reason == "client" else "superseded"
-        cmds = self._abort("_inflight", cancel) + self._abort("_prefetch", cancel)
+        cmds = self._abort(cancel) + self._abort(cancel, "_prefetch")
         return cmds + self._close(reason)
 
 

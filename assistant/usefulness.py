@@ -13,10 +13,14 @@ Definitions (the field's, chiefly Continue's and Copilot's telemetry):
   **Rejected**: shown and not accepted within 10 s.
 - **Accepted characters**: all the text taken; **characters saved** subtracts one for each accept
   key pressed (a Tab that takes "the" saves two keystrokes, not three).
-- **Pause**: after a typing key (a character or a backspace), no key for at least 300 ms, or the
-  next key is an accept (the writer stopped to read). **Pause -> visible**: from that typing key
-  to the first moment a suggestion is on screen (0 when one already was); a pause that ends with
-  nothing on screen counts as a miss (reported as a share, not as a latency).
+- **Pause**: the writer stops typing for at least 300 ms after a typing key (a character or a
+  backspace). When the caller knows the writer's plan (the benchmark's typists replay a trace,
+  so the gap they meant to leave is known) that plan decides, so every strategy is measured at
+  the same pauses, whatever its ghosts made the typist do; otherwise (a live server) the gap
+  observed decides: no key for 300 ms, or the next key is an accept (the writer stopped to
+  read). **Pause -> visible**: from that typing key to the first moment a suggestion is on
+  screen (0 when one already was), until the writer's next key; a pause that ends with nothing on
+  screen counts as a miss (reported as a share, not as a latency).
 """
 
 from __future__ import annotations
@@ -126,6 +130,7 @@ class UsefulnessTracker:
         self.counts = Usefulness()
         self._episode: _Episode | None = None
         self._pause_from: float | None = None  # the last typing key, while no key followed it
+        self._pause_planned: bool | None = None  # whether the writer means to pause after it
         self._visible_at: float | None = None  # first time a ghost was on screen since then
 
     # -- what the typist (or a runtime) reads --------------------------------------------------
@@ -141,7 +146,9 @@ class UsefulnessTracker:
 
     # -- events ----------------------------------------------------------------------------------
 
-    def key(self, t: float, kind: KeyKind, chars: int = 0) -> None:
+    def key(self, t: float, kind: KeyKind, chars: int = 0, pause: bool | None = None) -> None:
+        """``pause``: for a typing key, whether the writer means to stop for 300 ms or more
+        after it (None: unknown, the gap observed decides)."""
         self._end_pause(t, ended_by_accept=kind == "accept")
         if kind == "accept":
             self.counts.accept_keys += 1
@@ -151,7 +158,7 @@ class UsefulnessTracker:
                 ep.accepted = True
         else:
             self.counts.typed_keys += 1
-            self._pause_from = t
+            self._pause_from, self._pause_planned = t, pause
             self._visible_at = None  # set by the ghost() that says what the key left on screen
 
     def ghost(self, t: float, doc: str, text: str) -> None:
@@ -191,7 +198,10 @@ class UsefulnessTracker:
         start, self._pause_from = self._pause_from, None
         if start is None:
             return
-        if not ended_by_accept and t - start < self.pause_s:
+        planned = self._pause_planned
+        if planned is False or (
+            planned is None and not ended_by_accept and t - start < self.pause_s
+        ):
             return
         c = self.counts
         c.pauses += 1

@@ -4,7 +4,11 @@ purity, the user's passage files, and the options every command shares."""
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -207,3 +211,104 @@ def test_option_errors_say_what_to_fix(tmp_path):
     with pytest.raises(OptionError, match="unknown predictor bogus"):
         predictor_choice(many)
     assert parse_name_list("local, noisy", ("noisy", "oracle", "local"), "x") == ("noisy", "local")
+
+
+# -- the local predictor's plumbing, with a stand-in for the model --------------------------------
+
+
+class SlowModel:
+    """Writes a fixed continuation after ``seconds``; counts calls and cancellations."""
+
+    model = "stand-in"
+
+    def __init__(self, seconds: float, text: str = " and the rest"):
+        self.seconds, self.text = seconds, text
+        self.calls = self.cancelled = 0
+
+    async def stream(self, request):
+        import asyncio
+
+        from assistant.pricing import Usage
+        from assistant.providers.base import Final, TextChunk
+
+        self.calls += 1
+        try:
+            await asyncio.sleep(self.seconds)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        yield TextChunk(self.text)
+        yield Final(usage=Usage(), model=self.model, source="offline")
+
+
+async def ask(emu, before: str, wait_s: float | None = None) -> str:
+    from anthropic import AsyncAnthropic
+
+    client = AsyncAnthropic(api_key="k", base_url=emu.base_url, max_retries=0, timeout=wait_s)
+    try:
+        msg = await client.messages.create(
+            model="claude-haiku-4-5",
+            max_tokens=16,
+            messages=[
+                {"role": "user", "content": f"<text_before_cursor>{before}</text_before_cursor>"}
+            ],
+        )
+        return msg.content[0].text
+    finally:
+        await client.close()
+
+
+async def test_local_text_is_memoised_and_the_profile_hides_its_generation_time():
+    from assistant.emulator import LatencyProfile
+    from assistant.emulator.predictors import LocalPredictor
+
+    model = SlowModel(0.1)
+    profile = LatencyProfile(600.0, 600.0, 0.0, 0.0)
+    async with Emulator(EmulatorConfig(profile=profile, predictor=LocalPredictor(model))) as emu:
+        assert await ask(emu, "Fish") == " and the rest"
+        assert await ask(emu, "Fish") == " and the rest"  # the same request: the same answer
+        assert model.calls == 1
+        # The model's 100 ms ran inside the profile's 600 ms time to first token.
+        assert emu.predictor_overruns == 0
+        rec = emu.requests[0]
+        assert rec.first_token_at - rec.started >= 0.59
+        assert emu.config.describe() == "local (stand-in)"
+    slow = SlowModel(0.5)
+    profile = LatencyProfile(50.0, 50.0, 0.0, 0.0)
+    async with Emulator(EmulatorConfig(profile=profile, predictor=LocalPredictor(slow))) as emu:
+        assert await ask(emu, "Fish") == " and the rest"
+        assert emu.predictor_overruns == 1  # slower than the profile: counted, and reported
+
+
+async def test_local_generation_stops_when_the_client_leaves():
+    import asyncio
+
+    from anthropic import APITimeoutError
+
+    from assistant.emulator.predictors import LocalPredictor
+
+    model = SlowModel(30.0)
+    async with Emulator(EmulatorConfig(predictor=LocalPredictor(model))) as emu:
+        with pytest.raises(APITimeoutError):
+            await ask(emu, "Fish", wait_s=0.3)
+        for _ in range(100):
+            if model.cancelled:
+                break
+            await asyncio.sleep(0.02)
+        assert model.cancelled == 1
+        assert emu.requests[-1].client_disconnected
+
+
+def test_python_m_assistant_emulator_refuses_a_bad_file_and_accepts_the_long_spellings(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-m", "assistant.emulator", "--emulator-predictor", "noisy"]
+        + ["--emulator-oracle", str(tmp_path / "missing.txt")],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -22,7 +22,13 @@ from assistant.engine import (
     Tick,
 )
 from assistant.providers.base import ProviderError, ProviderErrorKind
-from assistant.strategies import ContinueConfig, ContinueStyleEngine, NaiveEngine, make_engine
+from assistant.strategies import (
+    ContinueConfig,
+    ContinueStyleEngine,
+    CopilotStyleEngine,
+    NaiveEngine,
+    make_engine,
+)
 
 
 def of(cmds, kind):
@@ -178,6 +184,7 @@ def test_continue_dismiss_aborts_and_closes():
 def test_make_engine_builds_each_strategy():
     assert isinstance(make_engine("naive"), NaiveEngine)
     assert isinstance(make_engine("continue"), ContinueStyleEngine)
+    assert isinstance(make_engine("copilot"), CopilotStyleEngine)
     assert isinstance(make_engine("ours"), SuggestionEngine)
     with pytest.raises(ValueError):
         make_engine("psychic")
@@ -198,7 +205,7 @@ actions = st.lists(
 )
 
 
-@pytest.mark.parametrize("name", ["naive", "continue"])
+@pytest.mark.parametrize("name", ["naive", "continue", "copilot"])
 @settings(max_examples=150, deadline=None)
 @given(steps=actions)
 def test_one_terminal_per_version_and_nothing_stale(name, steps):
@@ -240,3 +247,48 @@ def test_one_terminal_per_version_and_nothing_stale(name, steps):
     open_version = engine.open_version
     for v in range(1, version + 1):
         assert terminal.get(v, 0) == (0 if v == open_version else 1), v
+
+
+# -- Copilot-style -------------------------------------------------------------------------------
+
+
+def copilot_shown(engine, clock, prefix, text, version, suffix=""):
+    """Type ``prefix`` as one edit, let the 15 ms pass, and finish its request with ``text``."""
+    engine.handle(Edit(prefix, suffix, version))
+    clock.advance(0.02)
+    (start,) = engine.handle(Tick())
+    engine.handle(ProviderChunk(start.request_id, text))
+    return engine.handle(ProviderDone(start.request_id))
+
+
+def test_copilot_asks_after_15_ms_and_any_change_cancels_the_request():
+    clock = ManualClock(5.0)
+    engine = CopilotStyleEngine(clock=clock)
+    assert of(engine.handle(Edit("Hello", "", 1)), StartRequest) == []
+    assert engine.next_deadline == pytest.approx(5.015)
+    clock.advance(0.016)
+    (start,) = engine.handle(Tick())
+    cmds = engine.handle(Edit("Hello ", "", 2))
+    assert [c.request_id for c in of(cmds, CancelRequest)] == [start.request_id]
+    assert [c.version for c in of(cmds, Closed)] == [1]
+
+
+def test_copilot_cache_needs_the_same_prefix_and_the_same_suffix():
+    clock = ManualClock(5.0)
+    engine = CopilotStyleEngine(clock=clock)
+    copilot_shown(engine, clock, "Dear ", "Sam", 1, suffix="\nBest")
+    engine.handle(Edit("Dear x", "\nBest", 2))  # away from the suggestion
+    cmds = engine.handle(Edit("Dear ", "\nBest", 3))
+    assert [(c.source, c.text) for c in finals(cmds)] == [("cache", "Sam")]
+    cmds = engine.handle(Edit("Dear ", "\nCheers", 4))  # same prefix, another suffix: ask
+    assert finals(cmds) == [] and engine.next_deadline is not None
+
+
+def test_copilot_prefetch_is_dropped_when_the_writer_leaves_the_suggestion():
+    clock = ManualClock(5.0)
+    engine = CopilotStyleEngine(clock=clock)
+    _, prefetch = copilot_shown(engine, clock, "Dear ", "Sam", 1)
+    assert prefetch.prefix == "Dear Sam"
+    cmds = engine.handle(Edit("Dear B", "", 2))
+    assert [c.request_id for c in of(cmds, CancelRequest)] == [prefetch.request_id]
+    assert engine.inflight_requests == []

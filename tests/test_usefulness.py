@@ -89,3 +89,22 @@ def test_totals_and_rates():
     assert t.acceptance_rate == 0.25 and t.saved_share(100) == 0.1
     assert Usefulness().acceptance_rate == 0.0 and Usefulness().saved_share(0) == 0.0
     assert per_thousand_saved(3, 0) is None and per_thousand_saved(3, 1500) == 2.0
+
+
+def test_a_planned_pause_counts_whatever_ends_it_and_a_planned_run_never_does():
+    """The benchmark's typists know the gap they meant to leave: every strategy is measured at
+    the same pauses, even when a ghost made the typist accept sooner or wait longer."""
+    tr = UsefulnessTracker()
+    tr.key(0.0, "type", pause=True)
+    tr.ghost(0.0, "a", "")
+    tr.ghost(0.1, "a", " bc")
+    tr.key(0.35, "accept", 3)  # 350 ms: a pause they meant to make, ended by the accept
+    tr.ghost(0.35, "a bc", "")
+    tr.key(0.5, "type", pause=False)  # they meant to type on...
+    tr.ghost(0.5, "a bcd", "")
+    tr.key(1.5, "type", pause=True)  # ...but a slow ghost held them up: not a pause
+    tr.ghost(1.5, "a bcde", "")
+    tr.key(1.6, "type")  # the planned pause after 1.5 ended in 100 ms with nothing shown: a miss
+    c = tr.finish(1.7)
+    assert c.pauses == 2 and c.pauses_with_suggestion == 1
+    assert [round(x) for x in c.pause_to_visible_ms] == [100]

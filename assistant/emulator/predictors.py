@@ -27,7 +27,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from .text import _PHRASES, _oracle_continuation, _vocabulary, plausible_continuation
 
@@ -168,12 +168,15 @@ class LocalPredictor:
 
     name = "local"
 
-    def __init__(self, max_tokens: int = 16, memo_entries: int = 4096):
-        if not self.available():
-            raise PredictorUnavailable(LOCAL_MISSING)
-        from ..providers.local import LocalModelProvider
+    def __init__(self, provider: Any = None, max_tokens: int = 16, memo_entries: int = 4096):
+        """``provider``: any suggestion provider (default the local model's)."""
+        if provider is None:
+            if not self.available():
+                raise PredictorUnavailable(LOCAL_MISSING)
+            from ..providers.local import LocalModelProvider
 
-        self._provider = LocalModelProvider()
+            provider = LocalModelProvider()
+        self._provider = provider
         self.model = getattr(self._provider, "model", "local")
         self.max_tokens = max_tokens
         self._memo: OrderedDict[tuple[str, str, int], str] = OrderedDict()
@@ -219,13 +222,16 @@ class LocalPredictor:
 
 
 def make_predictor(
-    name: str,
+    name: str | Predictor,
     passages: Sequence[str] = (),
     *,
     seed: int = 0,
     accuracy: float = DEFAULT_ACCURACY,
 ) -> Predictor:
-    """The predictor called ``name`` (one of :data:`PREDICTORS`)."""
+    """The predictor called ``name`` (one of :data:`PREDICTORS`; a predictor object is used as
+    it is)."""
+    if not isinstance(name, str):
+        return name
     if name == "oracle":
         return OraclePredictor(passages, seed)
     if name == "noisy":

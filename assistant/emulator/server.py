@@ -78,7 +78,7 @@ class EmulatorConfig:
     api_key: str | None = None
     canned_text: str | None = None
     oracle_texts: Sequence[str] = ()
-    predictor: str = "oracle"  # who writes suggestions: "oracle" | "noisy" | "local"
+    predictor: Any = "oracle"  # who writes suggestions: "oracle" | "noisy" | "local" | a Predictor
     accuracy: float = DEFAULT_ACCURACY  # noisy: chance the first word is right
     time_scale: float = 1.0
     host: str = "127.0.0.1"
@@ -87,6 +87,8 @@ class EmulatorConfig:
 
     def describe(self) -> str:
         """The predictor as figures name it: "oracle", "noisy (P = 0.3)", "local"."""
+        if not isinstance(self.predictor, str):
+            return self.predictor.describe()
         return describe_predictor(self.predictor, self.accuracy)
 
 
@@ -568,6 +570,14 @@ class Emulator:
     def _ttft_s(self, rng: random.Random) -> float:
         return self.profile.sample_ttft_ms(rng) * self.config.time_scale / 1000.0
 
+    def _first_token_due(self, arrived: float, rng: random.Random) -> float:
+        """A TTFT after the request arrived, whatever the predictor took to write the text (a
+        predictor slower than that is counted: its replies are late)."""
+        due = arrived + self._ttft_s(rng)
+        if due < asyncio.get_running_loop().time():
+            self.predictor_overruns += 1
+        return due
+
     async def _respond_whole(
         self,
         conn: _Connection,
@@ -585,8 +595,9 @@ class Emulator:
             raise _ServerClosed
         if kind == "error_mid_stream":
             return self._send_error(conn, rec, 529, "Overloaded", "overloaded_error")
-        delay = self._ttft_s(rng) + sum(self._inter_token_s(fault, rng) for _ in reply.tokens)
-        await conn.sleep(delay - (asyncio.get_running_loop().time() - arrived))
+        first = self._first_token_due(arrived, rng)
+        delay = first + sum(self._inter_token_s(fault, rng) for _ in reply.tokens)
+        await conn.sleep(delay - asyncio.get_running_loop().time())
         rec.status = 200
         rec.tokens_sent = len(reply.tokens)
         rec.text_sent = reply.text
@@ -646,10 +657,7 @@ class Emulator:
 
         tokens = reply.tokens
         limit = len(tokens) if stop_at is None else min(stop_at, len(tokens))
-        # The first token is due a TTFT after the request arrived, whatever the predictor took.
-        deadline = arrived + self._ttft_s(rng)
-        if deadline < loop.time():
-            self.predictor_overruns += 1
+        deadline = self._first_token_due(arrived, rng)
         i = 0
         while i < limit:
             wait = deadline - loop.time()
