@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .config import Settings
+from .config import Settings, load_settings
 from .emulator.predictors import describe_predictor
 from .engine import CancelRequest, Clock, ShowSuggestion, StartRequest
 from .pricing import Usage, cost_usd
@@ -80,6 +80,7 @@ class BenchPlan:
     oracle_texts: tuple[str, ...] = ()  # a user's passages: traces are typed from them too
     file_passages: int = 4  # how many of the user's passages get traces
     accepting: bool = True  # typists accept matching ghost text
+    lead_in_chars: int = 0  # existing document text before each typist's cursor (0: a new one)
 
     @classmethod
     def quick(cls, load_typists: int, **changes: Any) -> BenchPlan:
@@ -174,6 +175,17 @@ def server_with_engine(settings: Settings, factory: Callable[[Clock], Any]):
     return ServerHandle(settings, engine_factory=factory)
 
 
+def lead_in_text(chars: int, passages: Sequence[str], writer: int = 0) -> str:
+    """An existing document of ``chars`` characters (the passages, repeated) that the typing
+    continues, so prompts are as long as a normal document's and the prompt cache can apply.
+    Each ``writer`` gets a different document, so no typist reads another's cache entry."""
+    if chars <= 0 or not passages:
+        return ""
+    text = "\n\n".join(passages) + "\n\n"
+    start = (writer * 97) % len(text)
+    return (text * (chars // len(text) + 2))[start : start + chars].rstrip() + "\n\n"
+
+
 def pick_traces(plan: BenchPlan, predictor: str = "oracle") -> list[Trace]:
     """The traces a run types: the shipped ones, or (with the user's own passages) traces
     generated from the first few of those; the local predictor types a few of them."""
@@ -221,6 +233,7 @@ async def run_strategy(
     log = EngineLog()
     passages = plan.oracle_texts or tuple(load_passages().values())
     windows = [(t, trace_window(t, plan.window_s)) for t in traces]
+    lead_ins = [lead_in_text(plan.lead_in_chars, passages, i) for i in range(len(windows))]
     cfg = EmulatorConfig(
         profile=plan.emulator_profile,
         seed=0,
@@ -235,6 +248,7 @@ async def run_strategy(
             base_url=emu.base_url,
             offline="statistical",
             max_frames_per_second=1000.0,
+            suggest_model=load_settings().suggest_model,  # ASSISTANT_SUGGEST_MODEL, config file
         )
         async with server_with_engine(settings, log.factory(name)) as srv:
             results = await asyncio.gather(
@@ -244,16 +258,20 @@ async def run_strategy(
                         srv.token,
                         ev,
                         name=t.name,
-                        typist=AcceptingTypist(t.final_text) if plan.accepting else None,
+                        initial_text=lead_in,
+                        typist=AcceptingTypist(lead_in + t.final_text) if plan.accepting else None,
                     )
-                    for t, ev in windows
+                    for (t, ev), lead_in in zip(windows, lead_ins, strict=True)
                 )
             )
         records = [r for r in emu.requests if r.path == "/v1/messages"]
         overruns = emu.predictor_overruns
     out = summarize(
         name,
-        list(zip(traces, results, strict=True)),
+        [
+            (replace(t, final_text=lead_in + t.final_text), r)
+            for t, r, lead_in in zip(traces, results, lead_ins, strict=True)
+        ],
         records,
         log,
         settings.suggest_model,
@@ -300,6 +318,7 @@ def summarize(
     # Tokens: everything the emulator streamed is billed; what no one ever saw is stale.
     shown = log.shown_prefixes()
     usage = Usage()
+    cost = 0.0  # request by request: a long prompt's tier applies to its own request only
     cancelled_out = unseen_completed_out = 0
     cancelled_calls = 0
     for rec in records:
@@ -311,6 +330,7 @@ def summarize(
             int(u.get("cache_read_input_tokens", 0)),
         )
         usage = usage + one
+        cost += cost_usd(model, one)
         if rec.client_disconnected:
             cancelled_calls += 1
             cancelled_out += rec.tokens_sent
@@ -319,7 +339,6 @@ def summarize(
             shown[prefix] -= 1
         elif not rec.client_disconnected:
             unseen_completed_out += rec.tokens_sent
-    cost = cost_usd(model, usage)
     use = total([r.usefulness for _, r in runs])
     written = sum(r.chars_written for _, r in runs)
     return {
@@ -899,6 +918,9 @@ def plan_from_args(args) -> BenchPlan:
         changes["strategies"] = parse_name_list(strategies, allowed, "strategy")
     if getattr(args, "no_accept", False):
         changes["accepting"] = False
+    lead_in = getattr(args, "lead_in", 0) or 0
+    if lead_in:
+        changes["lead_in_chars"] = lead_in
     window = getattr(args, "window", None)
     if window is not None:
         changes["window_s"] = float(window)

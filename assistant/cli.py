@@ -44,6 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ORIGIN",
         help="extra allowed Origin (repeatable)",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="server processes sharing the port (default: one per core, but 1 when the offline "
+        "tier is the local model, because each process would load its own copy of the model "
+        "and run it on the same cores)",
+    )
     p.set_defaults(run="server.cli:run")
 
     p = sub.add_parser("edit", help="open FILE in the terminal editor")
@@ -61,14 +70,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run="tui.cli:run")
 
     p = sub.add_parser(
-        "review", help="deep review of FILE by Sonnet; findings streamed to the terminal"
+        "review",
+        help="deep review of FILE (Haiku, then Sonnet on what it flags); findings streamed",
     )
     p.add_argument("file", help="file to review")
+    p.add_argument(
+        "--tier",
+        choices=("auto", "haiku", "sonnet"),
+        default=None,
+        help="auto: Haiku reads all, Sonnet checks what it flags (default); or one tier alone",
+    )
     p.add_argument("--json", action="store_true", help="print findings as JSON")
     p.add_argument("--server", default=None, metavar="URL", help="use a running server")
     p.add_argument("--token", default=None, help="token for --server (default: $ASSISTANT_TOKEN)")
     p.add_argument("--emulator", action="store_true", help="review against the built-in emulator")
     p.set_defaults(run="assistant.review_cli:run")
+
+    p = sub.add_parser(
+        "review-bench",
+        help="recall, precision, cost and time of Sonnet-only, Haiku-only and tiered review",
+    )
+    p.add_argument("--corpus", default=None, metavar="DIR", help="labelled corpus directory")
+    p.add_argument("--haiku", default=None, metavar="MODEL", help="the first reader's model")
+    p.add_argument("--sonnet", default=None, metavar="MODEL", help="the checking model")
+    p.add_argument("--seed", type=int, default=0, help="the emulator's seed")
+    p.add_argument("--json", default=None, metavar="PATH", help="also write the figures as JSON")
+    p.set_defaults(run="assistant.review_bench:run")
 
     p = sub.add_parser("bench", help="replay typing traces and print latency, calls and cost")
     p.add_argument("--typists", type=int, default=200, help="concurrent typists for the load part")
@@ -77,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--markdown", default=None, metavar="PATH", help="also write the headline table (Markdown)"
     )
     p.add_argument("--quick", action="store_true", help="fewer traces and typists, for a smoke run")
+    p.add_argument(
+        "--lead-in",
+        type=int,
+        default=0,
+        metavar="CHARS",
+        help="type at the end of an existing document this long (default: a new document)",
+    )
     p.add_argument(
         "--strategies",
         default=None,
@@ -100,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     module_name, func_name = args.run.split(":")
     import importlib
+
+    from .config import warn_retired_models
+
+    warn_retired_models()
 
     func = getattr(importlib.import_module(module_name), func_name)
     try:

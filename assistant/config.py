@@ -3,17 +3,21 @@
 The file is ``$ASSISTANT_CONFIG`` or ``~/.config/assistant/config.toml``; keys are the field
 names below. Environment: ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, ASSISTANT_TOKEN,
 ASSISTANT_OFFLINE (auto|local|statistical), ASSISTANT_SUGGEST_MODEL, ASSISTANT_REVIEW_MODEL.
-Model IDs default to the roles in ``data/models.toml``; nothing here hard-codes one.
+Model IDs default to the roles in ``data/models.toml``; nothing here hard-codes one. A configured
+model that is retired (or retires within 30 days) is named at start by :func:`warn_retired_models`.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import tomllib
 from dataclasses import dataclass, field, fields, replace
+from datetime import date
 from pathlib import Path
+from typing import TextIO
 
-from .pricing import default_catalog
+from .pricing import default_catalog, retirement_warnings
 
 
 def _roles() -> dict[str, str]:
@@ -27,10 +31,17 @@ class Settings:
     base_url: str | None = None
     suggest_model: str = field(default_factory=lambda: _roles()["suggest"])
     review_model: str = field(default_factory=lambda: _roles()["review"])
-    suggest_max_tokens: int = 24
+    # The review's first reader and the route: auto (it reads everything, then Sonnet checks
+    # what it flags), haiku or sonnet (one tier alone). The reader defaults to the suggestion
+    # role's model (Haiku), or to a "triage" role when models.toml names one.
+    review_triage_model: str = field(
+        default_factory=lambda: _roles().get("triage") or _roles()["suggest"]
+    )
+    review_tier: str = "auto"
+    suggest_max_tokens: int = 24  # Haiku 4.5 tokens; sent scaled by the model's tokenizer factor
     suggest_timeout_s: float = 2.5  # whole suggestion request; a late suggestion is useless
     suggest_connect_timeout_s: float = 1.0
-    review_max_tokens: int = 4096
+    review_max_tokens: int = 4096  # Haiku 4.5 tokens, scaled the same way
     review_timeout_s: float = 120.0
     prompt_cache_min_tokens: int | None = None  # None: from the model's price-table entry
     # Offline tier: "auto" uses the local model when installed, else the statistical engine
@@ -71,6 +82,8 @@ _ENV = {
     "ASSISTANT_OFFLINE": "offline",
     "ASSISTANT_SUGGEST_MODEL": "suggest_model",
     "ASSISTANT_REVIEW_MODEL": "review_model",
+    "ASSISTANT_TRIAGE_MODEL": "review_triage_model",
+    "ASSISTANT_REVIEW_TIER": "review_tier",
 }
 
 
@@ -106,3 +119,24 @@ def load_settings(
             values[name] = env[var]
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)
+
+
+def retired_model_warnings(settings: Settings, today: date | None = None) -> list[str]:
+    """Warnings for the configured suggestion and review models (see ``retirement_warnings``)."""
+    models = {"suggest": settings.suggest_model, "review": settings.review_model}
+    return retirement_warnings(models, today or date.today())
+
+
+def warn_retired_models(
+    settings: Settings | None = None, today: date | None = None, stream: TextIO | None = None
+) -> list[str]:
+    """Print the retirement warnings to stderr at start; a broken config is left for the command
+    itself to report, so this never stops a command from starting."""
+    try:
+        lines = retired_model_warnings(settings or load_settings(), today)
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    out = stream or sys.stderr
+    for line in lines:
+        print(f"assistant: warning: {line}", file=out, flush=True)
+    return lines

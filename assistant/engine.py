@@ -244,6 +244,9 @@ class SuggestionCache:
 
     def get(self, prefix: str, suffix: str) -> str | None:
         """The rest of a cached suggestion that fits the cursor at the end of ``prefix``."""
+        # Keys only ever look at the last ``ctx + longest`` characters: slice those once, not
+        # the whole document once per candidate (that scaled with the document's length).
+        prefix = prefix[-(self._ctx + self._longest) :]
         for typed_len in range(0, min(self._longest, len(prefix)) + 1):
             anchor = prefix[: len(prefix) - typed_len]
             text = self._data.get(self._key(anchor, suffix))

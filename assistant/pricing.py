@@ -1,18 +1,80 @@
-"""Token usage and its price.
+"""Token usage and its price, and what a request to each model may contain.
 
-Prices live in ``data/models.toml`` (or the file named by ``ASSISTANT_MODELS``) so that a price
-change is a data edit. Every request is costed, including cancelled ones, whose output is
-estimated from the streamed text and flagged ``estimated``.
+Prices and request rules live in ``data/models.toml`` (or the file named by
+``ASSISTANT_MODELS``) so that a price change, a new model or a new API rule is a data edit. Every
+request is costed, including cancelled ones, whose output is estimated from the streamed text and
+flagged ``estimated``. A request whose prompt passes a model's long-context threshold is billed
+wholly at the long-context prices.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+
+THINKING_MODES = ("none", "budget", "adaptive")
+
+
+@dataclass(frozen=True)
+class LongContextPrice:
+    """Prices for a whole request whose prompt is over ``threshold_tokens``."""
+
+    threshold_tokens: int
+    input: float
+    output: float
+    cache_write_5m: float
+    cache_write_1h: float
+    cache_read: float
+
+
+@dataclass(frozen=True)
+class ModelRules:
+    """What a Messages request to one model may contain (see the header of models.toml).
+
+    The provider builds its requests from these and the emulator refuses what they forbid, so a
+    request that the real API would refuse fails a test here first.
+    """
+
+    sampling: bool = True
+    prefill: bool = True
+    thinking: str = "none"
+    thinking_default_on: bool = False
+    thinking_off: str = ""
+    thinking_off_efforts: tuple[str, ...] = ()
+    effort_levels: tuple[str, ...] = ()
+    default_effort: str | None = None
+    structured_output: bool = True
+    tokenizer_factor: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.thinking not in THINKING_MODES:
+            raise ValueError(f"thinking must be one of {THINKING_MODES}, not {self.thinking!r}")
+        if self.tokenizer_factor <= 0:
+            raise ValueError("tokenizer_factor must be positive")
+
+    def quiet_thinking(self) -> dict:
+        """Request fields that keep the model from thinking before it answers.
+
+        Nothing for a model that does not think unless asked; the model's ``thinking_off`` type
+        where it thinks by default and can be turned off; else the lowest effort level.
+        """
+        if not self.thinking_default_on:
+            return {}
+        if self.thinking_off:
+            return {"thinking": {"type": self.thinking_off}}
+        if self.effort_levels:
+            return {"output_config": {"effort": self.effort_levels[0]}}
+        return {}
+
+    def tokens(self, base_tokens: float) -> int:
+        """``base_tokens`` (Haiku 4.5's count, or an estimate of it) in this model's tokens."""
+        return math.ceil(base_tokens * self.tokenizer_factor) if base_tokens > 0 else 0
 
 
 @dataclass(frozen=True)
@@ -26,6 +88,8 @@ class ModelPrice:
     cache_read: float
     min_cacheable_tokens: int = 0
     retires: str | None = None
+    rules: ModelRules = ModelRules()
+    long_context: LongContextPrice | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +126,25 @@ class Catalog:
         except KeyError:
             raise KeyError(f"no price for model {model!r}; add it to models.toml") from None
 
+    def rules(self, model: str) -> ModelRules | None:
+        """The model's request rules; None for a model the catalog does not know."""
+        entry = self.prices.get(model)
+        return entry.rules if entry is not None else None
+
+
+def _model_entry(name: str, spec: dict) -> ModelPrice:
+    spec = dict(spec)
+    rules = spec.pop("rules", None)
+    long_context = spec.pop("long_context", None)
+    if rules is not None:
+        rules = ModelRules(**{k: tuple(v) if isinstance(v, list) else v for k, v in rules.items()})
+    return ModelPrice(
+        model=name,
+        **spec,
+        rules=rules or ModelRules(),
+        long_context=LongContextPrice(**long_context) if long_context else None,
+    )
+
 
 def load_catalog(path: str | Path | None = None) -> Catalog:
     path = path or os.environ.get("ASSISTANT_MODELS")
@@ -69,7 +152,7 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
         raw = tomllib.loads(Path(path).read_text())
     else:
         raw = tomllib.loads(resources.files("assistant").joinpath("data/models.toml").read_text())
-    prices = {name: ModelPrice(model=name, **spec) for name, spec in raw["models"].items()}
+    prices = {name: _model_entry(name, spec) for name, spec in raw["models"].items()}
     return Catalog(roles=dict(raw["roles"]), prices=prices)
 
 
@@ -81,8 +164,14 @@ def default_catalog() -> Catalog:
 def cost_usd(
     model: str, usage: Usage, catalog: Catalog | None = None, cache_ttl: str = "5m"
 ) -> float:
-    """Dollars for ``usage`` on ``model``. Cache writes are priced at the 5-minute rate by default."""
-    p = (catalog or default_catalog()).price(model)
+    """Dollars for one request's ``usage`` on ``model``. Cache writes are priced at the 5-minute
+    rate by default. A prompt over the model's long-context threshold bills the whole request at
+    the long-context prices, so cost a sum of requests request by request, not as one Usage."""
+    entry = (catalog or default_catalog()).price(model)
+    p: ModelPrice | LongContextPrice = entry
+    prompt = usage.input_tokens + usage.cache_creation_input_tokens + usage.cache_read_input_tokens
+    if entry.long_context is not None and prompt > entry.long_context.threshold_tokens:
+        p = entry.long_context
     write = p.cache_write_1h if cache_ttl == "1h" else p.cache_write_5m
     return (
         usage.input_tokens * p.input
@@ -92,11 +181,35 @@ def cost_usd(
     ) / 1_000_000
 
 
-def estimate_tokens(text: str) -> int:
-    """Rough token count for text we did not get a usage report for (about 4 chars a token)."""
+def estimate_tokens(text: str, factor: float = 1.0) -> int:
+    """Rough token count for text we did not get a usage report for: about 4 chars a token on
+    Haiku 4.5's tokenizer, times ``factor`` for a model whose tokenizer counts more."""
     if not text:
         return 0
-    return max(1, (len(text) + 3) // 4)
+    return max(1, math.ceil(len(text) / 4 * factor))
+
+
+def retirement_warnings(
+    models: dict[str, str], today: date, catalog: Catalog | None = None
+) -> list[str]:
+    """One line per configured model (``{role: model}``) that is retired or retires within 30
+    days, so the server and the CLI can say so at start instead of failing on the first call."""
+    cat = catalog or default_catalog()
+    lines = []
+    for role, model in models.items():
+        entry = cat.prices.get(model)
+        if entry is None or not entry.retires:
+            continue
+        retires = date.fromisoformat(entry.retires)
+        suggestion = cat.roles.get(role)
+        hint = (
+            f"; the default {role} model is {suggestion}" if suggestion not in (None, model) else ""
+        )
+        if retires <= today:
+            lines.append(f"{role} model {model} was retired on {retires}: requests will fail{hint}")
+        elif (retires - today).days <= 30:
+            lines.append(f"{role} model {model} retires on {retires}{hint}")
+    return lines
 
 
 @dataclass

@@ -10,6 +10,12 @@ adds noise). Second, the text before the cursor is always wrapped, whole, in
 the tail closes it in the next), and the text after the cursor in ``<text_after_cursor>``…
 ``</text_after_cursor>``, so the model (and the emulator) can find both.
 
+The request follows the model's rules (``ModelRules`` from models.toml): no sampling parameters
+(the current models refuse them, and greedy decoding was never needed), and thinking kept off,
+because thinking tokens come before the first visible character and count against the small
+``max_tokens`` of a suggestion. ``max_tokens`` and the cache threshold are counted in the model's
+own tokens (its tokenizer factor), so a suggestion holds the same text on every model.
+
 The API rejects whitespace-only stop sequences (``"\\n"`` gives a 400 "each stop sequence must
 contain non-whitespace"), so single-line output is enforced by the provider, which cuts the
 streamed text at the first newline; the stop sequences here catch the model echoing our tags.
@@ -17,7 +23,7 @@ streamed text at the first newline; the stop sequences here catch the model echo
 
 from __future__ import annotations
 
-from .pricing import estimate_tokens
+from .pricing import ModelRules, estimate_tokens
 
 SUGGEST_SYSTEM = """\
 You are an inline autocomplete engine inside a text editor. The user is typing; you predict the \
@@ -54,7 +60,6 @@ MAX_SUFFIX_CHARS = 2_000
 # Stop if the model starts echoing our markup. (Whitespace-only stop sequences are not allowed by
 # the API; newlines are cut client-side.)
 STOP_SEQUENCES = (AFTER_OPEN, BEFORE_CLOSE, AFTER_CLOSE)
-TEMPERATURE = 0.0
 
 _CACHE = {"type": "ephemeral"}
 
@@ -79,16 +84,30 @@ def trim_suffix(suffix: str) -> str:
 
 
 def build_suggest_params(
-    prefix: str, suffix: str, *, model: str, max_tokens: int, cache_min_tokens: int
+    prefix: str,
+    suffix: str,
+    *,
+    model: str,
+    max_tokens: int,
+    cache_min_tokens: int,
+    rules: ModelRules | None = None,
 ) -> dict:
-    """Keyword arguments for ``client.messages.create(...)`` (without ``stream``)."""
+    """Keyword arguments for ``client.messages.create(...)`` (without ``stream``).
+
+    ``max_tokens`` is in Haiku 4.5 tokens; ``rules`` (default: a model with no restrictions)
+    scale it and the cache estimate to the model's tokenizer and say how to keep thinking off.
+    """
+    rules = rules or ModelRules()
     head, tail = split_prefix(trim_prefix(prefix))
     suffix = trim_suffix(suffix)
 
     blocks: list[dict] = []
     if head:
         head_block: dict = {"type": "text", "text": BEFORE_OPEN + head}
-        cacheable_tokens = estimate_tokens(SUGGEST_SYSTEM) + estimate_tokens(head_block["text"])
+        factor = rules.tokenizer_factor
+        cacheable_tokens = estimate_tokens(SUGGEST_SYSTEM, factor) + estimate_tokens(
+            head_block["text"], factor
+        )
         if cache_min_tokens > 0 and cacheable_tokens >= cache_min_tokens:
             head_block["cache_control"] = dict(_CACHE)
         blocks.append(head_block)
@@ -100,11 +119,14 @@ def build_suggest_params(
     live += "\n\nWrite only the characters to insert at the cursor."
     blocks.append({"type": "text", "text": live})
 
-    return {
+    params = {
         "model": model,
-        "max_tokens": max_tokens,
+        "max_tokens": rules.tokens(max_tokens),
         "system": [{"type": "text", "text": SUGGEST_SYSTEM}],
         "messages": [{"role": "user", "content": blocks}],
         "stop_sequences": list(STOP_SEQUENCES),
-        "extra_body": {"temperature": TEMPERATURE},
     }
+    quiet = rules.quiet_thinking()
+    if quiet:
+        params["extra_body"] = quiet  # the SDK's typed arguments may lag the newest fields
+    return params

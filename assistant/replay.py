@@ -280,7 +280,7 @@ async def replay(
                         since + typist.reaction_ms / 1000, last_accept + typist.accept_key_ms / 1000
                     )
                     if choice is not None and read_at <= min(now, due):
-                        how, text = choice
+                        _, text = choice  # Tab or Ctrl+Right: the same frames, one key each
                         ghost_id = state["newest_sent"]
                         now = loop.time()
                         tracker.key(now, "accept", len(text))

@@ -21,50 +21,53 @@ from dataclasses import asdict, dataclass, replace
 from typing import Protocol
 
 from .config import Settings
-from .pricing import Usage, cost_usd
-from .providers.base import Final, ProviderError, ProviderErrorKind
+from .pricing import Usage
 
 SEVERITIES = ("high", "medium", "low")
 
-FINDINGS_SCHEMA: dict = {
+SURFACE_CLASSES = ("spelling", "doubled_word", "spacing", "grammar")
+REASONING_CLASSES = ("numbers", "fact", "argument", "structure", "tone")
+CLASSES = SURFACE_CLASSES + REASONING_CLASSES
+
+FINDING_ITEM: dict = {
     "type": "object",
     "properties": {
-        "findings": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "quote": {"type": "string"},
-                    "problem": {"type": "string"},
-                    "replacement": {"type": "string"},
-                    "severity": {"type": "string", "enum": list(SEVERITIES)},
-                },
-                "required": ["quote", "problem", "replacement", "severity"],
-                "additionalProperties": False,
-            },
-        }
+        "quote": {"type": "string"},
+        "problem": {"type": "string"},
+        "replacement": {"type": "string"},
+        "severity": {"type": "string", "enum": list(SEVERITIES)},
+        "category": {"type": "string", "enum": list(CLASSES)},
+        "confidence": {"type": "number"},
     },
+    "required": ["quote", "problem", "replacement", "severity", "category", "confidence"],
+    "additionalProperties": False,
+}
+
+FINDINGS_SCHEMA: dict = {
+    "type": "object",
+    "properties": {"findings": {"type": "array", "items": FINDING_ITEM}},
     "required": ["findings"],
     "additionalProperties": False,
 }
 
 REVIEW_SYSTEM = """\
-You are a careful copy editor reviewing a document for its author.
+You are a careful copy editor reviewing a document for its author. The document is in \
+<document> tags. If <edits> follow it, the author has edited it since: each edit gives "at" (an \
+offset into the text in <document>), "old" (the text there) and "new" (what replaced it); \
+review the document as it is after the edits and quote its current text.
 
-The user's message holds the document inside <document> tags. Return only findings for real \
-problems: spelling, grammar, punctuation, clarity, consistency and tone. Do not comment on \
-content you merely disagree with, and do not restyle text that is already correct.
+Report real problems only, each with:
+- quote: the exact text with the problem, copied character for character from the current \
+document, as short as possible while still unique;
+- problem: one short sentence;
+- replacement: the text that should replace the whole quote;
+- severity: "high", "medium" or "low";
+- category: spelling, doubled_word, spacing, grammar (surface), or numbers (figures that \
+disagree), fact (a wrong fact), argument (a conclusion that does not follow), structure, tone \
+(reasoning);
+- confidence: from 0 to 1, how sure you are that this is a real problem and the fix is right.
 
-For each finding give:
-- quote: the exact text from the document that has the problem, copied character for character \
-(same case, spacing and punctuation), as short as possible while still unique in the document;
-- problem: one short sentence saying what is wrong;
-- replacement: the text that should replace the quote (the whole quote, corrected);
-- severity: "high" (an error a reader will notice), "medium" (awkward or inconsistent) or \
-"low" (a matter of polish).
-
-List findings in the order they appear in the document. If there is nothing to fix, return an \
-empty list."""
+Do not restyle text that is already correct. List findings in document order."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -73,7 +76,12 @@ empty list."""
 
 @dataclass(frozen=True)
 class Finding:
-    """One problem. ``start``/``end`` locate ``quote`` in the reviewed text (code points)."""
+    """One problem. ``start``/``end`` locate ``quote`` in the reviewed text (code points).
+
+    ``tier`` says who found it (``haiku``, ``sonnet``, ``offline``); ``confirmed`` whether Sonnet
+    found or confirmed it; ``category`` is its class (``spelling``, ``numbers``...) and
+    ``confidence`` the finding model's own, when it gave one.
+    """
 
     index: int
     quote: str
@@ -82,14 +90,46 @@ class Finding:
     severity: str
     start: int
     end: int
+    tier: str = ""
+    confidence: float | None = None
+    confirmed: bool = False
+    category: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 @dataclass(frozen=True)
+class FindingRetracted:
+    """A finding shown earlier is withdrawn (Sonnet contradicted it): remove it from view."""
+
+    index: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class ReviewDelta:
     text: str
+
+
+@dataclass(frozen=True)
+class TierReport:
+    """What one tier of a review did and cost. ``status``: ``ok``, ``failed`` (``error`` says
+    why), ``skipped`` (nothing for it to do) or ``reused`` (same request as before: its earlier
+    answer was replayed without a call)."""
+
+    tier: str
+    model: str
+    status: str = "ok"
+    usage: Usage = Usage()
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    error: str = ""
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["usage"] = self.usage.to_dict()
+        return d
 
 
 @dataclass(frozen=True)
@@ -99,9 +139,12 @@ class ReviewDone:
     usage: Usage
     cost_usd: float
     latency_ms: float
+    tiers: tuple[TierReport, ...] = ()
+    note: str = ""  # a degraded review says so here
+    withheld: int = 0  # reasoning-class findings not shown because Sonnet did not confirm them
 
 
-ReviewEvent = ReviewDelta | Finding | ReviewDone
+ReviewEvent = ReviewDelta | Finding | FindingRetracted | ReviewDone
 
 
 class StaleFinding(Exception):
@@ -112,13 +155,18 @@ class Reviewer(Protocol):
     name: str
     model: str
 
-    def review(self, text: str) -> AsyncIterator[ReviewEvent]: ...
+    def review(
+        self, text: str, *, tier: str | None = None, document: str | None = None
+    ) -> AsyncIterator[ReviewEvent]: ...
 
     async def aclose(self) -> None: ...
 
 
 # ---------------------------------------------------------------------------------------------
 # Incremental parsing of the streamed JSON
+
+
+_ROOT_KEY = re.compile(r'"(\w+)"\s*:\s*$')
 
 
 class FindingsScanner:
@@ -136,6 +184,7 @@ class FindingsScanner:
         self._in_string = False
         self._escaped = False
         self._object_start: int | None = None
+        self._key = ""
         self.saw_root = False
         self.closed = False
 
@@ -144,8 +193,12 @@ class FindingsScanner:
         return self._text
 
     def feed(self, chunk: str) -> list[dict]:
+        return [obj for _, obj in self.feed_keyed(chunk)]
+
+    def feed_keyed(self, chunk: str) -> list[tuple[str, dict]]:
+        """Like :meth:`feed`, each object with the key of the root array it is in."""
         self._text += chunk
-        found: list[dict] = []
+        found: list[tuple[str, dict]] = []
         text = self._text
         for i in range(self._pos, len(text)):
             if self.closed:
@@ -169,6 +222,9 @@ class FindingsScanner:
             elif c == "{" or c == "[":
                 if c == "{" and self._stack == ["{", "["]:
                     self._object_start = i
+                elif c == "[" and self._stack == ["{"]:
+                    key = _ROOT_KEY.search(text, max(0, i - 200), i)
+                    self._key = key.group(1) if key else ""
                 self._stack.append(c)
             elif c == "}" or c == "]":
                 self._stack.pop()
@@ -182,7 +238,7 @@ class FindingsScanner:
                     except ValueError:
                         continue
                     if isinstance(obj, dict):
-                        found.append(obj)
+                        found.append((self._key, obj))
         self._pos = len(text)
         return found
 
@@ -198,8 +254,9 @@ class FindingLocator:
     an earlier finding with the same quote, so two "teh" findings point at two different places.
     """
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, *, require_change: bool = False) -> None:
         self.text = text
+        self.require_change = require_change  # drop findings whose replacement changes nothing
         self.count = 0
         self.dropped = 0
         self._taken: dict[str, int] = {}  # quote -> end of the last occurrence handed out
@@ -210,6 +267,9 @@ class FindingLocator:
         replacement = raw.get("replacement", "")
         severity = raw.get("severity", "medium")
         if not isinstance(quote, str) or not quote or not isinstance(replacement, str):
+            self.dropped += 1
+            return None
+        if self.require_change and replacement == quote:
             self.dropped += 1
             return None
         if not isinstance(problem, str):
@@ -225,7 +285,21 @@ class FindingLocator:
             return None
         end = start + len(quote)
         self._taken[quote] = end
-        finding = Finding(self.count, quote, problem.strip(), replacement, severity, start, end)
+        category = raw.get("category")
+        confidence = raw.get("confidence")
+        if isinstance(confidence, bool) or not isinstance(confidence, int | float):
+            confidence = None
+        finding = Finding(
+            self.count,
+            quote,
+            problem.strip(),
+            replacement,
+            severity,
+            start,
+            end,
+            category=category if isinstance(category, str) else "",
+            confidence=None if confidence is None else max(0.0, min(1.0, float(confidence))),
+        )
         self.count += 1
         return finding
 
@@ -273,13 +347,19 @@ def _clip(quote: str, limit: int = 40) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Sonnet
+# Requests
 
 
 def review_params(text: str, *, model: str, max_tokens: int) -> dict:
-    return {
+    """The review request, shaped by the model's rules in models.toml: up-front thinking kept off
+    (it would delay the first finding and eat ``max_tokens``), and the findings schema sent as
+    structured output where the model takes it (else the prompt alone asks for the JSON)."""
+    from .pricing import ModelRules, default_catalog
+
+    rules = default_catalog().rules(model) or ModelRules()
+    params: dict = {
         "model": model,
-        "max_tokens": max_tokens,
+        "max_tokens": rules.tokens(max_tokens),
         "system": REVIEW_SYSTEM,
         "messages": [
             {
@@ -287,75 +367,15 @@ def review_params(text: str, *, model: str, max_tokens: int) -> dict:
                 "content": f"Review this document.\n\n<document>{text}</document>",
             }
         ],
-        "output_config": {"format": {"type": "json_schema", "schema": FINDINGS_SCHEMA}},
     }
-
-
-def _cost(model: str, usage: Usage, fallback_model: str) -> float:
-    for name in (model, fallback_model):
-        try:
-            return cost_usd(name, usage)
-        except KeyError:
-            continue
-    return 0.0
-
-
-class AnthropicReviewer:
-    """Findings from the review model (Sonnet), streamed with structured JSON output."""
-
-    name = "anthropic"
-
-    def __init__(self, settings: Settings, *, client=None) -> None:
-        from .providers.anthropic import make_client
-
-        self.settings = settings
-        self.model = settings.review_model
-        self._own_client = client is None
-        self.client = client or make_client(
-            settings,
-            timeout=settings.review_timeout_s,
-            connect_timeout=max(settings.suggest_connect_timeout_s, 5.0),
-            max_retries=2,
-        )
-
-    async def review(self, text: str) -> AsyncIterator[ReviewEvent]:
-        from .providers.anthropic import stream_messages
-
-        started = time.monotonic()
-        params = review_params(text, model=self.model, max_tokens=self.settings.review_max_tokens)
-        scanner = FindingsScanner()
-        locator = FindingLocator(text)
-        final: Final | None = None
-        stream = stream_messages(self.client, params, provider=self.name)
-        try:
-            async for event in stream:
-                if isinstance(event, Final):
-                    final = event
-                    continue
-                yield ReviewDelta(event.text)
-                for raw in scanner.feed(event.text):
-                    finding = locator.locate(raw)
-                    if finding is not None:
-                        yield finding
-        finally:
-            await stream.aclose()
-        if not scanner.saw_root and scanner.text.strip():
-            raise ProviderError(ProviderErrorKind.INTERNAL, "the review reply was not JSON")
-        assert final is not None
-        yield ReviewDone(
-            findings=locator.count,
-            model=final.model or self.model,
-            usage=final.usage,
-            cost_usd=_cost(final.model, final.usage, self.model),
-            latency_ms=(time.monotonic() - started) * 1000,
-        )
-
-    async def aclose(self) -> None:
-        if self._own_client:
-            try:
-                await self.client.close()
-            except Exception:
-                pass
+    extra = rules.quiet_thinking()
+    if rules.structured_output:
+        output_config = dict(extra.pop("output_config", {}))
+        output_config["format"] = {"type": "json_schema", "schema": FINDINGS_SCHEMA}
+        params["output_config"] = output_config
+    if extra:
+        params["extra_body"] = extra
+    return params
 
 
 # ---------------------------------------------------------------------------------------------
@@ -482,13 +502,18 @@ class OfflineReviewer:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings
 
-    async def review(self, text: str) -> AsyncIterator[ReviewEvent]:
+    async def review(
+        self, text: str, *, tier: str | None = None, document: str | None = None
+    ) -> AsyncIterator[ReviewEvent]:
+        """The rules' findings (``tier`` and ``document`` do not apply offline). Like every
+        tier's, a finding whose replacement changes nothing (the long-sentence advice) is not
+        shown: the writer could not apply it."""
         started = time.monotonic()
-        locator = FindingLocator(text)
+        locator = FindingLocator(text, require_change=True)
         for raw in rule_findings(text):
             finding = locator.locate(raw)
             if finding is not None:
-                yield finding
+                yield replace(finding, tier="offline")
         yield ReviewDone(
             findings=locator.count,
             model=self.model,
@@ -501,8 +526,10 @@ class OfflineReviewer:
         return None
 
 
-def make_reviewer(settings: Settings) -> AnthropicReviewer | OfflineReviewer:
-    """Sonnet when there is an API key, the rules otherwise."""
+def make_reviewer(settings: Settings):
+    """The tiered Haiku-then-Sonnet reviewer when there is an API key, the rules otherwise."""
     if settings.has_key:
-        return AnthropicReviewer(settings)
+        from .review_tiered import TieredReviewer
+
+        return TieredReviewer(settings)
     return OfflineReviewer(settings)

@@ -2,31 +2,42 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
-import signal
 import sys
 
 from assistant.config import load_settings
 
 from .app import WS_PATH, build_app
 from .logs import configure_json_logging
-from .runner import GracefulServer, uvicorn_config
+from .runner import GracefulServer, serve_until_signalled, uvicorn_config
+from .workers import Supervisor, bind_socket, default_workers
 
 _WILDCARD = {"0.0.0.0", "::", ""}
+
+
+def banner(settings, port: int, label: str, workers: int) -> str:
+    host = "127.0.0.1" if settings.host in _WILDCARD else settings.host
+    shown = f"[{host}]" if ":" in host else host
+    lines = [
+        f"assistant server: http://{shown}:{port}  (provider: {label})",
+        f"web editor: http://{shown}:{port}/#token={settings.token}",
+        f"websocket: ws://{shown}:{port}{WS_PATH}",
+    ]
+    if workers > 1:
+        lines.append(f"workers: {workers} processes")
+    lines.append(f"token: {settings.token}")
+    if settings.host in _WILDCARD:
+        lines.append("listening on all interfaces: browsers on other hosts need --allow-origin")
+    return "\n".join(lines)
 
 
 def emulator_config(args):
     """False without ``--emulator``; else the emulator's config from the predictor options
     (ValueError, with a message for the user, for a bad passage file or a missing model)."""
     if not getattr(args, "emulator", False):
-        if getattr(args, "emulator_oracle", None) or getattr(
-            args, "emulator_predictor", None
-        ) not in (
-            None,
-            "oracle",
-        ):
+        predictor = getattr(args, "emulator_predictor", None)
+        if getattr(args, "emulator_oracle", None) or predictor not in (None, "oracle"):
             raise ValueError("--emulator-predictor and --emulator-oracle need --emulator")
         return False
     from assistant.emulator import EmulatorConfig
@@ -48,62 +59,63 @@ def run(args) -> int:
         settings = settings.with_(
             allowed_origins=tuple(settings.allowed_origins) + tuple(args.allow_origin)
         )
+    # One token for every worker: generated here, once, before any worker exists.
     token = settings.token or secrets.token_urlsafe(24)
     settings = settings.with_(token=token)
     configure_json_logging([token, settings.api_key], logging.INFO)
-
     try:
         emulator = emulator_config(args)
     except ValueError as exc:
         print(f"assistant serve: {exc}", file=sys.stderr)
         return 2
-    app = build_app(settings, emulator=emulator)
-    server = GracefulServer(uvicorn_config(app, settings, settings.host, settings.port))
+    predictor = f", predictor {emulator.describe()}" if emulator else ""
+    workers = getattr(args, "workers", None)
+    if workers is None:
+        workers = default_workers(settings)
+    if workers < 1:
+        print("assistant serve: --workers must be at least 1", file=sys.stderr)
+        return 2
 
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
+    if workers == 1:
+        app = build_app(settings, emulator=emulator)
+        server = GracefulServer(uvicorn_config(app, settings, settings.host, settings.port))
 
-        def stop() -> None:
-            if server.should_exit:
-                server.force_exit = True
-            server.should_exit = True
+        def announce() -> None:
+            label = app.state.hub.setup.label + predictor
+            print(banner(settings, server.bound_port, label, 1), flush=True)
 
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, stop)
-            except (NotImplementedError, RuntimeError):  # pragma: no cover (Windows)
-                signal.signal(sig, lambda *_: stop())
-
-        async def announce() -> None:
-            await server.ready.wait()
-            port = server.bound_port
-            host = "127.0.0.1" if settings.host in _WILDCARD else settings.host
-            shown = f"[{host}]" if ":" in host else host
-            lines = [
-                f"assistant server: http://{shown}:{port}  (provider: {app.state.hub.setup.label}"
-                + (f", predictor {emulator.describe()})" if emulator else ")"),
-                f"web editor: http://{shown}:{port}/#token={token}",
-                f"websocket: ws://{shown}:{port}{WS_PATH}",
-                f"token: {token}",
-            ]
-            if settings.host in _WILDCARD:
-                lines.append(
-                    "listening on all interfaces: browsers on other hosts need --allow-origin"
-                )
-            print("\n".join(lines), flush=True)
-
-        announcer = loop.create_task(announce())
         try:
-            await server.serve()
-        finally:
-            announcer.cancel()
+            serve_until_signalled(server, announce)
+        except SystemExit as exc:
+            print(f"assistant serve: could not start (exit {exc.code})", file=sys.stderr)
+            return 1
+        except OSError as exc:
+            print(f"assistant serve: {exc}", file=sys.stderr)
+            return 1
+        return 0
 
     try:
-        asyncio.run(main())
-    except SystemExit as exc:
-        print(f"assistant serve: could not start (exit {exc.code})", file=sys.stderr)
-        return 1
+        sock = bind_socket(settings)
     except OSError as exc:
         print(f"assistant serve: {exc}", file=sys.stderr)
         return 1
-    return 0
+    port = sock.getsockname()[1]
+
+    def announce_all(labels: list[str]) -> None:
+        print(banner(settings, port, labels[0] + predictor, workers), flush=True)
+
+    supervisor = Supervisor(
+        settings,
+        workers,
+        sock,
+        lambda: build_app(settings, emulator=emulator),
+        announce_all,
+    )
+    try:
+        code = supervisor.run()
+    finally:
+        sock.close()
+    if code:
+        what = "could not keep serving" if supervisor.announced else "could not start"
+        print(f"assistant serve: {what} (exit {code})", file=sys.stderr)
+    return code

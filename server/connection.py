@@ -3,9 +3,11 @@
 Everything for a connection runs on the event loop without locks. Frames are read by one loop
 (:meth:`Connection.run`), the engine is fed synchronously from there, from provider tasks and from
 the debounce timer, and every frame to send goes into one ordered outbox drained by one writer
-task. The writer checks staleness when it sends: once ``suggest`` N+1 has been read, a ``delta``
-for an older id still in the outbox is dropped and a ``done`` becomes ``cancelled``
-(``superseded``), so each id still gets exactly one terminal frame.
+task. The writer checks staleness when it sends: once ``suggest`` N+1 (or, in 1.1, an ``open`` or
+``edit`` with a greater id) has been read, a ``delta`` for an older id still in the outbox is
+dropped and a ``done`` becomes ``cancelled`` (``superseded``), so each id still gets exactly one
+terminal frame. The 1.1 document itself lives in :mod:`server.document`; this module only routes
+its frames.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from assistant.usefulness import Usefulness
 from assistant.usefulness_frames import FrameUsefulness
 
 from . import protocol as p
+from .document import DocumentError, DocumentLimits, DocumentSession
 from .logs import log_event, redact
 from .ratelimit import TokenBucket
 from .wiring import price
@@ -129,6 +132,9 @@ class Connection:
             settings.max_prefix_chars, settings.max_suffix_chars, settings.max_review_chars
         )
         self.decoder = p.FrameDecoder(self.limits)
+        self.documents = DocumentSession(
+            DocumentLimits(self.limits.max_document_chars, settings.max_frame_bytes)
+        )
         rate = settings.max_frames_per_second
         self.bucket = TokenBucket(rate, burst=max(1.0, rate), clock=self.loop.time)
         self.stats = ConnectionStats()
@@ -140,6 +146,7 @@ class Connection:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._latest_suggest = -1
+        self._stale_below = -1  # no delta/done goes out for a suggest id below this
         self._delta_version: int | None = None
         self._delta_sent = ""
         self._warmed_offline = False
@@ -234,25 +241,38 @@ class Connection:
             return
         if not self.bucket.take():
             self.metrics.rate_limit_events.labels("client").inc()
-            fid = frame.id if isinstance(frame, p.Suggest | p.Review | p.Ping) else None
+            fid = frame.id if isinstance(frame, p.ANSWERED_BY_ID) else None
             self._emit_error(fid, p.RATE_LIMITED, "too many frames; slow down")
             return
         try:
             self._dispatch(frame)
         except Exception as exc:  # a bug must cost one request, not the connection
             logging.getLogger("assistant.server").exception("frame handling failed")
-            fid = frame.id if isinstance(frame, p.Suggest | p.Review | p.Ping) else None
+            fid = frame.id if isinstance(frame, p.ANSWERED_BY_ID) else None
             self._emit_error(fid, p.INTERNAL, f"internal error ({type(exc).__name__})")
 
     def _dispatch(self, frame: p.ClientFrame) -> None:
         match frame:
             case p.Suggest():
-                self.stats.suggests += 1
-                self._latest_suggest = frame.id
-                self.usefulness.suggest(self.loop.time(), frame.id, frame.prefix)
-                self._publish_usefulness()
-                self._warm_once(frame.prefix, frame.suffix)
-                self._handle(Edit(frame.prefix, frame.suffix, frame.id))
+                self._suggest(frame.id, frame.prefix, frame.suffix)
+            case p.SuggestAt():
+                try:
+                    if frame.edit is not None:
+                        self.documents.apply(frame.edit)
+                    prefix, suffix = self.documents.around_cursor(frame.version)
+                except DocumentError as err:
+                    self._emit_error(frame.id, err.code, err.message)
+                    return
+                self._suggest(frame.id, prefix, suffix)
+            case p.OpenDocument() | p.EditDocument():
+                try:
+                    doc = self.documents.apply(frame)
+                except DocumentError as err:
+                    self._emit_error(frame.id, err.code, err.message)
+                    return
+                self._stale_below = frame.id  # suggestions for the text before are stale
+                if isinstance(frame, p.OpenDocument):
+                    self._warm_once(*doc.around_cursor())
             case p.Warm():
                 self._warm_once(frame.prefix, frame.suffix)
             case p.Cancel():
@@ -274,6 +294,14 @@ class Connection:
                     job.task.cancel()
                     self.metrics.cancellations.labels("client").inc()
                     self._emit_cancelled(frame.id, "client")
+
+    def _suggest(self, fid: int, prefix: str, suffix: str) -> None:
+        self.stats.suggests += 1
+        self._latest_suggest = self._stale_below = fid
+        self.usefulness.suggest(self.loop.time(), fid, prefix)
+        self._publish_usefulness()
+        self._warm_once(prefix, suffix)
+        self._handle(Edit(prefix, suffix, fid))
 
     def _warm_once(self, prefix: str, suffix: str) -> None:
         """The first ``warm`` (or, without one, the first ``suggest``) hands the document to the
@@ -508,13 +536,15 @@ class Connection:
             return
         self.stats.reviews += 1
         self.metrics.requests.labels("review").inc()
-        task = self.loop.create_task(self._review(frame.id, frame.text, reviewer))
+        task = self.loop.create_task(self._review(frame.id, frame.text, reviewer, frame.tier))
         self._reviews[frame.id] = _ReviewJob(frame.id, task, self.loop.time())
 
-    async def _review(self, rid: int, text: str, reviewer: Any) -> None:
+    async def _review(self, rid: int, text: str, reviewer: Any, tier: str | None = None) -> None:
         started = self.loop.time()
         finished = False
-        stream = reviewer.review(text)
+        # The connection is the document key: a re-review sends the edits since the last one
+        # (prompt cache), and never another connection's text.
+        stream = reviewer.review(text, tier=tier, document=self.id)
         try:
             async for ev in stream:
                 if rid not in self._reviews:
@@ -535,7 +565,17 @@ class Connection:
                             severity=ev.severity,
                             start=ev.start,
                             end=ev.end,
+                            tier=ev.tier,
+                            confidence=ev.confidence,
+                            confirmed=ev.confirmed,
+                            category=ev.category,
                         ),
+                    )
+                elif kind == "FindingRetracted":
+                    self._emit(
+                        "finding_retracted",
+                        rid,
+                        p.finding_retracted_frame(rid, index=ev.index, reason=ev.reason),
                     )
                 elif kind == "ReviewDone":
                     finished = True
@@ -569,7 +609,12 @@ class Connection:
         usage = getattr(ev, "usage", None)
         model = getattr(ev, "model", "") or self.settings.review_model
         cost = getattr(ev, "cost_usd", None)
-        if isinstance(usage, Usage):
+        tiers = getattr(ev, "tiers", ()) or ()
+        if tiers:  # each tier's tokens on its own model's ledger line
+            for report in tiers:
+                if report.status == "ok":
+                    self._account(report.model, report.usage)
+        elif isinstance(usage, Usage):
             spent = self._account(model, usage)
             cost = spent if cost is None else cost
         latency = getattr(ev, "latency_ms", None) or (self.loop.time() - started) * 1000
@@ -592,6 +637,9 @@ class Connection:
                 usage=usage,
                 cost_usd=float(cost or 0.0),
                 latency_ms=latency,
+                tiers=[report.to_dict() for report in tiers],
+                note=getattr(ev, "note", ""),
+                withheld=getattr(ev, "withheld", 0),
             ),
         )
 
@@ -666,7 +714,7 @@ class Connection:
                         await ws.close(code=item[1])
                     return
                 kind, fid, frame = item
-                if kind in _STREAMING and fid < self._latest_suggest:
+                if kind in _STREAMING and fid < self._stale_below:
                     if kind == "delta":
                         continue  # stale: the client has moved on
                     frame = p.cancelled_frame(fid, "superseded")

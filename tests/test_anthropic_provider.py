@@ -95,7 +95,8 @@ async def test_streams_text_then_one_final_with_usage():
         assert final.usage.input_tokens > 0 and final.usage.output_tokens > 0
         assert not final.usage.estimated
         rec = emu.requests[-1]
-        assert rec.stream and rec.model == provider.model and rec.max_tokens == 24
+        assert rec.stream and rec.model == provider.model
+        assert rec.max_tokens == provider.rules.tokens(24)  # in the model's own tokens
         assert rec.status == 200 and rec.completed
         assert final.usage.output_tokens == rec.usage["output_tokens"]
 

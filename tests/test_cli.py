@@ -25,7 +25,7 @@ def run(*args, stdin="", env_extra=None, timeout=120):
     )
 
 
-@pytest.mark.parametrize("sub", ["suggest", "serve", "edit", "review", "bench"])
+@pytest.mark.parametrize("sub", ["suggest", "serve", "edit", "review", "review-bench", "bench"])
 def test_every_subcommand_has_help(sub):
     out = run(sub, "--help")
     assert out.returncode == 0, out.stderr

@@ -7,7 +7,7 @@ from assistant.config import load_settings
 
 def test_defaults_take_models_from_the_price_table(tmp_path):
     s = load_settings(tmp_path / "none.toml", env={})
-    assert s.suggest_model == "claude-haiku-4-5" and s.review_model == "claude-sonnet-4-6"
+    assert s.suggest_model == "claude-haiku-5-5" and s.review_model == "claude-sonnet-5-5"
     assert not s.has_key and s.host == "127.0.0.1" and s.port == 8765
 
 

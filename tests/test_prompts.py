@@ -9,6 +9,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
+from assistant.pricing import default_catalog
 from assistant.prompts import (
     AFTER_CLOSE,
     AFTER_OPEN,
@@ -73,7 +74,9 @@ def test_request_shape_is_ready_for_messages_create():
     assert p["stop_sequences"], "needs stop sequences"
     # the API rejects whitespace-only stop sequences with a 400
     assert all(s.strip() for s in p["stop_sequences"])
-    assert "temperature" in p["extra_body"]
+    # no sampling parameters: the current models refuse them with a 400, and none is needed
+    assert not {"temperature", "top_p", "top_k"} & (set(p) | set(p.get("extra_body", {})))
+    assert "thinking" not in p.get("extra_body", {})  # Haiku 4.5 does not think unless asked
     assert "stream" not in p
 
 
@@ -163,3 +166,28 @@ def test_any_text_round_trips_inside_the_tags(prefix, suffix):
         assert before_cursor(p) == prefix
     for block in p["messages"][-1]["content"]:
         assert block["text"].strip()  # the API rejects empty / whitespace-only text blocks
+
+
+def haiku_5_5_params(prefix: str) -> dict:
+    entry = default_catalog().price("claude-haiku-5-5")
+    return build_suggest_params(
+        prefix,
+        "",
+        model="claude-haiku-5-5",
+        max_tokens=24,
+        cache_min_tokens=entry.min_cacheable_tokens,
+        rules=entry.rules,
+    )
+
+
+def test_haiku_5_5_request_turns_thinking_off_and_counts_its_tokenizer():
+    p = haiku_5_5_params("Dear team, I wanted to")
+    assert p["extra_body"] == {"thinking": {"type": "disabled"}}
+    assert "temperature" not in p and "temperature" not in p["extra_body"]
+    assert p["max_tokens"] == 32  # 24 Haiku 4.5 tokens hold the same text as 32 on Haiku 5.5
+
+
+def test_ordinary_document_is_cacheable_on_haiku_5_5_but_not_on_haiku_4_5():
+    doc = prose(3_000)  # a 3 KB document: head of 2,048 characters plus the system prompt
+    assert cache_blocks(haiku_5_5_params(doc))
+    assert not cache_blocks(params(doc, cache_min_tokens=4096))

@@ -17,7 +17,6 @@ from assistant.config import Settings
 from assistant.emulator import Emulator, EmulatorConfig, EmulatorThread, Fault
 from assistant.providers.base import ProviderError, ProviderErrorKind
 from assistant.review import (
-    AnthropicReviewer,
     Finding,
     FindingLocator,
     FindingsScanner,
@@ -30,6 +29,7 @@ from assistant.review import (
     rebase_finding,
     rule_findings,
 )
+from assistant.review_tiered import TieredReviewer
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = "I recieve teh letter  today. so i think it occured and and we are done.\n"
@@ -202,22 +202,26 @@ async def test_offline_reviewer_streams_findings_then_done():
 
 def test_make_reviewer_picks_by_key():
     assert isinstance(make_reviewer(Settings()), OfflineReviewer)
-    assert isinstance(make_reviewer(Settings(api_key="k")), AnthropicReviewer)
+    assert isinstance(make_reviewer(Settings(api_key="k")), TieredReviewer)
 
 
-# --- Sonnet against the emulator ------------------------------------------------------------
+# --- Sonnet alone against the emulator ------------------------------------------------------------
 
 
 async def test_anthropic_reviewer_streams_findings_from_structured_output():
     async with Emulator(EmulatorConfig(profile="fast")) as emu:
-        reviewer = AnthropicReviewer(Settings(api_key="test", base_url=emu.base_url))
+        reviewer = TieredReviewer(
+            Settings(api_key="test", base_url=emu.base_url, review_tier="sonnet")
+        )
         try:
             events = await collect(reviewer, DOC)
         finally:
             await reviewer.aclose()
         body = emu.requests[0].body
-    assert body["model"] == "claude-sonnet-4-6"
+    assert body["model"] == "claude-sonnet-5-5"
     assert body["output_config"]["format"]["type"] == "json_schema"
+    # Sonnet 5.5 thinks by default and refuses "disabled": its up-front thinking is turned off
+    assert body["thinking"] == {"type": "between_tools"}
     assert body["stream"] is True
     findings = [e for e in events if isinstance(e, Finding)]
     quotes = {f.quote for f in findings}
@@ -236,7 +240,9 @@ async def test_anthropic_reviewer_streams_findings_from_structured_output():
 async def test_anthropic_reviewer_maps_api_errors():
     async with Emulator(EmulatorConfig(profile="instant")) as emu:
         emu.inject(Fault("auth"))
-        reviewer = AnthropicReviewer(Settings(api_key="test", base_url=emu.base_url))
+        reviewer = TieredReviewer(
+            Settings(api_key="test", base_url=emu.base_url, review_tier="sonnet")
+        )
         try:
             with pytest.raises(ProviderError) as info:
                 await collect(reviewer, DOC)
@@ -248,7 +254,9 @@ async def test_anthropic_reviewer_maps_api_errors():
 async def test_anthropic_reviewer_keeps_findings_seen_before_a_mid_stream_error():
     async with Emulator(EmulatorConfig(profile="instant")) as emu:
         emu.inject(Fault("error_mid_stream", after_tokens=60))
-        reviewer = AnthropicReviewer(Settings(api_key="test", base_url=emu.base_url))
+        reviewer = TieredReviewer(
+            Settings(api_key="test", base_url=emu.base_url, review_tier="sonnet")
+        )
         events = []
         try:
             with pytest.raises(ProviderError) as info:
@@ -296,13 +304,40 @@ def test_review_cli_json_with_the_emulator(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert out["model"] == "claude-sonnet-4-6"
+    # Tiered by default: Haiku read it all; with only surface problems, Sonnet was not needed.
+    assert out["model"] == "claude-haiku-5-5"
+    assert [(t["tier"], t["status"]) for t in out["tiers"]] == [
+        ("haiku", "ok"),
+        ("sonnet", "skipped"),
+    ]
     assert out["cost_usd"] > 0
+    assert out["cost_usd"] == pytest.approx(sum(t["cost_usd"] for t in out["tiers"]))
     assert out["usage"]["output_tokens"] > 0
     quotes = {f["quote"] for f in out["findings"]}
     assert {"recieve", "teh"} <= quotes
     for f in out["findings"]:
         assert DOC[f["start"] : f["end"]] == f["quote"]
+        assert f["tier"] == "haiku" and f["confirmed"] is False and f["confidence"] >= 0.8
+
+
+def test_review_cli_tier_sonnet_json_says_who_found_what(tmp_path):
+    path = tmp_path / "draft.md"
+    path.write_text(DOC)
+    proc = _run_cli(
+        str(path),
+        "--json",
+        "--emulator",
+        "--tier",
+        "sonnet",
+        env_extra={"ASSISTANT_EMULATOR_PROFILE": "fast"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["model"] == "claude-sonnet-5-5"
+    assert [t["tier"] for t in out["tiers"]] == ["sonnet"]
+    assert out["findings"] and all(
+        f["tier"] == "sonnet" and f["confirmed"] is True for f in out["findings"]
+    )
 
 
 def test_review_cli_missing_file_exits_2(tmp_path):
@@ -341,3 +376,34 @@ def test_review_cli_over_a_running_server(tmp_path):
     assert {"recieve", "teh"} <= {f["quote"] for f in out["findings"]}
     assert refused.returncode == 1
     assert "Traceback" not in refused.stderr
+
+
+def test_review_bench_cli_reports_the_three_routes(tmp_path):
+    corpus = ROOT / "tests" / "data" / "review_corpus"
+    names = ["email-budget.txt", "notes-recipe.md"]
+    labels = json.loads((corpus / "labels.json").read_text())["labels"]
+    (tmp_path / "labels.json").write_text(
+        json.dumps({"labels": [x for x in labels if x["document"] in names]})
+    )
+    for name in names:
+        (tmp_path / name).write_text((corpus / name).read_text())
+    env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
+    env.update(PYTHONPATH=str(ROOT), ASSISTANT_CONFIG="/nonexistent/config.toml")
+    out = tmp_path / "rb.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "assistant", "review-bench", "--corpus", str(tmp_path)]
+        + ["--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Modelled rates (emulator), not measured ones." in proc.stdout
+    for row in ("| Sonnet only |", "| Haiku only |", "| tiered |"):
+        assert proc.stdout.count(row) == 2  # the recall table and the cache table
+    report = json.loads(out.read_text())
+    assert set(report["routes"]) == {"sonnet", "haiku", "auto"}
+    assert report["routes"]["auto"]["cost_usd"] < report["routes"]["sonnet"]["cost_usd"]
+    assert {c["ok"] for c in report["checks"]} <= {True, False}

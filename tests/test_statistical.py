@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from assistant.providers import statistical
 from assistant.providers.base import CompletionRequest, Final, Provider, TextChunk
-from assistant.providers.statistical import StatisticalProvider, lexicon
+from assistant.providers.statistical import (
+    DocumentModel,
+    StatisticalProvider,
+    _common_prefix,
+    _common_suffix,
+    _sentence_spans,
+    lexicon,
+)
 
 DOC = (
     "The quarterly report is due on Friday. Please send the quarterly report to Maria. "
@@ -206,3 +215,93 @@ def test_any_input_gives_a_single_line_and_no_space_mid_word(engine, prefix, suf
             assert not out[:1].isspace()
         if p and p[-1].isspace():
             assert not out[:1].isspace()
+
+
+# ------------------------------------------------------------- incremental sync (per keystroke)
+
+
+def _check_in_step(doc: DocumentModel) -> None:
+    """Each side's sentences are what a fresh scan of its window finds, and the counts are
+    exactly those of these sentences."""
+    b, a = doc.before, doc.after
+    spans = list(_sentence_spans(b.text, b.base, len(b.text)))
+    assert b.starts[b.lo :] == [s for s, _ in spans]
+    assert b.sents[b.lo :] == [b.text[s:e] for s, e in spans]
+    spans = list(_sentence_spans(a.text, 0, len(a.text) - a.end_dist))
+    assert a.sents[::-1] == [a.text[s:e] for s, e in spans]
+    assert a.dists[::-1] == [len(a.text) - s for s, _ in spans]
+    wanted = Counter(b.sents[b.lo :]) + Counter(a.sents)
+    assert not doc.pending and doc.counted == wanted
+    fresh = DocumentModel()
+    for sentence, n in wanted.items():
+        for _ in range(n):
+            fresh._count(sentence, +1)
+    assert doc.unigrams == fresh.unigrams
+    assert {k: v for k, v in doc.bigrams.items() if v} == fresh.bigrams
+    assert {k: v for k, v in doc.trigrams.items() if v} == fresh.trigrams
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_incremental_sync_matches_a_fresh_scan_after_any_edits(monkeypatch, seed):
+    """Typing, deleting, moving the cursor, pasting and cutting, with a small window so that it
+    slides and is rebuilt too: after every step the model is what counting from scratch gives."""
+    monkeypatch.setattr(statistical, "MAX_LEARN_CHARS", 300)
+    rng = random.Random(seed)
+    pieces = ["the ", "cat ", "sat", ". ", "! ", "\n", "\n\n", "on ", "mat", " ", ";", "a. b"]
+    text = make_document(800, seed=seed)
+    cur = rng.randrange(len(text))
+    doc = DocumentModel()
+    for _ in range(400):
+        op = rng.random()
+        if op < 0.45:  # type at the cursor
+            piece = rng.choice(pieces)
+            text, cur = text[:cur] + piece + text[cur:], cur + len(piece)
+        elif op < 0.6 and cur:  # backspace
+            text, cur = text[: cur - 1] + text[cur:], cur - 1
+        elif op < 0.65:  # delete forward
+            text = text[:cur] + text[cur + 1 :]
+        elif op < 0.85:  # move the cursor, near or far
+            cur = max(0, min(len(text), cur + int(rng.gauss(0, 3 if rng.random() < 0.7 else 400))))
+        elif op < 0.95:  # paste somewhere else
+            at = rng.randrange(len(text) + 1)
+            piece = "".join(rng.choice(pieces) for _ in range(rng.randrange(1, 30)))
+            text, cur = text[:at] + piece + text[at:], at + len(piece)
+        else:  # cut a range
+            i, j = sorted(rng.randrange(len(text) + 1) for _ in range(2))
+            text, cur = text[:i] + text[j:], i
+        doc.sync(text[:cur], text[cur:], budget=10**9)
+        _check_in_step(doc)
+
+
+def test_common_prefix_and_suffix():
+    cases = [("", ""), ("abc", "abc"), ("abc", "abd"), ("abc", "ab"), ("xbc", "ybc"), ("a", "")]
+    for a, b in cases + [(b, a) for a, b in cases]:
+        p = next(
+            (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+        )
+        s = next(
+            (i for i, (x, y) in enumerate(zip(a[::-1], b[::-1], strict=False)) if x != y),
+            min(len(a), len(b)),
+        )
+        assert _common_prefix(a, b) == p and _common_suffix(a, b) == s, (a, b)
+
+
+def test_a_keystroke_costs_the_same_in_a_small_and_a_large_document(engine):
+    """Typing at the end of 100 KB costs about what it costs at the end of 1 KB (a generous bound:
+    the large document may cost 3x; re-counting it would cost about 100x)."""
+
+    def per_keystroke(chars: int) -> float:
+        doc = make_document(chars, seed=5)
+        typed = make_document(1_500, seed=6)
+        engine.learn(doc, "", f"size{chars}")
+        best = float("inf")
+        for _ in range(3):
+            t = time.perf_counter()
+            for i in range(len(typed)):
+                engine.suggest(doc + typed[:i], "", f"size{chars}")
+            best = min(best, (time.perf_counter() - t) / len(typed))
+            engine.learn(doc, "", f"size{chars}")
+        return best
+
+    small, large = per_keystroke(1_000), per_keystroke(100_000)
+    assert large < 3 * small + 50e-6, f"{small * 1e6:.0f} us vs {large * 1e6:.0f} us"

@@ -168,7 +168,7 @@ async def test_rate_limit_backs_off_to_offline_then_probes_and_recovers():
         assert len(emu.requests) == seen + 1 and emu.requests[-1].status == 200
         assert tiered.status.state == "ok" and tiered.status.active == "anthropic"
         assert [s.state for s in statuses] == ["rate_limited", "ok"]
-        assert tiered.model == "claude-haiku-4-5"
+        assert tiered.model == "claude-haiku-5-5"
 
 
 async def test_overload_without_retry_after_grows_exponentially_and_resets():

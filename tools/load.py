@@ -22,6 +22,13 @@ Usage (1,000 typists for 20 s, after steps of 250 and 500)::
 
     python tools/load.py --ramp 250,500,1000 --duration 20 --cps 4 --json load.json
 
+``--workers N`` runs the server as ``assistant serve --workers N`` does (N processes on one
+socket; CPU and RSS are summed over them). ``--generators K`` spreads the typists over K client
+processes (one Python process cannot hold 2,000 typists at 2 keys/s), started together on a
+barrier so the typing windows coincide. ``--offline-only`` gives the server no API key, so every
+suggestion comes from the offline tier (``--offline statistical``, the default). ``--loop`` and
+``--http`` pick the server's event loop and HTTP parser (to measure uvloop and httptools).
+
 The first step where something gives (refused connections, missing terminals, ping p99 over
 ``--p99-limit-ms``, the server at a full core) is reported as where it breaks.
 """
@@ -107,12 +114,41 @@ class Stack:
                 proc.wait()
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its children (a server's workers)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [pid, *(int(x) for x in f.read().split())]
+    except OSError:
+        return [pid]
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    total = 0.0
+    for p in process_tree(pid):
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(p)
+    return total
+
+
+def tree_rss_bytes(pid: int) -> int:
+    total = 0
+    for p in process_tree(pid):
+        with contextlib.suppress(OSError):
+            total += rss_bytes(p)
+    return total
+
+
 def start_stack(
     *,
     profile: str = "fast",
     max_connections: int = 2000,
     max_frames_per_second: float = 200.0,
     oracle: str = PASSAGE,
+    workers: int = 1,
+    offline_only: bool = False,
+    loop: str = "auto",
+    http: str = "auto",
 ) -> Stack:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     oracle_file = tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False)
@@ -149,6 +185,13 @@ def start_stack(
                 str(max_connections),
                 "--max-frames-per-second",
                 str(max_frames_per_second),
+                "--workers",
+                str(workers),
+                "--loop",
+                loop,
+                "--http",
+                http,
+                *(["--offline-only"] if offline_only else []),
             ],
             stdout=subprocess.PIPE,
             text=True,
@@ -165,31 +208,51 @@ def start_stack(
 
 
 def serve_main(args: argparse.Namespace) -> int:
-    """The server process: the real app on uvicorn until SIGTERM; prints ``SERVER <ws_url>``."""
+    """The server process(es): the real app as ``assistant serve --workers N`` runs it, until
+    SIGTERM; prints ``SERVER <ws_url>`` once every worker listens."""
     sys.path.insert(0, str(ROOT))
     from assistant.config import Settings
-    from server.runner import ServerHandle
+    from server.app import WS_PATH, build_app
+    from server.runner import GracefulServer, serve_until_signalled, uvicorn_config
+    from server.workers import Supervisor, bind_socket
 
     settings = Settings(
-        api_key="sk-ant-load-test",
+        api_key=None if args.offline_only else "sk-ant-load-test",
         base_url=args.base_url,
         token=args.token,
+        host="127.0.0.1",
+        port=0,
         max_connections=args.max_connections,
         max_frames_per_second=args.max_frames_per_second,
         offline=args.offline,
     )
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        async with ServerHandle(settings) as srv:
-            print(f"SERVER {srv.ws_url}", flush=True)
-            await stop.wait()
+    def config(app, host, port):
+        cfg = uvicorn_config(app, settings, host, port)
+        cfg.http = args.http
+        return cfg
 
-    asyncio.run(run())
-    return 0
+    if args.workers == 1:
+        app = build_app(settings)
+        server = GracefulServer(config(app, "127.0.0.1", 0))
+
+        def announce() -> None:
+            print(f"SERVER ws://127.0.0.1:{server.bound_port}{WS_PATH}", flush=True)
+
+        serve_until_signalled(server, announce, loop=args.loop)
+        return 0
+    sock = bind_socket(settings)
+    port = sock.getsockname()[1]
+    supervisor = Supervisor(
+        settings,
+        args.workers,
+        sock,
+        lambda: build_app(settings),
+        lambda labels: print(f"SERVER ws://127.0.0.1:{port}{WS_PATH}", flush=True),
+        loop=args.loop,
+        configure=lambda cfg: setattr(cfg, "http", args.http),
+    )
+    return supervisor.run()
 
 
 # ------------------------------------------------------------------------------------------
@@ -224,7 +287,27 @@ class StepStats:
     rss_connected: int = 0
     rss_end: int = 0
     cpu: dict[str, float] = field(default_factory=dict)
+    connect_cpu: dict[str, float] = field(default_factory=dict)  # CPU s spent opening them
     window_s: float = 0.0
+
+    def parts(self) -> dict:
+        """The raw books, picklable (a generator process sends them to the parent)."""
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out["done_ms"] = dict(self.done_ms)
+        return out
+
+    def merge(self, part: dict) -> None:
+        """Add another generator's books to these."""
+        for key in ("opened", "suggests", "pings", "missing_terminals", "duplicate_terminals"):
+            setattr(self, key, getattr(self, key) + part[key])
+        for key in ("late_frames", "status_frames"):
+            setattr(self, key, getattr(self, key) + part[key])
+        for key in ("refused", "terminals", "errors", "closed_early"):
+            getattr(self, key).update(part[key])
+        self.ping_ms += part["ping_ms"]
+        for source, values in part["done_ms"].items():
+            self.done_ms[source] += values
+        self.connect_s = max(self.connect_s, part["connect_s"])
 
     def summary(self) -> dict:
         def ms(v: float | None) -> float | None:
@@ -263,6 +346,12 @@ class StepStats:
             },
             "rss_per_connection_kb": None if per_conn is None else round(per_conn / 1024, 1),
             "cpu_s": {k: round(v, 2) for k, v in self.cpu.items()},
+            "connect_cpu_s": {k: round(v, 2) for k, v in self.connect_cpu.items()},
+            "server_cpu_us_per_keystroke": (
+                round(self.cpu["server"] / self.suggests * 1e6) if self.suggests else None
+            )
+            if "server" in self.cpu
+            else None,
             "cpu_share": {
                 k: round(v / self.window_s, 2) for k, v in self.cpu.items() if self.window_s
             },
@@ -400,6 +489,76 @@ class Typist:
                 await asyncio.wait_for(self.reader, 5)
 
 
+async def _typists(
+    url: str,
+    token: str,
+    ks: list[int],
+    stats: StepStats,
+    sync,
+    *,
+    duration: float,
+    cps: float,
+    ping_every: float,
+    connect_batch: int,
+    connect_timeout: float,
+    drain_timeout: float,
+    text: str,
+) -> None:
+    """Typists ``ks``: connect, ``sync("connected")``, type, ``sync("typed")``, drain,
+    ``sync("drained")``, close. ``sync`` is where the CPU and memory are read."""
+    typists = [Typist(k, text, random.Random(k).randrange(len(text)), stats) for k in ks]
+    t0 = time.perf_counter()
+    for i in range(0, len(typists), connect_batch):
+        batch = typists[i : i + connect_batch]
+        await asyncio.gather(*(t.connect(url, token, connect_timeout) for t in batch))
+    stats.connect_s = time.perf_counter() - t0
+    live = [t for t in typists if t.ws is not None and t.reader is not None]
+    await sync("connected")
+    w0 = time.perf_counter()
+    deadline = w0 + duration
+    await asyncio.gather(*(t.type_until(deadline, cps, ping_every) for t in live))
+    stats.window_s = time.perf_counter() - w0
+    await sync("typed")
+    await asyncio.gather(*(t.drain(drain_timeout) for t in live))
+    await sync("drained")
+    await asyncio.gather(*(t.close() for t in typists))
+
+
+class _Meter:
+    """Reads the server's (all its workers') and the emulator's CPU and RSS at the sync points."""
+
+    def __init__(self, stats: StepStats, pids: dict[str, int], generators: list[int]) -> None:
+        self.stats = stats
+        self.pids = pids
+        self.generators = generators
+        self.cpu0: dict[str, float] = {}
+        self.t0 = 0.0
+        server = pids.get("server")
+        if server:
+            stats.rss_base = tree_rss_bytes(server)
+        self.cpu_start = self.cpu()
+
+    def cpu(self) -> dict[str, float]:
+        out = {name: tree_cpu_seconds(pid) for name, pid in self.pids.items()}
+        out["generator"] = sum(cpu_seconds(pid) for pid in self.generators)
+        return out
+
+    def at(self, phase: str) -> None:
+        server = self.pids.get("server")
+        if phase == "connected":
+            if server:
+                self.stats.rss_connected = tree_rss_bytes(server)
+            self.cpu0 = self.cpu()
+            self.stats.connect_cpu = {k: self.cpu0[k] - self.cpu_start[k] for k in self.cpu0}
+            self.t0 = time.perf_counter()
+        elif phase == "typed":
+            cpu1 = self.cpu()
+            self.stats.cpu = {k: cpu1[k] - self.cpu0[k] for k in self.cpu0}
+            self.stats.window_s = time.perf_counter() - self.t0
+        elif phase == "drained" and server:
+            self.stats.rss_end = tree_rss_bytes(server)
+
+
 async def run_step(
     url: str,
     token: str,
@@ -413,36 +572,80 @@ async def run_step(
     drain_timeout: float = 10.0,
     pids: dict[str, int] | None = None,
     text: str = PASSAGE,
+    generators: int = 1,
 ) -> StepStats:
-    """Open ``n`` connections, type for ``duration`` seconds, drain, close; return the books."""
+    """Open ``n`` connections, type for ``duration`` seconds, drain, close; return the books.
+    ``generators`` > 1 holds the typists in that many forked processes (see module doc)."""
     pids = pids or {}
+    options = dict(
+        duration=duration,
+        cps=cps,
+        ping_every=ping_every,
+        connect_batch=connect_batch,
+        connect_timeout=connect_timeout,
+        drain_timeout=drain_timeout,
+        text=text,
+    )
+    if generators > 1:
+        return await asyncio.to_thread(_run_step_forked, url, token, n, generators, pids, options)
     stats = StepStats(n=n)
-    server_pid = pids.get("server")
-    if server_pid:
-        stats.rss_base = rss_bytes(server_pid)
-    typists = [Typist(k, text, random.Random(k).randrange(len(text)), stats) for k in range(n)]
-    t0 = time.perf_counter()
-    for i in range(0, n, connect_batch):
-        batch = typists[i : i + connect_batch]
-        await asyncio.gather(*(t.connect(url, token, connect_timeout) for t in batch))
-    stats.connect_s = time.perf_counter() - t0
-    live = [t for t in typists if t.ws is not None and t.reader is not None]
-    if server_pid:
-        stats.rss_connected = rss_bytes(server_pid)
-    cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    cpu0["generator"] = cpu_seconds(os.getpid())
-    w0 = time.perf_counter()
-    deadline = w0 + duration
-    await asyncio.gather(*(t.type_until(deadline, cps, ping_every) for t in live))
-    stats.window_s = time.perf_counter() - w0
-    cpu1 = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    cpu1["generator"] = cpu_seconds(os.getpid())
-    stats.cpu = {k: cpu1[k] - cpu0[k] for k in cpu0}
-    await asyncio.gather(*(t.drain(drain_timeout) for t in live))
-    if server_pid:
-        stats.rss_end = rss_bytes(server_pid)
-    await asyncio.gather(*(t.close() for t in typists))
+    meter = _Meter(stats, pids, [os.getpid()])
+
+    async def sync(phase: str) -> None:
+        meter.at(phase)
+
+    await _typists(url, token, list(range(n)), stats, sync, **options)
     return stats
+
+
+_PHASES = ("connected", "typed", "drained")
+
+
+def _run_step_forked(url, token, n, generators, pids, options) -> StepStats:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(generators + 1)
+    procs, pipes = [], []
+    for g in range(generators):
+        receive, send = ctx.Pipe(duplex=False)
+        ks = list(range(g, n, generators))
+        proc = ctx.Process(
+            target=_generator_main, args=(url, token, ks, options, barrier, send), daemon=True
+        )
+        proc.start()
+        procs.append(proc)
+        pipes.append(receive)
+    stats = StepStats(n=n)
+    meter = _Meter(stats, pids, [p.pid for p in procs])
+    try:
+        for phase in _PHASES:
+            barrier.wait(timeout=600)
+            meter.at(phase)  # the window is the parent's, barrier to barrier, as the CPU reading
+        parts = [pipe.recv() for pipe in pipes]
+    finally:
+        barrier.abort()
+        for proc in procs:
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.kill()
+    for part in parts:
+        stats.merge(part)
+    return stats
+
+
+def _generator_main(url, token, ks, options, barrier, send) -> None:
+    stats = StepStats(n=len(ks))
+
+    async def sync(phase: str) -> None:
+        await asyncio.to_thread(barrier.wait, 600)
+
+    try:
+        asyncio.run(_typists(url, token, ks, stats, sync, **options))
+    except BaseException:
+        barrier.abort()  # the parent and the other generators stop waiting for this one
+        raise
+    send.send(stats.parts())
 
 
 def breaks(summary: dict, p99_limit_ms: float) -> list[str]:
@@ -467,14 +670,19 @@ async def run_ramp(args: argparse.Namespace) -> dict:
         profile=args.profile,
         max_connections=args.max_connections,
         max_frames_per_second=args.max_frames_per_second,
+        workers=args.workers,
+        offline_only=args.offline_only,
+        loop=args.loop,
+        http=args.http,
     )
     pids = {"server": stack.server.pid, "emulator": stack.emulator.pid}
     steps = []
     broke_at = None
     try:
         # Warm-up, not recorded: the first suggestions load the offline tier's word list and
-        # open the SDK's connections, which stalls the server once (see docs/reliability.md).
-        await run_step(stack.ws_url, stack.token, 5, duration=3.0, cps=args.cps)
+        # open the SDK's connections, which stalls the server once (see docs/reliability.md);
+        # enough typists that every worker gets some.
+        await run_step(stack.ws_url, stack.token, 10 * args.workers, duration=3.0, cps=args.cps)
         for n in args.ramp:
             stats = await run_step(
                 stack.ws_url,
@@ -484,6 +692,7 @@ async def run_ramp(args: argparse.Namespace) -> dict:
                 cps=args.cps,
                 ping_every=args.ping_every,
                 pids=pids,
+                generators=args.generators,
             )
             summary = stats.summary()
             summary["breaks"] = breaks(summary, args.p99_limit_ms)
@@ -505,10 +714,38 @@ async def run_ramp(args: argparse.Namespace) -> dict:
             "ping_every_s": args.ping_every,
             "p99_limit_ms": args.p99_limit_ms,
             "cores": os.cpu_count(),
+            "workers": args.workers,
+            "generators": args.generators,
+            "offline_only": args.offline_only,
+            "loop": args.loop,
+            "http": args.http,
+            "load_average_before": os.getloadavg(),
         },
         "steps": steps,
         "breaks_first_at": broke_at,
     }
+
+
+def markdown_table(result: dict) -> str:
+    """One row per step, the columns docs/reliability.md reports."""
+    cfg = result["config"]
+    head = (
+        "| workers | typists | keys/s | ping p50 / p99 | type-through p99 | lost terminals "
+        "| server CPU (cores) | server CPU per keystroke | generator CPU (cores) |\n"
+        "|---|---|---|---|---|---|---|---|---|"
+    )
+    rows = [head]
+    for s in result["steps"]:
+        tt = s["done"].get("typethrough", {}).get("p99_ms")
+        share = s["cpu_share"]
+        rows.append(
+            f"| {cfg['workers']} | {s['n']:,} | {s['suggests_per_s']:,} "
+            f"| {s['ping']['p50_ms']} / {s['ping']['p99_ms']} ms | {tt} ms "
+            f"| {s['missing_terminals'] + s['duplicate_terminals']} "
+            f"| {share.get('server', 0):.2f} | {s['server_cpu_us_per_keystroke']} µs "
+            f"| {share.get('generator', 0):.2f} |"
+        )
+    return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -520,6 +757,10 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--max-connections", type=int, default=2000)
         p.add_argument("--max-frames-per-second", type=float, default=200.0)
         p.add_argument("--offline", default="statistical")
+        p.add_argument("--offline-only", action="store_true")
+        p.add_argument("--workers", type=int, default=1)
+        p.add_argument("--loop", default="auto", choices=("auto", "asyncio", "uvloop"))
+        p.add_argument("--http", default="auto", choices=("auto", "h11", "httptools"))
         return serve_main(p.parse_args(argv[1:]))
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--ramp", type=lambda s: [int(x) for x in s.split(",")], default=[1000])
@@ -530,6 +771,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-connections", type=int, default=2000)
     p.add_argument("--max-frames-per-second", type=float, default=200.0)
     p.add_argument("--p99-limit-ms", type=float, default=250.0)
+    p.add_argument("--workers", type=int, default=1, help="server processes (serve --workers)")
+    p.add_argument("--generators", type=int, default=1, help="client processes holding typists")
+    p.add_argument("--offline-only", action="store_true", help="no API key: offline tier only")
+    p.add_argument("--loop", default="auto", choices=("auto", "asyncio", "uvloop"))
+    p.add_argument("--http", default="auto", choices=("auto", "h11", "httptools"))
     p.add_argument("--json", default=None, help="also write the result here")
     args = p.parse_args(argv)
     if any(n <= 0 or n > 5000 for n in args.ramp) or not 0 < args.duration <= 600:
@@ -537,6 +783,7 @@ def main(argv: list[str] | None = None) -> int:
     result = asyncio.run(run_ramp(args))
     out = json.dumps(result, indent=2)
     print(out)
+    print(markdown_table(result), file=sys.stderr)
     if args.json:
         Path(args.json).write_text(out + "\n")
     return 0

@@ -29,7 +29,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-ERROR_CODES = frozenset({"bad_request", "too_large", "rate_limited", "unavailable", "internal"})
+ERROR_CODES = frozenset(
+    {"bad_request", "too_large", "rate_limited", "unavailable", "internal", "resync"}
+)
 FRAME_TYPES = ("suggest", "cancel", "accept", "review", "cancel_review", "ping")
 
 

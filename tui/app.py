@@ -11,6 +11,7 @@ shows "reconnecting" while typing goes on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -24,10 +25,12 @@ from textual.timer import Timer
 from textual.widgets import Footer
 
 from assistant.review import Finding, StaleFinding, locate_finding, rebase_finding
+from assistant.review_frames import finding_from_frame, format_tiers, tiers_from_frame
 from assistant.usefulness_frames import FrameUsefulness
 
 from . import files
 from .client import AssistantClient, ConnectionState
+from .document_sync import DocumentSync, fits, speaks_documents
 from .messages import ConnectionChanged, ServerFrame
 from .widgets.choice import ChoiceScreen
 from .widgets.editor import GhostEditor
@@ -73,7 +76,9 @@ class EditorApp(App):
         self.suggest_id: int | None = None  # the latest suggest sent; only its frames are shown
         self.ghost_id: int | None = None  # the suggestion the ghost on screen came from
         self._streamed: dict[int, str] = {}
-        self._last_sent: tuple[str, str] | None = None
+        self._last_sent: tuple | None = None  # what the latest suggest asked about
+        self.document = DocumentSync()  # protocol 1.1: what the server holds of the text
+        self._resynced = False  # the latest suggest is already a retry after a resync
         self.review_id: int | None = None
         self._review_chars = 0
         self._recovery_timer: Timer | None = None
@@ -155,21 +160,57 @@ class EditorApp(App):
         max_suffix = int(self.limits.get("max_suffix_chars") or 20_000)
         return prefix[-max_prefix:], suffix[:max_suffix]
 
-    def request_suggestion(self) -> None:
+    def _uses_documents(self, text: str) -> bool:
+        """Protocol 1.1 when the server speaks it and can hold this text; else v1 frames."""
+        if speaks_documents(self.client.ready) and fits(text, self.limits):
+            return True
+        self.document.reset()
+        return False
+
+    def _cursor_offset(self) -> int:
+        return self.editor.document.get_index_from_location(self.editor.selection.end)
+
+    def _open_document(self, *, at_end: bool) -> bool:
+        """Give a 1.1 server the whole text (``open``); False when v1 frames are to be used."""
+        text = self.editor.text
+        if not self._uses_documents(text):
+            return False
+        cursor = len(text) if at_end else self._cursor_offset()
+        frame = self.document.frame(text, cursor, self.client.next_id())
+        if frame is not None and not self.client.send(frame):
+            self.document.reset()
+            return False
+        return True
+
+    def request_suggestion(self, *, resynced: bool = False) -> None:
         editor = self.editor
         if not editor.selection.is_empty:
             return
-        prefix, suffix = self._text_for_server()
-        if (prefix, suffix) == self._last_sent:
-            return
-        frame_id = self.client.next_id()
-        frame = {"type": "suggest", "id": frame_id, "prefix": prefix, "suffix": suffix}
-        if self.client.send(frame):
-            self.usefulness.suggest(time.monotonic(), frame_id, prefix)
+        text = editor.text
+        if self._uses_documents(text):
+            # 1.1: one frame per keystroke, the suggest carrying just the change.
+            cursor = self._cursor_offset()
+            asked: tuple = ("version", self.document.version)
+            if self.document.holds(text, cursor) and asked == self._last_sent and not resynced:
+                return
+            frames = self.document.suggest_frames(text, cursor, self.client.next_id)
+            asked = ("version", self.document.version)
+        else:
+            prefix, suffix = self._text_for_server()
+            asked = (prefix, suffix)
+            if asked == self._last_sent and not resynced:
+                return
+            fid = self.client.next_id()
+            frames = [{"type": "suggest", "id": fid, "prefix": prefix, "suffix": suffix}]
+        self._resynced = resynced
+        frame_id = frames[-1]["id"]
+        if all(self.client.send(frame) for frame in frames):
+            self.usefulness.suggest(time.monotonic(), frame_id, editor.text_around_cursor()[0])
             self.suggest_id = frame_id
-            self._last_sent = (prefix, suffix)
+            self._last_sent = asked
             self._streamed = {frame_id: ""}
         else:
+            self.document.reset()
             self.suggest_id = None
             self._last_sent = None
 
@@ -220,13 +261,22 @@ class EditorApp(App):
             # Let the offline tier learn the document and fill the local model's prefix cache
             # now, not on the first keystroke (a cold 1,000-token prompt takes seconds). A
             # document just opened has the cursor at its start; writers mostly go on at the
-            # end, so that is the place to warm.
+            # end, so that is the place to warm. A 1.1 server is given the document (open),
+            # which warms it; a v1 server a warm frame.
+            self.document.reset()  # a new connection holds no document
             prefix, suffix = self._text_for_server()
-            if not prefix:
+            at_end = not prefix
+            if at_end:
                 prefix, suffix = self._text_for_server(at_end=True)
-            self.client.send(
-                {"type": "warm", "id": self.client.next_id(), "prefix": prefix, "suffix": suffix}
-            )
+            if not self._open_document(at_end=at_end):
+                self.client.send(
+                    {
+                        "type": "warm",
+                        "id": self.client.next_id(),
+                        "prefix": prefix,
+                        "suffix": suffix,
+                    }
+                )
             if self.client.connections > 1:
                 self.request_suggestion()  # back after a reconnect: pick up where the text is
         elif kind == "delta":
@@ -261,18 +311,14 @@ class EditorApp(App):
         elif kind == "finding":
             if frame_id is not None and frame_id == self.review_id:
                 try:
-                    finding = Finding(
-                        int(frame["index"]),
-                        str(frame["quote"]),
-                        str(frame.get("problem", "")),
-                        str(frame.get("replacement", "")),
-                        str(frame.get("severity", "medium")),
-                        int(frame["start"]),
-                        int(frame["end"]),
-                    )
+                    finding = finding_from_frame(frame)
                 except (KeyError, TypeError, ValueError):
                     return
                 self.panel.add_finding(finding)
+        elif kind == "finding_retracted":
+            if frame_id is not None and frame_id == self.review_id:
+                with contextlib.suppress(KeyError, TypeError, ValueError):
+                    self.panel.retract(int(frame["index"]))
         elif kind == "review_done":
             self.status.record_usage(frame.get("usage"), frame.get("cost_usd"))
             if frame_id is not None and frame_id == self.review_id:
@@ -280,9 +326,13 @@ class EditorApp(App):
                 count = int(frame.get("findings") or 0)
                 cost = float(frame.get("cost_usd") or 0.0)
                 noun = "finding" if count == 1 else "findings"
+                split = format_tiers(tiers_from_frame(frame))
+                note = str(frame.get("note") or "")
                 self.panel.finish(
-                    f"{count} {noun} · {frame.get('model', '')} · ${cost:.4f}"
-                    "\nEnter/a apply · s skip · F2 back to the text"
+                    f"{count} {noun} · ${cost:.4f}"
+                    + (f"\n{split}" if split else f" · {frame.get('model', '')}")
+                    + (f"\n{note}" if note else "")
+                    + "\nEnter/a apply · s skip · F2 back to the text"
                 )
         elif kind == "status":
             reason = frame.get("reason")
@@ -290,6 +340,11 @@ class EditorApp(App):
 
     def _on_error_frame(self, frame: dict) -> None:
         frame_id = frame.get("id")
+        code = str(frame.get("code") or "")
+        self.document.refused(frame_id, code)
+        if code == "resync" and frame_id == self.suggest_id and not self._resynced:
+            self.request_suggestion(resynced=True)  # re-opens the document, then asks again
+            return
         text = f"{frame.get('code', 'error')}: {frame.get('message', '')}"
         if frame_id is not None and frame_id == self.review_id:
             self.review_id = None

@@ -1,8 +1,10 @@
 """Prompt caching and token usage, as the Messages API reports them.
 
 A ``cache_control`` breakpoint on a system or message block makes everything up to and
-including that block a cacheable prefix. Prefixes shorter than the model's minimum are silently
-not cached. A hit refreshes the entry's time to live.
+including that block a cacheable prefix. Prefixes shorter than the model's minimum (from
+models.toml) are silently not cached. A hit refreshes the entry's time to live. Tokens are counted
+in the model's own tokens: the emulator's word pieces times the model's tokenizer factor, so the
+same text is about 30% more tokens on Haiku 5.5 than on Haiku 4.5, as on the API.
 """
 
 from __future__ import annotations
@@ -12,25 +14,10 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .request_rules import min_cacheable_tokens, model_rules
 from .text import block_text, count_tokens
 
-# Smallest cacheable prefix, by model-name fragment (first match wins).
-MIN_CACHEABLE_TOKENS: dict[str, int] = {
-    "haiku": 4096,
-    "sonnet-4-6": 2048,
-    "sonnet-5-5": 2048,
-    "sonnet-4-5": 1024,
-    "opus": 4096,
-}
-DEFAULT_MIN_CACHEABLE_TOKENS = 4096
 TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
-
-
-def min_cacheable_tokens(model: str) -> int:
-    for fragment, minimum in MIN_CACHEABLE_TOKENS.items():
-        if fragment in model:
-            return minimum
-    return DEFAULT_MIN_CACHEABLE_TOKENS
 
 
 @dataclass(frozen=True)
@@ -43,6 +30,10 @@ class _Block:
 def _blocks(body: dict) -> list[_Block]:
     """The prompt as a flat list of blocks in cache order: tools, system, messages."""
     out: list[_Block] = []
+    rules = model_rules(body)
+
+    def count_tokens_of(text: str) -> int:
+        return rules.tokens(count_tokens(text))
 
     def ttl_of(block: object) -> str | None:
         if isinstance(block, dict):
@@ -55,14 +46,14 @@ def _blocks(body: dict) -> list[_Block]:
     if isinstance(tools, list):
         for tool in tools:
             text = json.dumps(tool, sort_keys=True, default=str)
-            out.append(_Block("tool:" + text, count_tokens(text), ttl_of(tool)))
+            out.append(_Block("tool:" + text, count_tokens_of(text), ttl_of(tool)))
     system = body.get("system")
     if isinstance(system, str):
-        out.append(_Block("system:" + system, count_tokens(system), None))
+        out.append(_Block("system:" + system, count_tokens_of(system), None))
     elif isinstance(system, list):
         for block in system:
             text = block_text(block)
-            out.append(_Block("system:" + text, count_tokens(text), ttl_of(block)))
+            out.append(_Block("system:" + text, count_tokens_of(text), ttl_of(block)))
     messages = body.get("messages")
     if isinstance(messages, list):
         for message in messages:
@@ -71,11 +62,11 @@ def _blocks(body: dict) -> list[_Block]:
             role = str(message.get("role"))
             content = message.get("content")
             if isinstance(content, str):
-                out.append(_Block(f"{role}:" + content, count_tokens(content), None))
+                out.append(_Block(f"{role}:" + content, count_tokens_of(content), None))
             elif isinstance(content, list):
                 for block in content:
                     text = block_text(block)
-                    out.append(_Block(f"{role}:" + text, count_tokens(text), ttl_of(block)))
+                    out.append(_Block(f"{role}:" + text, count_tokens_of(text), ttl_of(block)))
     return out
 
 

@@ -17,13 +17,21 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from . import wire
 from .cache import PromptCache, input_token_count
 from .latency import LatencyProfile, resolve_profile
 from .predictors import DEFAULT_ACCURACY, describe_predictor, make_predictor
-from .text import Reply, is_review_request, reply_for, request_context, shaped_for, warm_vocabulary
+from .request_rules import rule_problem, rules_for, signature, thinking_tokens
+from .text import (
+    Reply,
+    is_review_request,
+    reply_for,
+    request_context,
+    shaped_for,
+    warm_vocabulary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +88,7 @@ class EmulatorConfig:
     oracle_texts: Sequence[str] = ()
     predictor: Any = "oracle"  # who writes suggestions: "oracle" | "noisy" | "local" | a Predictor
     accuracy: float = DEFAULT_ACCURACY  # noisy: chance the first word is right
+    review_labels: Sequence[dict] = ()  # planted review issues (emulator/reviewing.py)
     time_scale: float = 1.0
     host: str = "127.0.0.1"
     port: int = 0
@@ -116,6 +125,7 @@ class RequestRecord:
     headers: dict = field(default_factory=dict, repr=False)
     request_id: str = ""
     stop_reason: str | None = None
+    thinking_sent: int = 0  # thinking tokens streamed before the text (never in text_sent)
 
     def to_dict(self) -> dict:
         """The record without the request body and headers (safe to print or send)."""
@@ -151,8 +161,9 @@ class _Connection(asyncio.Protocol):
 
     # --- asyncio.Protocol ---
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # Duck-typed: uvloop's TCP transport has the asyncio.Transport methods but is not a
+        # subclass, and `serve --emulator` runs the emulator on the server's (uvloop) loop.
+        self.transport = cast(asyncio.Transport, transport)
         self.emulator._connections.add(self)
 
     def data_received(self, data: bytes) -> None:
@@ -452,7 +463,7 @@ class Emulator:
         finally:
             rec.ended = time.monotonic()
             if "output_tokens" in rec.usage:
-                rec.usage["output_tokens"] = rec.tokens_sent
+                rec.usage["output_tokens"] = _billed_output(rec)
             self._notify()
 
     def _send_error(
@@ -518,14 +529,22 @@ class Emulator:
                 extra.append(("retry-after", _seconds_header(fault.retry_after)))
             return self._send_error(conn, rec, fault.status or status, message, error_type, extra)
         arrived = asyncio.get_running_loop().time()
+        # Thinking comes first and counts against max_tokens (counted in the model's tokens, the
+        # emulator's pieces times its tokenizer factor); the text gets what is left.
+        rules = rules_for(rec.model)
+        factor = rules.tokenizer_factor if rules is not None else 1.0
+        budget = int(rec.max_tokens / factor) if rec.max_tokens else 0
+        thought = thinking_tokens(body, rules)[:budget]
+        shaped_body = dict(body, max_tokens=budget - len(thought)) if rules is not None else body
         if self.config.canned_text is None and not is_review_request(body):
-            reply = shaped_for(body, await self._suggestion(conn, body))
+            reply = shaped_for(shaped_body, await self._suggestion(conn, body))
         else:
             reply = reply_for(
-                body,
+                shaped_body,
                 canned_text=self.config.canned_text,
                 passages=self._passages,
                 seed=self.config.seed,
+                review_labels=self.config.review_labels,
             )
         cached = self._cache.usage(body)
         rec.usage = {
@@ -536,8 +555,8 @@ class Emulator:
         }
         rng = random.Random(self.config.seed * 1_000_003 + rec.id)
         if rec.stream:
-            return await self._stream(conn, rec, reply, fault, rng, arrived)
-        return await self._respond_whole(conn, rec, reply, fault, rng, arrived)
+            return await self._stream(conn, rec, reply, fault, rng, thought, arrived)
+        return await self._respond_whole(conn, rec, reply, fault, rng, thought, arrived)
 
     async def _suggestion(self, conn: _Connection, body: dict) -> str:
         """The predictor's text for a suggestion request. A slow predictor (the local model) is
@@ -585,6 +604,7 @@ class Emulator:
         reply: Reply,
         fault: Fault | None,
         rng: random.Random,
+        thought: list[str],
         arrived: float,
     ) -> bool:
         kind = fault.kind if fault else None
@@ -595,16 +615,20 @@ class Emulator:
             raise _ServerClosed
         if kind == "error_mid_stream":
             return self._send_error(conn, rec, 529, "Overloaded", "overloaded_error")
+        pieces = len(thought) + len(reply.tokens)
         first = self._first_token_due(arrived, rng)
-        delay = first + sum(self._inter_token_s(fault, rng) for _ in reply.tokens)
+        delay = first + sum(self._inter_token_s(fault, rng) for _ in range(pieces))
         await conn.sleep(delay - asyncio.get_running_loop().time())
         rec.status = 200
         rec.tokens_sent = len(reply.tokens)
+        rec.thinking_sent = len(thought)
         rec.text_sent = reply.text
         rec.first_token_at = time.monotonic()
         rec.stop_reason = reply.stop_reason
-        rec.usage["output_tokens"] = rec.tokens_sent
-        message = _message_object(rec, reply.text, reply.stop_reason, reply.stop_sequence)
+        rec.usage["output_tokens"] = _billed_output(rec)
+        message = _message_object(
+            rec, reply.text, reply.stop_reason, reply.stop_sequence, "".join(thought)
+        )
         conn.write(
             wire.full_response(200, message, [("request-id", rec.request_id)], keep_alive=True)
         )
@@ -618,6 +642,7 @@ class Emulator:
         reply: Reply,
         fault: Fault | None,
         rng: random.Random,
+        thought: list[str],
         arrived: float,
     ) -> bool:
         kind = fault.kind if fault else None
@@ -639,51 +664,73 @@ class Emulator:
             ],
         )
         start = _message_object(rec, None, None, None)
+        # A model that thinks opens with a thinking block (index 0); the text block follows it.
+        text_index = 1 if thought else 0
+        first_block = (
+            {"type": "thinking", "thinking": "", "signature": ""}
+            if thought
+            else {"type": "text", "text": ""}
+        )
         opening = (
             wire.sse("message_start", {"type": "message_start", "message": start})
-            + wire.sse(
-                "content_block_start",
-                {
-                    "type": "content_block_start",
-                    "index": 0,
-                    "content_block": {"type": "text", "text": ""},
-                },
-            )
+            + wire.block_start(0, first_block)
             + wire.sse("ping", {"type": "ping"})
         )
         rec.status = 200
         conn.write(head + wire.chunk(opening))
         await conn.drain()
 
+        # The first token is due a TTFT after the request arrived, whatever the predictor took.
+        deadline = [self._first_token_due(arrived, rng)]
+
+        async def pace(tokens: list[str], limit: int, visible: bool) -> None:
+            """Write ``tokens[:limit]`` at the profile's pace, as text (``visible``) or thinking."""
+            i = 0
+            while i < limit:
+                wait = deadline[0] - loop.time()
+                while wait > _PING_INTERVAL_S:
+                    await conn.sleep(_PING_INTERVAL_S)
+                    conn.write(wire.chunk(wire.sse("ping", {"type": "ping"})))
+                    wait = deadline[0] - loop.time()
+                if wait > 0.001:
+                    await conn.sleep(wait)
+                now = loop.time()
+                # Late (a busy loop): catch up at most _MAX_BURST_S of tokens at once rather than
+                # dumping the whole backlog, so a stall does not make the model look faster.
+                deadline[0] = max(deadline[0], now - _MAX_BURST_S)
+                batch = bytearray()
+                sent: list[str] = []
+                while i < limit and deadline[0] <= now + 0.001:
+                    token = tokens[i]
+                    sent.append(token)
+                    batch += (
+                        wire.text_delta(token, text_index)
+                        if visible
+                        else wire.thinking_delta(token)
+                    )
+                    i += 1
+                    deadline[0] += self._inter_token_s(fault, rng)
+                conn.write(wire.chunk(bytes(batch)))
+                if visible:
+                    if rec.first_token_at is None:
+                        rec.first_token_at = time.monotonic()
+                    rec.tokens_sent += len(sent)
+                    rec.text_sent += "".join(sent)
+                else:
+                    rec.thinking_sent += len(sent)
+                await conn.drain()
+
+        if thought:
+            await pace(thought, len(thought), visible=False)
+            conn.write(
+                wire.chunk(
+                    wire.thinking_block_end(0, signature("".join(thought)))
+                    + wire.block_start(1, {"type": "text", "text": ""})
+                )
+            )
         tokens = reply.tokens
         limit = len(tokens) if stop_at is None else min(stop_at, len(tokens))
-        deadline = self._first_token_due(arrived, rng)
-        i = 0
-        while i < limit:
-            wait = deadline - loop.time()
-            while wait > _PING_INTERVAL_S:
-                await conn.sleep(_PING_INTERVAL_S)
-                conn.write(wire.chunk(wire.sse("ping", {"type": "ping"})))
-                wait = deadline - loop.time()
-            if wait > 0.001:
-                await conn.sleep(wait)
-            now = loop.time()
-            # Late (a busy loop): catch up at most _MAX_BURST_S of tokens at once rather than
-            # dumping the whole backlog, so a stall does not make the model look faster.
-            deadline = max(deadline, now - _MAX_BURST_S)
-            batch = bytearray()
-            texts: list[str] = []
-            while i < limit and deadline <= now + 0.001:
-                texts.append(tokens[i])
-                batch += wire.text_delta(tokens[i])
-                i += 1
-                deadline += self._inter_token_s(fault, rng)
-            conn.write(wire.chunk(bytes(batch)))
-            if rec.first_token_at is None:
-                rec.first_token_at = time.monotonic()
-            rec.tokens_sent += len(texts)
-            rec.text_sent += "".join(texts)
-            await conn.drain()
+        await pace(tokens, limit, visible=True)
 
         if kind == "error_mid_stream":
             error = {
@@ -699,9 +746,9 @@ class Emulator:
             conn.hang_up()
             raise _ServerClosed
         rec.stop_reason = reply.stop_reason
-        usage = dict(rec.usage, output_tokens=rec.tokens_sent)
+        usage = dict(rec.usage, output_tokens=_billed_output(rec))
         closing = (
-            wire.sse("content_block_stop", {"type": "content_block_stop", "index": 0})
+            wire.block_stop(text_index)
             + wire.sse(
                 "message_delta",
                 {
@@ -750,6 +797,7 @@ class Emulator:
 
 
 def _validate(body: dict, count_only: bool) -> str | None:
+    """The API's 400 message for a malformed request or one the model's rules refuse."""
     if not isinstance(body.get("model"), str) or not body["model"]:
         return "model: Field required"
     messages = body.get("messages")
@@ -768,7 +816,15 @@ def _validate(body: dict, count_only: bool) -> str | None:
         not isinstance(temperature, int | float) or not 0.0 <= temperature <= 1.0
     ):
         return "temperature: must be between 0 and 1"
-    return None
+    rules = rules_for(body["model"])
+    return rule_problem(body, rules) if rules is not None else None
+
+
+def _billed_output(rec: RequestRecord) -> int:
+    """Output tokens as the API bills them: thinking and text, in the model's own tokens."""
+    rules = rules_for(rec.model)
+    pieces = rec.tokens_sent + rec.thinking_sent
+    return rules.tokens(pieces) if rules is not None else pieces
 
 
 def _seconds_header(seconds: float) -> str:
@@ -776,14 +832,23 @@ def _seconds_header(seconds: float) -> str:
 
 
 def _message_object(
-    rec: RequestRecord, text: str | None, stop_reason: str | None, stop_sequence: str | None
+    rec: RequestRecord,
+    text: str | None,
+    stop_reason: str | None,
+    stop_sequence: str | None,
+    thought: str = "",
 ) -> dict:
+    content: list[dict] = []
+    if thought:
+        content.append({"type": "thinking", "thinking": thought, "signature": signature(thought)})
+    if text is not None:
+        content.append({"type": "text", "text": text})
     return {
         "id": f"msg_emu_{rec.id:08d}",
         "type": "message",
         "role": "assistant",
         "model": rec.model,
-        "content": [] if text is None else [{"type": "text", "text": text}],
+        "content": content,
         "stop_reason": stop_reason,
         "stop_sequence": stop_sequence,
         "usage": dict(rec.usage),

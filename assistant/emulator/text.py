@@ -295,10 +295,6 @@ def is_review_request(body: dict) -> bool:
     return "review" in system_text(body).lower()
 
 
-def review_json(body: dict) -> str:
-    return json.dumps({"findings": review_findings(review_document(body))})
-
-
 # --- the reply -------------------------------------------------------------------------------
 
 
@@ -335,11 +331,20 @@ def shape_reply(full_text: str, max_tokens: int, stop_sequences: Sequence[str] =
     return Reply(tokens, "end_turn")
 
 
-def reply_for(body: dict, *, canned_text: str | None, passages: Sequence[str], seed: int) -> Reply:
+def reply_for(
+    body: dict,
+    *,
+    canned_text: str | None,
+    passages: Sequence[str],
+    seed: int,
+    review_labels: Sequence[dict] = (),
+) -> Reply:
     if canned_text is not None:
         text = canned_text
     elif is_review_request(body):
-        text = review_json(body)
+        from .reviewing import review_reply
+
+        text = review_reply(body, labels=review_labels, seed=seed)
     else:
         text = derived_continuation(body, passages, seed)
     return shaped_for(body, text)

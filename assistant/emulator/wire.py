@@ -186,15 +186,50 @@ def sse(event: str, data: object) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + dumps(data) + b"\n\n"
 
 
-_DELTA_HEAD = (
-    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
-    b'"delta":{"type":"text_delta","text":'
-)
+def _delta_head(index: int, kind: str, field: str) -> bytes:
+    return (
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
+        + str(index).encode()
+        + b',"delta":{"type":"'
+        + kind.encode()
+        + b'","'
+        + field.encode()
+        + b'":'
+    )
 
 
-def text_delta(text: str) -> bytes:
+# Text is block 0, or block 1 after a thinking block.
+_TEXT_HEADS = {i: _delta_head(i, "text_delta", "text") for i in (0, 1)}
+
+
+def text_delta(text: str, index: int = 0) -> bytes:
     """The content_block_delta event for one piece of text (the hot path: no dict, one dumps)."""
-    return _DELTA_HEAD + dumps(text) + b"}}\n\n"
+    head = _TEXT_HEADS.get(index) or _delta_head(index, "text_delta", "text")
+    return head + dumps(text) + b"}}\n\n"
+
+
+def thinking_delta(thinking: str, index: int = 0) -> bytes:
+    """A ``thinking_delta`` of a thinking block (the SDK's ThinkingDelta)."""
+    return _delta_head(index, "thinking_delta", "thinking") + dumps(thinking) + b"}}\n\n"
+
+
+def block_start(index: int, block: dict) -> bytes:
+    return sse(
+        "content_block_start",
+        {"type": "content_block_start", "index": index, "content_block": block},
+    )
+
+
+def block_stop(index: int) -> bytes:
+    return sse("content_block_stop", {"type": "content_block_stop", "index": index})
+
+
+def thinking_block_end(index: int, signature: str) -> bytes:
+    """The ``signature_delta`` that closes a thinking block, then its ``content_block_stop``."""
+    delta = {"type": "signature_delta", "signature": signature}
+    return sse(
+        "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
+    ) + block_stop(index)
 
 
 def chunk(data: bytes) -> bytes:

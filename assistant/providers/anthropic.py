@@ -4,7 +4,9 @@ Retries are the tiering layer's job (it falls back to the offline tier instead o
 user wait), so the client is built with ``max_retries=0`` and tight timeouts. Every SDK and
 transport failure leaves this module as a :class:`ProviderError` with a typed kind
 (:func:`map_error`). :func:`stream_messages` is the one place that turns an SDK event stream into
-``TextChunk``/``Final`` events; the review module uses it too.
+``TextChunk``/``Final`` events; the review module uses it too. It reads text from content blocks
+by their type, never by position: a model that thinks (Haiku 5.5 and Sonnet 5.5 by default)
+starts its reply with a thinking block, whose text must never reach the user.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import anthropic
 import httpx2
 
 from ..config import Settings
-from ..pricing import Usage, default_catalog, estimate_tokens
+from ..pricing import ModelRules, Usage, default_catalog, estimate_tokens
 from ..prompts import build_suggest_params
 from .base import CompletionRequest, Final, ProviderError, ProviderErrorKind, StreamEvent, TextChunk
 
@@ -182,7 +184,9 @@ async def stream_messages(
     deadline: float | None = None,
     provider: str = PROVIDER_NAME,
 ) -> AsyncIterator[StreamEvent]:
-    """Stream one Messages request: ``TextChunk`` per text delta, then one ``Final``.
+    """Stream one Messages request: ``TextChunk`` per delta of a text block, then one ``Final``.
+
+    Thinking (and any other non-text) blocks are skipped; their tokens still show in the usage.
 
     Raises :class:`ProviderError` (with ``partial_text``) on any failure. ``deadline`` is a
     ``time.monotonic()`` instant after which the stream is abandoned as a TIMEOUT. Closing this
@@ -197,13 +201,21 @@ async def stream_messages(
         start_usage = None
         delta_usage = None
         stop_reason = None
+        text_blocks: set[int] = set()
         async for event in stream:
             etype = event.type
             if etype == "message_start":
                 start_usage = event.message.usage
                 model = event.message.model or model
+            elif etype == "content_block_start":
+                if event.content_block.type == "text":
+                    text_blocks.add(event.index)
             elif etype == "content_block_delta":
-                if event.delta.type == "text_delta" and event.delta.text:
+                if (
+                    event.index in text_blocks
+                    and event.delta.type == "text_delta"
+                    and event.delta.text
+                ):
                     parts.append(event.delta.text)
                     yield TextChunk(event.delta.text)
             elif etype == "message_delta":
@@ -234,10 +246,15 @@ async def stream_messages(
 
 
 def estimated_usage(params: dict, text: str) -> Usage:
-    """What a request probably cost when it ended before the API reported usage."""
-    chars = len(str(params.get("system", ""))) + len(str(params.get("messages", "")))
+    """What a request probably cost when it ended before the API reported usage, counted with
+    the tokenizer factor of the request's model."""
+    rules = default_catalog().rules(str(params.get("model", ""))) or ModelRules()
+    factor = rules.tokenizer_factor
+    prompt = str(params.get("system", "")) + str(params.get("messages", ""))
     return Usage(
-        input_tokens=max(1, chars // 4), output_tokens=estimate_tokens(text), estimated=True
+        input_tokens=max(1, estimate_tokens(prompt, factor)),
+        output_tokens=estimate_tokens(text, factor),
+        estimated=True,
     )
 
 
@@ -262,13 +279,15 @@ class AnthropicProvider:
             connect_timeout=settings.suggest_connect_timeout_s,
             max_retries=0,
         )
+        try:
+            entry = default_catalog().price(self.model)
+            self.rules, model_min = entry.rules, entry.min_cacheable_tokens
+        except KeyError:  # a model the catalog does not know yet: plain request, no cache mark
+            self.rules, model_min = ModelRules(), 4096
         if settings.prompt_cache_min_tokens is not None:
             self.cache_min_tokens = settings.prompt_cache_min_tokens
         else:
-            try:
-                self.cache_min_tokens = default_catalog().price(self.model).min_cacheable_tokens
-            except KeyError:
-                self.cache_min_tokens = 4096
+            self.cache_min_tokens = model_min
 
     def params(self, request: CompletionRequest) -> dict:
         return build_suggest_params(
@@ -277,6 +296,7 @@ class AnthropicProvider:
             model=self.model,
             max_tokens=request.max_tokens or self.settings.suggest_max_tokens,
             cache_min_tokens=self.cache_min_tokens,
+            rules=self.rules,
         )
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:

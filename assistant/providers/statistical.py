@@ -5,8 +5,9 @@ Two sources of knowledge:
 * the document being edited, as per-document unigram/bigram/trigram counts. They are learned
   incrementally: the text is cut into sentences, and only sentences that appeared or vanished
   since the last call are counted in or out (at most ``LEARN_BUDGET_CHARS`` of new text per
-  call, nearest the cursor first). While the user types inside a word nothing is relearned at
-  all, because the fragment at the cursor is never learned.
+  call, nearest the cursor first). Only the sentences around a change are re-split, so a
+  keystroke costs the same whatever the document's length. While the user types inside a word
+  nothing is relearned at all, because the fragment at the cursor is never learned.
 * an English lexicon from ``wordfreq`` (the ``LEXICON_SIZE`` most frequent words), loaded once
   per process in a background thread and kept as a sorted list for prefix search by bisection.
 
@@ -30,8 +31,8 @@ from .base import CompletionRequest, Final, StreamEvent, TextChunk
 LEXICON_SIZE = 50_000
 LEARN_BUDGET_CHARS = 2_000  # new text counted per call; the rest on the following calls
 MAX_LEARN_CHARS = 60_000  # only this much text either side of the cursor is learned
-MAX_DOCUMENTS = 64
-_CHUNK = 2048  # text is split into sentences per chunk of this many chars, cached
+MAX_DOCUMENTS = 4096  # one per connection of a busy server process
+MAX_TOTAL_CHARS = 16_000_000  # text followed by all documents together (memory bound)
 MAX_NEXT_WORDS = 3
 
 # A word: letters/digits, with inner apostrophes or hyphens ("don't", "well-known").
@@ -121,6 +122,192 @@ def _load_lexicon() -> None:
 # ---------------------------------------------------------------------------- document n-grams
 
 
+def _common_prefix(a: str, b: str) -> int:
+    """Length of the longest common prefix. Typing and deleting at the end cost one compare in C;
+    anything else a binary search that copies about ``len`` characters in all."""
+    if b.startswith(a):
+        return len(a)
+    if a.startswith(b):
+        return len(b)
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:  # a[:lo] == b[:lo] holds throughout
+        mid = (lo + hi + 1) // 2
+        if a.startswith(b[lo:mid], lo):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _common_suffix(a: str, b: str) -> int:
+    """Length of the longest common suffix (as :func:`_common_prefix`, from the other end)."""
+    if b.endswith(a):
+        return len(a)
+    if a.endswith(b):
+        return len(b)
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:  # the last lo characters agree throughout
+        mid = (lo + hi + 1) // 2
+        if a.endswith(b[len(b) - mid : len(b) - lo], 0, len(a) - lo):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _sentence_spans(text: str, pos: int, endpos: int):
+    """(start, end) of the non-empty sentences of ``text[pos:endpos]``, lazily, scanning ``text``
+    itself (no copy; the look-behind sees the character before ``pos``)."""
+    start = pos
+    for m in _SENTENCE_END.finditer(text, pos, endpos):
+        if m.start() > start:
+            yield start, m.start()
+        start = m.end()
+    if endpos > start:
+        yield start, endpos
+
+
+class _BeforeCursor:
+    """The sentences of the text before the cursor, from ``base`` (a window of about
+    ``MAX_LEARN_CHARS``) to the cursor, kept in step by re-splitting only from the last sentence
+    that starts before the first changed character. Starts are offsets from the start of the
+    text, which edits at the cursor never move.
+
+    Why that restart point is safe: the sentence scan is a left-to-right regex scan whose only
+    look-behind is one character, so every boundary that ends before the first change is found
+    again at the same place; scanning on from such a boundary gives what a scan from the start
+    would."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.base = 0
+        self.starts: list[int] = []
+        self.sents: list[str] = []
+        self.lo = 0  # sentences before this index have left the window (dropped lazily)
+
+    def update(self, new: str) -> tuple[list[str], list[str]]:
+        """Move to ``new``; returns (sentences gone, sentences added in text order)."""
+        old = self.text
+        if new is old or new == old:
+            return [], []
+        p = _common_prefix(old, new)
+        self.text = new
+        if p <= self.base or (self.base > 0 and len(new) - self.base < MAX_LEARN_CHARS // 2):
+            return self._rebuild(new)
+        k = bisect.bisect_left(self.starts, p, self.lo) - 1
+        restart = self.starts[k] if k >= self.lo else self.base
+        k = max(k, self.lo)
+        gone = self.sents[k:]
+        del self.starts[k:], self.sents[k:]
+        added = self._scan(new, restart)
+        gone += self._slide(len(new))
+        return gone, added
+
+    def _rebuild(self, new: str) -> tuple[list[str], list[str]]:
+        gone = self.sents[self.lo :]
+        self.starts, self.sents, self.lo = [], [], 0
+        base = max(0, len(new) - MAX_LEARN_CHARS)
+        if base:  # start the window at a sentence boundary when one is near
+            m = _SENTENCE_END.search(new, base, min(len(new), base + 2_000))
+            base = m.end() if m else base
+        self.base = base
+        return gone, self._scan(new, base)
+
+    def _scan(self, text: str, pos: int) -> list[str]:
+        added = []
+        for a, b in _sentence_spans(text, pos, len(text)):
+            self.starts.append(a)
+            self.sents.append(text[a:b])
+            added.append(self.sents[-1])
+        return added
+
+    def _slide(self, length: int) -> list[str]:
+        """Drop the sentences that fell out of the window as the text before the cursor grew."""
+        gone = []
+        while self.lo < len(self.starts) - 1 and self.starts[self.lo] < length - MAX_LEARN_CHARS:
+            gone.append(self.sents[self.lo])
+            self.lo += 1
+            self.base = self.starts[self.lo]
+        if self.lo > 256 and self.lo * 2 > len(self.starts):
+            del self.starts[: self.lo], self.sents[: self.lo]
+            self.lo = 0
+        return gone
+
+    @property
+    def size(self) -> int:
+        return len(self.text) - self.base
+
+
+class _AfterCursor:
+    """The sentences of the text after the cursor, from the cursor to about ``MAX_LEARN_CHARS``
+    on. Kept as distances from the end of the text (which edits at the cursor never move), the
+    nearest sentence last. An update scans from the cursor and stops at the first boundary past
+    the change that is also an old boundary: from there on the text and so the scan are the same."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.end_dist = 0  # the window ends this far from the end of the text
+        self.dists: list[int] = []  # len(text) - start, increasing: the nearest sentence last
+        self.sents: list[str] = []
+
+    def update(self, new: str) -> tuple[list[str], list[str]]:
+        old = self.text
+        if new is old or new == old:
+            return [], []
+        s = _common_suffix(old, new)
+        self.text = new
+        window = len(new) - self.end_dist
+        if s <= self.end_dist or (self.end_dist > 0 and window < MAX_LEARN_CHARS // 2):
+            return self._rebuild(new)
+        changed = len(new) - s  # new[:changed] differs from the old text
+        gone: list[str] = []
+        added: list[tuple[int, str]] = []  # (distance from the end, sentence), in text order
+        dists, sents = self.dists, self.sents
+        for a, b in _sentence_spans(new, 0, window):
+            d = len(new) - a
+            while dists and dists[-1] > d:  # old sentences this scan has passed
+                dists.pop()
+                gone.append(sents.pop())
+            if a > changed and dists and dists[-1] == d:
+                break  # back in step with the old scan: the rest is the same
+            added.append((d, new[a:b]))
+        else:
+            gone += sents[::-1]
+            dists.clear()
+            sents.clear()
+        for d, sentence in reversed(added):
+            dists.append(d)
+            sents.append(sentence)
+        gone += self._slide(new)
+        return gone, [sentence for _, sentence in added]
+
+    def _rebuild(self, new: str) -> tuple[list[str], list[str]]:
+        gone = self.sents[::-1]
+        end = min(len(new), MAX_LEARN_CHARS)
+        self.end_dist = len(new) - end
+        spans = list(_sentence_spans(new, 0, end))
+        self.dists = [len(new) - a for a, _ in reversed(spans)]
+        self.sents = [new[a:b] for a, b in reversed(spans)]
+        return gone, self.sents[::-1]
+
+    def _slide(self, new: str) -> list[str]:
+        """Drop far sentences once the window has grown past twice its size."""
+        gone = []
+        if len(new) - self.end_dist > 2 * MAX_LEARN_CHARS:
+            i = 0  # the far sentences come first; keep those starting within the window
+            while i < len(self.dists) - 1 and len(new) - self.dists[i] >= MAX_LEARN_CHARS:
+                i += 1
+            if i:
+                gone = self.sents[:i]
+                self.end_dist = self.dists[i - 1]
+                del self.dists[:i], self.sents[:i]
+        return gone
+
+    @property
+    def size(self) -> int:
+        return len(self.text) - self.end_dist
+
+
 @dataclass
 class DocumentModel:
     """N-gram counts of one document, kept in step with its text sentence by sentence."""
@@ -131,53 +318,59 @@ class DocumentModel:
     trigrams: dict[tuple[str, str], Counter] = field(default_factory=dict)
     by_start: dict[str, set[str]] = field(default_factory=dict)  # first 2 letters -> words
     surface: dict[str, str] = field(default_factory=dict)  # lowercase -> as written
-    seen: tuple[str, str] = ("", "")  # the (before, after) text last synced
-    wanted: list[str] = field(default_factory=list)  # sentences of that text, in order
-    pending: Counter = field(default_factory=Counter)  # wanted minus counted, not yet applied
-    chunks: dict[str, list[str]] = field(default_factory=dict)  # chunk text -> its sentences
+    before: _BeforeCursor = field(default_factory=_BeforeCursor)
+    after: _AfterCursor = field(default_factory=_AfterCursor)
+    pending: Counter = field(default_factory=Counter)  # to count in (+) or out (-), not yet done
 
     def sync(self, before: str, after: str, budget: int = LEARN_BUDGET_CHARS) -> None:
         """Bring counts in line with ``before`` + ``after`` (the text minus the word at the cursor).
 
-        The text is cut at fixed offsets into chunks whose sentence lists are cached, so a
-        keystroke re-splits one chunk; only sentences that changed are counted in or out, and
-        new text is counted at ``LEARN_BUDGET_CHARS`` per call, nearest the cursor first."""
-        if (before, after) != self.seen:
-            self.seen = (before, after)
-            chunks: dict[str, list[str]] = {}
-            before_sents = self._sentences(before, chunks)
-            after_sents = self._sentences(after, chunks)
-            self.chunks = chunks
-            wanted = before_sents + after_sents
-            old = self.wanted
-            i = 0
-            n = min(len(old), len(wanted))
-            while i < n and old[i] == wanted[i]:
-                i += 1
-            j = 0
-            while j < n - i and old[-1 - j] == wanted[-1 - j]:
-                j += 1
-            for sentence in old[i : len(old) - j]:
-                self.pending[sentence] -= 1
-            added = wanted[i : len(wanted) - j]
-            # nearest the cursor first: the end of `before`, then the start of `after`
-            split = max(0, min(len(added), len(before_sents) - i))
-            for sentence in [*reversed(added[:split]), *added[split:]]:
-                self.pending[sentence] += 1
-            self.wanted = wanted
+        Each side of the cursor re-splits only the sentences around what changed (the rest is
+        compared, not re-read: one ``startswith`` in C when typing), and only sentences that
+        changed are counted in or out, at ``LEARN_BUDGET_CHARS`` of new text per call, nearest
+        the cursor first. So a keystroke costs the same in a 1 KB and a 100 KB document."""
+        gone_b, added_b = self.before.update(before)
+        if len(gone_b) == 1 and added_b and self._extend(gone_b[0], added_b[0]):
+            gone_b, added_b = [], added_b[1:]  # the sentence being typed: its new words only
+        gone_a, added_a = self.after.update(after)
+        for sentence in gone_b:
+            self.pending[sentence] -= 1
+        for sentence in gone_a:
+            self.pending[sentence] -= 1
+        for sentence in reversed(added_b):  # nearest the cursor first
+            self.pending[sentence] += 1
+        for sentence in added_a:
+            self.pending[sentence] += 1
         if self.pending:
             self._apply_pending(budget)
 
-    def _sentences(self, text: str, chunks: dict[str, list[str]]) -> list[str]:
-        out: list[str] = []
-        for start in range(0, len(text), _CHUNK):
-            chunk = text[start : start + _CHUNK]
-            sents = self.chunks.get(chunk)
-            if sents is None:
-                sents = [s for s in _SENTENCE_END.split(chunk) if s]
-            chunks[chunk] = sents
-            out.extend(sents)
-        return out
+    def _extend(self, old: str, new: str) -> bool:
+        """Count ``new`` in place of ``old`` by the words one has beyond the other, when one is
+        the other plus whole tokens (a word typed or deleted at the end of a sentence). False,
+        with nothing done, when that does not hold or ``old`` is not simply counted."""
+        if self.counted.get(old, 0) < 1 or self.pending.get(old) or self.pending.get(new):
+            return False
+        if new.startswith(old):
+            short, long, sign = old, new, +1
+        elif old.startswith(new):
+            short, long, sign = new, old, -1
+        else:
+            return False
+        short_tokens = _TOKEN.findall(short)
+        long_tokens = _TOKEN.findall(long)
+        if long_tokens[: len(short_tokens)] != short_tokens:
+            return False  # the join changed a token ("don" + "'t"): count it the long way
+        self._count_tokens(long_tokens, sign, start=len(short_tokens))
+        self.counted[old] -= 1
+        if not self.counted[old]:
+            del self.counted[old]
+        self.counted[new] += 1
+        return True
+
+    @property
+    def size(self) -> int:
+        """Characters of text this model follows (for the provider's memory bound)."""
+        return self.before.size + self.after.size
 
     def _apply_pending(self, budget: int = LEARN_BUDGET_CHARS) -> None:
         for sentence, n in list(self.pending.items()):
@@ -201,10 +394,19 @@ class DocumentModel:
             budget -= len(sentence) * n
 
     def _count(self, sentence: str, sign: int) -> None:
+        self._count_tokens(_TOKEN.findall(sentence), sign)
+
+    def _count_tokens(self, tokens: list[str], sign: int, start: int = 0) -> None:
+        """Count the n-grams ending at ``tokens[start:]`` in (+1) or out (-1); the two tokens
+        before ``start`` are the context (all a trigram needs)."""
         run: list[str] = []
-        for tok in _TOKEN.findall(sentence):
+        for i in range(max(0, start - 2), len(tokens)):
+            tok = tokens[i]
             if not tok[0].isalnum():
                 run = []
+                continue
+            if i < start:
+                run.append(tok.lower())
                 continue
             low = tok.lower()
             if run or low not in self.surface:
@@ -289,21 +491,42 @@ class StatisticalProvider:
     def __init__(self, use_lexicon: bool = True):
         self._use_lexicon = use_lexicon
         self._docs: OrderedDict[str, DocumentModel] = OrderedDict()
+        self._sizes: dict[str, int] = {}  # document -> characters its model follows
+        self._total_chars = 0
         self._lock = threading.Lock()
 
     def _document(self, document_id: str) -> DocumentModel:
+        """The document's model, most recently used last. Least recently used ones are dropped
+        beyond ``MAX_DOCUMENTS`` or ``MAX_TOTAL_CHARS``: a server process holds one per
+        connection, so the bounds are a connection cap's worth, not a handful (a handful made
+        every keystroke of a busy server re-learn its document from scratch)."""
         doc = self._docs.get(document_id)
         if doc is None:
             doc = self._docs[document_id] = DocumentModel()
             while len(self._docs) > MAX_DOCUMENTS:
-                self._docs.popitem(last=False)
+                self._drop(next(iter(self._docs)))
         else:
             self._docs.move_to_end(document_id)
         return doc
 
+    def _sync(self, document_id: str, doc: DocumentModel, before: str, after: str) -> None:
+        doc.sync(before, after)
+        self._sized(document_id, doc)
+
+    def _sized(self, document_id: str, doc: DocumentModel) -> None:
+        size = doc.size
+        self._total_chars += size - self._sizes.get(document_id, 0)
+        self._sizes[document_id] = size
+        while self._total_chars > MAX_TOTAL_CHARS and len(self._docs) > 1:
+            self._drop(next(iter(self._docs)))
+
+    def _drop(self, document_id: str) -> None:
+        self._docs.pop(document_id, None)
+        self._total_chars -= self._sizes.pop(document_id, 0)
+
     def forget(self, document_id: str) -> None:
         with self._lock:
-            self._docs.pop(document_id, None)
+            self._drop(document_id)
 
     def suggest(self, prefix: str, suffix: str = "", document_id: str = "default") -> str:
         """The suggested text to insert at the cursor ("" when unsure). Never raises."""
@@ -320,7 +543,7 @@ class StatisticalProvider:
         m = _SUFFIX_WORD.match(suffix[:64])
         touching = m.group(0) if m else ""
         doc = self._document(document_id)
-        doc.sync(before[-MAX_LEARN_CHARS:], suffix[len(touching) : MAX_LEARN_CHARS])
+        self._sync(document_id, doc, before, suffix[len(touching) :])
         if touching:
             return ""  # the cursor touches a word on its right: inserting would split it
 
@@ -394,14 +617,17 @@ class StatisticalProvider:
         m = _SUFFIX_WORD.match(suffix[:64])
         after = suffix[len(m.group(0)) if m else 0 :]
         doc = DocumentModel()
-        doc.sync(before[-MAX_LEARN_CHARS:], after[:MAX_LEARN_CHARS], budget=10 * MAX_LEARN_CHARS)
+        doc.sync(before, after, budget=10 * MAX_LEARN_CHARS)
         with self._lock:
             self._document(document_id)  # keep the LRU order and bound
             self._docs[document_id] = doc
+            self._sized(document_id, doc)
 
     async def aclose(self) -> None:
         with self._lock:
             self._docs.clear()
+            self._sizes.clear()
+            self._total_chars = 0
 
 
 def _context(before: str) -> list[str]:

@@ -1,9 +1,14 @@
-// AssistantClient: the browser side of WebSocket protocol v1 (docs/protocol.md).
+// AssistantClient: the browser side of WebSocket protocol 1.1 (docs/protocol.md).
 //
 // Dependency-free ES module. It owns the connection (subprotocol auth, reconnect with
 // exponential backoff and jitter), the request ids, and the one rule that keeps the editor
 // honest: a suggestion is surfaced only while its id is the latest suggest id, so nothing
 // stale ever reaches the screen even if the network reorders or lags.
+//
+// With a 1.1 server (the ready frame's protocol_minor >= 1) the document is sent once (open)
+// and each keystroke sends one suggest carrying only the change (in code points), so a
+// keystroke costs a few dozen bytes whatever the document's size.
+// A v1 server gets the v1 frames, unchanged.
 
 export const PROTOCOL = "assistant.v1";
 
@@ -14,6 +19,50 @@ const DEFAULT_BACKOFF = { initialMs: 250, maxMs: 15000, factor: 2 };
 export function backoffDelay(attempt, { initialMs, maxMs, factor } = DEFAULT_BACKOFF, random = Math.random) {
   const ceiling = Math.min(maxMs, initialMs * factor ** attempt);
   return ceiling / 2 + random() * (ceiling / 2);
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+const ANY_SURROGATE = /[\uD800-\uDFFF]/;
+
+/** `text` with any lone surrogate (which JSON cannot carry to the server) replaced by U+FFFD:
+ * same length in UTF-16 units and in code points, so offsets still line up. */
+export function wellFormed(text) {
+  return typeof text.toWellFormed === "function" ? text.toWellFormed() : text.replace(LONE_SURROGATE, "\uFFFD");
+}
+
+/** Code points in text[from, to) (UTF-16 indices that do not split a surrogate pair). */
+export function codePoints(text, from = 0, to = text.length) {
+  let n = to - from;
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0xdc00 && c <= 0xdfff && i > from) n--; // the second half of a pair
+  }
+  return n;
+}
+
+/** The one change that turns `before` into `after` (both well-formed), in code points:
+ * [start, end, text], or null when they are equal. The common ends never split a pair. */
+export function codePointChange(before, after) {
+  if (before === after) return null;
+  const max = Math.min(before.length, after.length);
+  let p = 0;
+  while (p < max && before.charCodeAt(p) === after.charCodeAt(p)) p++;
+  if (p > 0 && isHigh(before.charCodeAt(p - 1))) p--;
+  let s = 0;
+  while (s < max - p && before.charCodeAt(before.length - 1 - s) === after.charCodeAt(after.length - 1 - s)) s++;
+  if (s > 0 && isLow(before.charCodeAt(before.length - s))) s--;
+  const astral = ANY_SURROGATE.test(before);
+  const start = astral ? codePoints(before, 0, p) : p;
+  const end = start + (astral ? codePoints(before, p, before.length - s) : before.length - s - p);
+  return [start, end, after.slice(p, after.length - s)];
+}
+
+function isHigh(c) {
+  return c >= 0xd800 && c <= 0xdbff;
+}
+
+function isLow(c) {
+  return c >= 0xdc00 && c <= 0xdfff;
 }
 
 export class AssistantClient extends EventTarget {
@@ -47,6 +96,7 @@ export class AssistantClient extends EventTarget {
     this._connFirstId = 1; // ids below were sent on an earlier connection
     this.sessionCostUsd = 0;
     this.server = null; // the last ready frame
+    this._doc = null; // protocol 1.1: {text, cursor (code points), version} the server holds
   }
 
   /** "connecting" | "connected" | "reconnecting" | "closed" */
@@ -61,6 +111,18 @@ export class AssistantClient extends EventTarget {
 
   get connected() {
     return this._state === "connected";
+  }
+
+  /** True when the server speaks protocol 1.1 (open / edit / suggest by version). */
+  get documents() {
+    const s = this.server;
+    return !!s && s.protocol === 1 && typeof s.protocol_minor === "number" && s.protocol_minor >= 1;
+  }
+
+  /** The version of the document the server holds (the id of the last open, edit or suggest
+   * that carried a change), or null. */
+  get documentVersion() {
+    return this._doc ? this._doc.version : null;
   }
 
   connect() {
@@ -104,11 +166,82 @@ export class AssistantClient extends EventTarget {
   /** Ask for a continuation of prefix|suffix. Returns the id; any earlier suggestion is
    * superseded from this moment, locally, whatever the server still sends for it. */
   suggest(prefix, suffix = "") {
+    [prefix, suffix] = this._withinLimits(prefix, suffix);
+    return this._startSuggest({ prefix, suffix });
+  }
+
+  /** Ask for a continuation at `cursor` (a UTF-16 index, as a textarea's selectionStart) of
+   * `text`, the whole document. With a 1.1 server one frame goes out: a suggest carrying only
+   * the change since the last call (or naming the version when nothing changed; an open first
+   * when the server holds no copy). Otherwise it is suggest(prefix, suffix). */
+  suggestAt(text, cursor) {
+    text = String(text);
+    const next = this._documentState(text, cursor);
+    if (!next) return this.suggest(text.slice(0, cursor), text.slice(cursor));
+    if (!this._doc) {
+      if (!this.syncDocument(text, cursor)) return this.suggest(text.slice(0, cursor), text.slice(cursor));
+      return this._startSuggest({ version: this._doc.version });
+    }
+    if (!next.edit) return this._startSuggest({ version: this._doc.version });
+    const id = this._startSuggest(next.edit);
+    this._doc = this._suggestLive ? { text: next.text, cursor: next.cursor, version: id } : null;
+    return id;
+  }
+
+  /** Bring the server's copy of the document to `text` with the cursor at `cursor` (UTF-16)
+   * without asking for a suggestion: open the first time (and after a reconnect or a resync),
+   * edit afterwards, nothing when it is already there. False when the server cannot hold it
+   * (a v1 server, over its limits, not connected); the caller then sends v1 frames. */
+  syncDocument(text, cursor) {
+    const next = this._documentState(String(text), cursor);
+    if (!next) return false;
+    if (this._doc && !next.edit) return true;
+    const id = this._takeId();
+    const frame = this._doc
+      ? { type: "edit", id, ...next.edit }
+      : { type: "open", id, text: next.text, cursor: next.cursor };
+    this._doc = this._send(frame) ? { text: next.text, cursor: next.cursor, version: id } : null;
+    return this._doc !== null;
+  }
+
+  /** {text, cursor, edit} for a 1.1 server: the text as sent (well-formed), the cursor in code
+   * points, and the edit fields from the server's copy (null when nothing changed or nothing
+   * is open). null when documents cannot be used now. */
+  _documentState(text, cursor) {
+    if (!this.documents || !this.connected) return null;
+    text = wellFormed(text);
+    cursor = Math.max(0, Math.min(text.length, cursor | 0));
+    if (!this._fits(text)) {
+      this._doc = null;
+      return null;
+    }
+    const cursorCp = ANY_SURROGATE.test(text) ? codePoints(text, 0, cursor) : cursor;
+    const doc = this._doc;
+    let edit = null;
+    if (doc) {
+      const change = codePointChange(doc.text, text);
+      if (change || cursorCp !== doc.cursor) {
+        edit = { base: doc.version, changes: change ? [change] : [], cursor: cursorCp };
+      }
+    }
+    return { text, cursor: cursorCp, edit };
+  }
+
+  /** Whether `text` is within the server's document limits (code points, one open frame). */
+  _fits(text) {
+    const limits = (this.server && this.server.limits) || {};
+    const maxChars = limits.max_document_chars || 120000;
+    const maxBytes = (limits.max_frame_bytes || 1048576) - 96;
+    if (text.length > maxChars && codePoints(text) > maxChars) return false;
+    if (text.length * 6 + 2 <= maxBytes) return true; // every unit escaped as \uXXXX still fits
+    return new TextEncoder().encode(JSON.stringify(text)).length <= maxBytes;
+  }
+
+  _startSuggest(fields) {
     const id = this._takeId();
     this._latestSuggest = id;
     this._suggestText = "";
-    [prefix, suffix] = this._withinLimits(prefix, suffix);
-    this._suggestLive = this._send({ type: "suggest", id, prefix, suffix });
+    this._suggestLive = this._send({ type: "suggest", id, ...fields });
     if (!this._suggestLive) this._later("cancelled", { id, kind: "suggest", reason: "disconnected" });
     return id;
   }
@@ -240,6 +373,7 @@ export class AssistantClient extends EventTarget {
     switch (f.type) {
       case "ready":
         this.server = f;
+        this._doc = null; // a new connection holds no document
         this._attempt = 0;
         this._connFirstId = this._nextId;
         this._setState("connected", { protocol: f.protocol, provider: f.provider, model: f.model });
@@ -277,6 +411,9 @@ export class AssistantClient extends EventTarget {
       case "error": {
         const kind = this._kindOf(f.id);
         this._settle(f.id);
+        // The server's copy is not what we think (resync), or the frame that made our version
+        // was refused: the next sync sends the whole text again.
+        if (this._doc && (f.code === "resync" || f.id === this._doc.version)) this._doc = null;
         this._emit("error", { id: f.id ?? null, kind, code: f.code ?? "internal", message: f.message ?? "" });
         break;
       }

@@ -173,14 +173,21 @@ class GhostEditor {
     client.addEventListener("suggestion", (e) => this.onSuggestion(e.detail));
     client.addEventListener("error", (e) => {
       if (this.pending && e.detail.id === this.pending.id) {
+        const retry = e.detail.code === "resync" && !this.pending.resynced;
         this.pending = null;
+        if (retry) {
+          // The server's copy of the text was out of step: the client re-opens it; ask again.
+          this.requestSuggestion(true);
+          return;
+        }
         this.readout.source.textContent = `error: ${e.detail.code}`;
       }
     });
     client.addEventListener("ready", () => {
-      // Warm where the writer will go on: the cursor, or the end of a document just opened.
+      // Open the document (1.1) or warm (v1) where the writer will go on: the cursor, or the
+      // end of a document just opened.
       const at = ta.selectionStart || ta.value.length;
-      if (ta.value) client.warm(ta.value.slice(0, at), ta.value.slice(at));
+      if (ta.value && !client.syncDocument(ta.value, at)) client.warm(ta.value.slice(0, at), ta.value.slice(at));
       if (document.activeElement === ta && ta.value) this.requestSuggestion();
     });
     this.syncGeometry();
@@ -259,7 +266,7 @@ class GhostEditor {
 
   /** Ask for a suggestion at the cursor. A new suggest supersedes the previous one on the
    * server by itself, so no cancel frame is spent on it. */
-  requestSuggestion() {
+  requestSuggestion(resynced = false) {
     const value = this.ta.value;
     const at = this.ta.selectionStart;
     const prefix = value.slice(0, at);
@@ -267,8 +274,9 @@ class GhostEditor {
       this.cancelPending();
       return;
     }
-    const id = this.client.suggest(prefix, value.slice(at));
-    this.pending = { id, prefix, at };
+    // 1.1: only the change since the last request goes out; v1: the text around the cursor.
+    const id = this.client.suggestAt(value, at);
+    this.pending = { id, prefix, at, resynced };
   }
 
   cancelPending() {

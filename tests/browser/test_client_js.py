@@ -189,3 +189,96 @@ def test_reconnects_with_backoff_and_reports_refusal(page, static_site):
     for i, d in enumerate(r["delays"]):
         ceiling = min(1000, 100 * 2**i)
         assert ceiling / 2 <= d <= ceiling
+
+
+READY_1_1 = (
+    "{type: 'ready', protocol: 1, protocol_minor: 1, provider: 'emulator', model: 'm', "
+    "limits: {max_prefix_chars: 100, max_suffix_chars: 20, max_document_chars: 120, "
+    "max_frame_bytes: 1048576}}"
+)
+
+
+def test_with_a_1_1_server_a_keystroke_sends_only_the_change_in_code_points(page, static_site):
+    load_client(page, static_site)
+    sent = page.evaluate(
+        """() => {
+          const ws = sockets[0];
+          ws.frame(READY);
+          ws.sent.length = 0;
+          const text = 'I 😀 emoji and 𝄞 music';          // two astral characters (4 units)
+          c.suggestAt(text, text.length);
+          const typed = 'I 😀 emoji, and 𝄞 music!';       // a comma after emoji, a ! at the end
+          c.suggestAt(typed, typed.length);
+          c.suggestAt(typed, typed.length);                // nothing changed: by version
+          c.suggestAt(typed, 3);                           // the cursor moved: no change
+          return ws.sent;
+        }""".replace("READY", READY_1_1)
+    )
+    types = [f["type"] for f in sent]
+    assert types == ["open", "suggest", "suggest", "suggest", "suggest"]
+    opened, s1, edit, s2, move = sent
+    assert opened["text"] == "I 😀 emoji and 𝄞 music" and opened["cursor"] == 21  # code points
+    assert s1 == {"type": "suggest", "id": s1["id"], "version": opened["id"]}
+    # One frame per keystroke: the suggest carries one change spanning the first and last
+    # differences, in code points of the old text, and its id becomes the version.
+    assert edit["base"] == opened["id"] and edit["cursor"] == len("I 😀 emoji, and 𝄞 music!")
+    start, end, text = edit["changes"][0]
+    old = "I 😀 emoji and 𝄞 music"
+    assert old[:start] + text + old[end:] == "I 😀 emoji, and 𝄞 music!"
+    assert (start, end, text) == (9, 21, ", and 𝄞 music!")
+    assert s2 == {"type": "suggest", "id": s2["id"], "version": edit["id"]}
+    assert move["changes"] == [] and move["cursor"] == 3 and move["base"] == edit["id"]
+    ids = [f["id"] for f in sent]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+
+def test_a_resync_or_a_reconnect_sends_the_whole_text_again(page, static_site):
+    load_client(page, static_site)
+    r = page.evaluate(
+        """async () => {
+          const ws = sockets[0];
+          ws.frame(READY);
+          c.suggestAt('Hello', 5);
+          const id = c.suggestAt('Hello there', 11);
+          ws.frame({type: 'error', id, code: 'resync', message: 'send open'});
+          c.suggestAt('Hello there!', 12);
+          const afterResync = ws.sent.slice(-2).map(f => f.type);
+          ws.drop(1006);
+          await new Promise(r => setTimeout(r, 80));
+          const ws2 = sockets[1];
+          ws2.open();
+          ws2.frame(READY);
+          c.suggestAt('Hello there!?', 13);
+          return {afterResync, again: ws2.sent.map(f => [f.type, f.text]),
+                  errors: events.filter(e => e.type === 'error').map(e => e.code)};
+        }""".replace("READY", READY_1_1)
+    )
+    assert r["afterResync"] == ["open", "suggest"]
+    assert r["again"][0] == ["open", "Hello there!?"]
+    assert r["errors"] == ["resync"]
+
+
+def test_a_v1_server_gets_v1_frames_and_too_big_a_document_falls_back(page, static_site):
+    load_client(page, static_site)
+    r = page.evaluate(
+        """() => {
+          const ws = sockets[0];
+          c.suggestAt('v1 server text', 3);                          // the ready had no minor
+          const v1 = ws.sent[ws.sent.length - 1];
+          ws.frame(READY);
+          c.suggestAt('x'.repeat(200), 150);                         // over max_document_chars
+          const big = ws.sent[ws.sent.length - 1];
+          c.suggestAt('ok \\uD800 lone', 4);                          // a lone surrogate
+          const lone = ws.sent[ws.sent.length - 2];
+          return {v1, big, lone, documents: c.documents};
+        }""".replace("READY", READY_1_1)
+    )
+    assert r["v1"] == {
+        "type": "suggest",
+        "id": r["v1"]["id"],
+        "prefix": "v1 ",
+        "suffix": "server text",
+    }
+    assert r["big"]["type"] == "suggest" and len(r["big"]["prefix"]) == 100  # clipped, v1 style
+    assert r["lone"]["type"] == "open" and r["lone"]["text"] == "ok \ufffd lone"
+    assert r["documents"] is True

@@ -20,12 +20,15 @@ from server.protocol import (
     AcceptChars,
     Cancel,
     CancelReview,
+    EditDocument,
     FrameDecoder,
     Limits,
+    OpenDocument,
     Ping,
     ProtocolError,
     Review,
     Suggest,
+    SuggestAt,
     encode,
 )
 from tools.raw_fuzz import CATEGORIES, ERROR_CODES, IdState, bad_frame
@@ -35,8 +38,18 @@ from .conftest import scaled
 
 LIMITS = Limits(max_prefix_chars=2000, max_suffix_chars=1000, max_review_chars=4000)
 FUZZ_LIMITS = FuzzLimits(max_frame_bytes=16_384, max_prefix_chars=2000, max_suffix_chars=1000)
-TYPES = ("suggest", "cancel", "accept", "review", "cancel_review", "ping")
-CLIENT_FRAMES = (Suggest, Cancel, AcceptChars, Review, CancelReview, Ping)
+TYPES = ("suggest", "cancel", "accept", "review", "cancel_review", "ping", "open", "edit")
+CLIENT_FRAMES = (
+    Suggest,
+    SuggestAt,
+    OpenDocument,
+    EditDocument,
+    Cancel,
+    AcceptChars,
+    Review,
+    CancelReview,
+    Ping,
+)
 
 
 def fast(examples: int) -> settings:
@@ -72,6 +85,14 @@ frame_like = st.fixed_dictionaries(
         "suffix": st.text(max_size=50) | field_values,
         "text": st.text(max_size=50) | field_values,
         "chars": st.integers(min_value=-3, max_value=50) | field_values,
+        "cursor": st.integers(min_value=-3, max_value=50) | field_values,
+        "base": st.integers(min_value=-3, max_value=50) | field_values,
+        "version": st.integers(min_value=-3, max_value=50) | field_values,
+        "changes": st.lists(
+            st.lists(st.integers(min_value=-2, max_value=60) | st.text(max_size=5), max_size=4),
+            max_size=3,
+        )
+        | field_values,
     },
 )
 
@@ -92,7 +113,7 @@ def _check_accepted(frame, obj: dict, last_id_before: int) -> None:
     assert isinstance(frame, CLIENT_FRAMES)
     assert type(frame.id) is int and 0 <= frame.id <= MAX_ID
     assert frame.id == obj["id"]
-    if isinstance(frame, Suggest | Review | Ping):
+    if isinstance(frame, Suggest | SuggestAt | OpenDocument | EditDocument | Review | Ping):
         assert frame.id > last_id_before, "an opening frame's id must increase"
     else:
         assert frame.id <= last_id_before, "cancel/accept must name an earlier id"
@@ -105,6 +126,14 @@ def _check_accepted(frame, obj: dict, last_id_before: int) -> None:
         assert frame.text == obj["text"] and len(frame.text) <= LIMITS.max_review_chars
     elif isinstance(frame, AcceptChars):
         assert type(obj["chars"]) is int and frame.chars == obj["chars"] >= 0
+    elif isinstance(frame, OpenDocument):
+        assert frame.text == obj["text"] and type(obj["cursor"]) is int and frame.cursor >= 0
+    elif isinstance(frame, SuggestAt | EditDocument):
+        edit = frame if isinstance(frame, EditDocument) else frame.edit
+        if edit is not None:  # every change exactly as sent, integers, start <= end
+            assert [[c.start, c.end, c.text] for c in edit.changes] == obj["changes"]
+            assert all(type(c.start) is int and 0 <= c.start <= c.end for c in edit.changes)
+            assert type(obj["cursor"]) is int and edit.cursor == obj["cursor"] >= 0
 
 
 @fast(1500)

@@ -36,7 +36,7 @@ async def test_healthz_and_metrics_report_provider_traffic_and_cost():
             assert health == {
                 "ok": True,
                 "provider": "anthropic",
-                "model": "claude-haiku-4-5",
+                "model": "claude-haiku-5-5",
                 "state": "ok",
                 "active": "anthropic",
                 "review": True,
@@ -54,10 +54,10 @@ async def test_healthz_and_metrics_report_provider_traffic_and_cost():
             assert value('assistant_provider_requests_total{kind="suggest"}') == 1
             assert value('assistant_errors_total{code="bad_request"}') == 1
             assert (
-                value('assistant_tokens_total{kind="input",model="claude-haiku-4-5"}')
+                value('assistant_tokens_total{kind="input",model="claude-haiku-5-5"}')
                 == done["usage"]["input_tokens"]
             )
-            cost = value('assistant_cost_usd_total{model="claude-haiku-4-5"}')
+            cost = value('assistant_cost_usd_total{model="claude-haiku-5-5"}')
             assert abs(cost - done["cost_usd"]) < 1e-12
             assert value("assistant_open_connections ") == 1
             assert value('assistant_frames_total{direction="in"}') == 2

@@ -28,7 +28,7 @@ class GatedReviewer:
         self.cancelled = 0
         self.fail: ProviderError | None = None
 
-    async def review(self, text: str):
+    async def review(self, text: str, *, tier=None, document=None):
         try:
             yield ReviewDelta('{"findings": [')
             quote = "tomorow"
@@ -122,7 +122,52 @@ async def test_review_by_sonnet_through_the_emulator():
             assert done["findings"] == len(findings) >= 2
             for f in findings:
                 assert document[f["start"] : f["end"]] == f["quote"]
-            assert done["model"].startswith("claude-sonnet")
+            # Tiered: Haiku read it; only surface problems, so Sonnet had nothing to check.
+            assert done["model"] == "claude-haiku-5-5"
+            assert [(t["tier"], t["status"]) for t in done["tiers"]] == [
+                ("haiku", "ok"),
+                ("sonnet", "skipped"),
+            ]
+            assert all(f["tier"] == "haiku" and f["confirmed"] is False for f in findings)
             assert done["cost_usd"] > 0 and done["usage"]["input_tokens"] > 0
             (rec,) = [r for r in emu.requests if r.path == "/v1/messages"]
             assert rec.model == done["model"]
+
+
+def test_review_frames_take_an_optional_tier():
+    from server import protocol as p
+
+    d = p.FrameDecoder(p.Limits())
+    assert d.decode('{"type":"review","id":1,"text":"t"}') == p.Review(1, "t", None)
+    assert d.decode('{"type":"review","id":2,"text":"t","tier":"haiku"}') == p.Review(
+        2, "t", "haiku"
+    )
+    with pytest.raises(p.ProtocolError) as info:
+        d.decode('{"type":"review","id":3,"text":"t","tier":"opus"}')
+    assert info.value.code == p.BAD_REQUEST and info.value.id == 3
+    retracted = p.finding_retracted_frame(4, index=2, reason="contradicted by Sonnet")
+    assert retracted == {
+        "type": "finding_retracted",
+        "id": 4,
+        "index": 2,
+        "reason": "contradicted by Sonnet",
+    }
+
+
+async def test_a_review_with_tier_sonnet_reports_tier_fields_and_the_cost_per_tier():
+    async with emulator() as emu:
+        async with ServerHandle(make_settings(emu)) as srv, client(srv) as c:
+            rid = c.new_id()
+            document = "We met the the team on Monday.  The plan was good."
+            await c.send({"type": "review", "id": rid, "text": document, "tier": "sonnet"})
+            done = await c.terminal(rid, timeout=20)
+            assert done["type"] == "review_done", done
+            findings = [f for f in c.seen if f["type"] == "finding"]
+            assert findings
+            for f in findings:
+                assert (f["tier"], f["confirmed"]) == ("sonnet", True)
+                assert isinstance(f["confidence"], float) and f["category"]
+            (tier,) = done["tiers"]
+            assert (tier["tier"], tier["model"], tier["status"]) == ("sonnet", done["model"], "ok")
+            assert tier["cost_usd"] == pytest.approx(done["cost_usd"])
+            assert done["note"] == "" and done["withheld"] == 0

@@ -25,7 +25,7 @@ async def test_delta_then_done_with_usage_and_cost_from_the_emulator():
     async with emulator(canned_text=CANNED) as emu:
         async with ServerHandle(make_settings(emu)) as srv, client(srv) as c:
             assert c.ready["provider"] == "anthropic"
-            assert c.ready["model"] == "claude-haiku-4-5"
+            assert c.ready["model"] == "claude-haiku-5-5"
             fid = await c.suggest("Please send me ")
             done = await c.terminal(fid)
             deltas = [f for f in c.seen if f["type"] == "delta"]
@@ -34,12 +34,12 @@ async def test_delta_then_done_with_usage_and_cost_from_the_emulator():
             assert done["type"] == "done"
             assert done["text"] == "the quarterly report"
             assert done["source"] == "model"
-            assert done["model"] == "claude-haiku-4-5"
+            assert done["model"] == "claude-haiku-5-5"
             assert done["estimated"] is False
             usage = done["usage"]
             assert usage["input_tokens"] > 0 and usage["output_tokens"] > 0
             expected = cost_usd(
-                "claude-haiku-4-5",
+                "claude-haiku-5-5",
                 Usage(
                     usage["input_tokens"],
                     usage["output_tokens"],
@@ -121,7 +121,7 @@ async def test_cancel_ends_the_suggestion_and_closes_the_upstream_stream():
             assert rec.client_disconnected and not rec.completed
             # The cancelled request was costed from what streamed, flagged estimated.
             assert srv.hub.ledger.estimated_requests == 1
-            assert srv.hub.ledger.by_model["claude-haiku-4-5"].output_tokens >= 1
+            assert srv.hub.ledger.by_model["claude-haiku-5-5"].output_tokens >= 1
             assert (await c.ping())["type"] == "pong"
 
 

@@ -14,12 +14,14 @@ async def test_ready_frame_describes_provider_model_and_limits(offline_server):
     async with client(offline_server) as c:
         ready = c.ready
         assert ready["protocol"] == 1
+        assert ready["protocol_minor"] == 1
         assert ready["provider"] == "offline"
         assert ready["model"] == "offline-statistical"
         assert ready["limits"] == {
             "max_prefix_chars": 100_000,
             "max_suffix_chars": 20_000,
             "max_review_chars": 200_000,
+            "max_document_chars": 120_000,
             "max_frame_bytes": 1_048_576,
         }
         assert await c.ping() == {"type": "pong", "id": 1}

@@ -62,7 +62,7 @@ async def test_ghost_text_appears_after_typing_and_the_status_bar_says_where_fro
             assert ghost
             assert app.editor.text == TYPED  # the ghost is not part of the text
             assert app.status.source in ("model", "typethrough", "cache")
-            assert app.status.model == "claude-haiku-4-5"
+            assert app.status.model == "claude-haiku-5-5"
             assert app.status.latency_ms is not None
             assert app.status.cost_usd > 0 and app.status.tokens > 0
             assert messages_requests(emu)

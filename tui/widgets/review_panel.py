@@ -1,6 +1,8 @@
 """The side panel of a deep review: findings listed as they stream in, one to apply or skip.
 
-Each row shows severity, the quoted text, the problem and the proposed replacement. Moving
+Each row shows severity, the quoted text, the problem and the proposed replacement, and which
+tier found it (Haiku, Sonnet, or Haiku confirmed by Sonnet); the status line ends with the cost
+split by tier. Moving
 through the list posts ``Selected`` (the app highlights the span in the editor); Enter or ``a``
 posts ``ApplyRequested``, ``s`` posts ``Skipped``. The panel only displays; the app decides
 whether a finding still applies and tells the panel to drop or update rows.
@@ -19,6 +21,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from assistant.review import Finding
+from assistant.review_frames import tier_label
 
 _SEVERITY_STYLE = {"high": "bold red", "medium": "bold yellow", "low": "bold blue"}
 
@@ -37,6 +40,9 @@ def finding_row(finding: Finding) -> Text:
         text.append(replacement.replace("\n", "⏎"), style="bold green")
     text.append("\n")
     text.append(finding.problem, style="italic")
+    tag = tier_label(finding)
+    if tag:
+        text.append(f"  [{tag}]", style="dim")
     return text
 
 
@@ -102,6 +108,12 @@ class ReviewPanel(Vertical):
         key = f"finding-{finding.index}"
         if key in self.findings:
             self.findings[key] = finding
+
+    def retract(self, index: int) -> None:
+        """Sonnet withdrew a finding shown earlier: drop its row."""
+        finding = self.findings.get(f"finding-{index}")
+        if finding is not None:
+            self.remove_finding(finding)
 
     def remove_finding(self, finding: Finding) -> None:
         key = f"finding-{finding.index}"

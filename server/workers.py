@@ -1,0 +1,285 @@
+"""``assistant serve --workers N``: N server processes on one listening socket, and their supervisor.
+
+Why processes: one Python event loop holds one core, and the server's work per keystroke is
+Python. Connections are shared-nothing (each connection's engine, documents and requests live in
+the process that accepted it), so any worker can take any connection and nothing needs to be
+shared but the listening socket and the access token.
+
+How: the supervisor (this process) binds the socket once, then forks N workers that inherit it;
+each runs the ordinary app (:func:`server.app.build_app`) under :class:`~server.runner
+.GracefulServer` and the kernel hands each new connection to whichever worker accepts it first.
+One shared socket, not one ``SO_REUSEPORT`` socket per worker, so a worker that dies takes no
+queued connections with it: the others keep accepting from the same queue.
+
+- A worker that exits while the server is running is reported on stderr and started again (after
+  a short backoff, growing while it keeps dying young; it gives up after ``MAX_QUICK_DEATHS``
+  deaths in a row within ``QUICK_DEATH_S`` of starting, and then the whole server stops with
+  exit 1, rather than spinning).
+- SIGTERM/SIGINT to the supervisor is passed to every worker, which drains as a single server does
+  (every request in flight ends ``cancelled``/``shutdown``, connections close 1001); a second
+  signal is passed on too (each worker then stops waiting). Workers still alive
+  ``KILL_AFTER_S`` later are killed.
+- A worker whose supervisor disappears (``kill -9``) drains and exits by itself: it watches a
+  pipe only the supervisor holds open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import select
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from assistant.config import Settings
+
+from .runner import GRACEFUL_TIMEOUT_S, GracefulServer, serve_until_signalled, uvicorn_config
+
+QUICK_DEATH_S = 5.0  # a worker dying sooner than this after its start counts as a crash loop
+MAX_QUICK_DEATHS = 5
+KILL_AFTER_S = GRACEFUL_TIMEOUT_S + 8.0  # after the first stop signal: then SIGKILL
+
+
+def uses_local_model(settings: Settings) -> bool:
+    """Whether this server's offline tier would load the local language model."""
+    mode = (settings.offline or "auto").strip().lower()
+    if mode == "statistical":
+        return False
+    from assistant.providers.local import available
+
+    return mode == "local" or available()
+
+
+def default_workers(settings: Settings) -> int:
+    """One per core; one when the local model is in use (each process would load its own ~250 MB
+    copy and run it on the same cores, so more processes only add memory and contention)."""
+    if uses_local_model(settings):
+        return 1
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
+@dataclass
+class Worker:
+    index: int
+    pid: int
+    started: float
+    ready: bool = False
+
+
+class Supervisor:
+    """Runs ``n`` workers on ``sock`` until a stop signal; :meth:`run` returns the exit code."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        n: int,
+        sock: socket.socket,
+        build_app: Callable[[], object],
+        on_ready: Callable[[list[str]], None],
+        *,
+        loop: str = "auto",
+        configure: Callable[[object], None] | None = None,
+    ) -> None:
+        self.loop = loop
+        self.configure = configure  # a last word on each worker's uvicorn.Config (tools/load.py)
+        self.settings = settings
+        self.n = n
+        self.sock = sock
+        self.build_app = build_app
+        self.on_ready = on_ready
+        self.workers: dict[int, Worker] = {}  # pid -> worker
+        self.stopping = False
+        self.quick_deaths = 0
+        self.announced = False
+        self._labels: list[str] = []
+
+    # -- the supervisor's loop ------------------------------------------------------------------
+
+    def run(self) -> int:
+        ready_r, self._ready_w = os.pipe()
+        self._lifeline_r, self._lifeline_w = os.pipe()
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        os.set_blocking(wake_r, False)
+        signals: list[int] = []
+        previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD)}
+        old_wakeup = signal.set_wakeup_fd(wake_w)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda s, _f: signals.append(s))
+        signal.signal(signal.SIGCHLD, lambda *_: None)  # only to wake select()
+        exit_code = 0
+        kill_at: float | None = None
+        buffered = b""
+        try:
+            for index in range(self.n):
+                self._spawn(index)
+            while self.workers:
+                timeout = None if kill_at is None else max(0.0, kill_at - time.monotonic())
+                readable, _, _ = select.select([ready_r, wake_r], [], [], timeout)
+                if wake_r in readable:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(wake_r, 512)
+                if ready_r in readable:
+                    buffered += os.read(ready_r, 4096)
+                    *lines, buffered = buffered.split(b"\n")
+                    for line in lines:
+                        self._on_ready_line(line.decode())
+                while signals:
+                    signals.pop()
+                    if not self.stopping:
+                        self.stopping = True
+                        kill_at = time.monotonic() + KILL_AFTER_S
+                    self._signal_all(signal.SIGTERM)
+                if kill_at is not None and time.monotonic() >= kill_at:
+                    self._signal_all(signal.SIGKILL)
+                    kill_at = time.monotonic() + 5.0
+                code = self._reap()
+                if code and not self.stopping:
+                    exit_code = code
+                    self.stopping = True
+                    kill_at = time.monotonic() + KILL_AFTER_S
+                    self._signal_all(signal.SIGTERM)
+        finally:
+            for pid in list(self.workers):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
+            signal.set_wakeup_fd(old_wakeup)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            for fd in (ready_r, self._ready_w, wake_r, wake_w, self._lifeline_r, self._lifeline_w):
+                os.close(fd)
+        return exit_code
+
+    def _signal_all(self, sig: int) -> None:
+        for pid in self.workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    def _on_ready_line(self, line: str) -> None:
+        pid_text, _, label = line.partition(" ")
+        worker = self.workers.get(int(pid_text)) if pid_text.isdigit() else None
+        if worker is None:
+            return
+        worker.ready = True
+        if not self.announced:
+            self._labels.append(label)
+            if all(w.ready for w in self.workers.values()) and len(self.workers) == self.n:
+                self.announced = True
+                self.on_ready(self._labels)
+
+    def _reap(self) -> int:
+        """Collect exited workers; restart them unless stopping. Non-zero: give up with this code."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return 0
+            if pid == 0:
+                return 0
+            worker = self.workers.pop(pid, None)
+            if worker is None:
+                continue
+            if self.stopping:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            lived = time.monotonic() - worker.started
+            how = f"signal {-code}" if code < 0 else f"exit {code}"
+            said = (
+                f"assistant serve: worker {worker.index} (pid {pid}) stopped ({how}) "
+                f"after {lived:.1f} s"
+            )
+            if not self.announced and not worker.ready:
+                print(f"{said}; it could not start", file=sys.stderr, flush=True)
+                return 1
+            self.quick_deaths = self.quick_deaths + 1 if lived < QUICK_DEATH_S else 0
+            if self.quick_deaths >= MAX_QUICK_DEATHS:
+                print(
+                    f"{said}; workers died {self.quick_deaths} times in a row within "
+                    f"{QUICK_DEATH_S:.0f} s of starting: stopping",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                return 1
+            time.sleep(min(2.0, 0.05 * 2**self.quick_deaths))
+            new = self._spawn(worker.index)
+            print(f"{said}; started it again as pid {new}", file=sys.stderr, flush=True)
+
+    # -- a worker ------------------------------------------------------------------------------
+
+    def _spawn(self, index: int) -> int:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 1
+            try:
+                code = self._worker_main()
+            except BaseException:  # noqa: BLE001 (report anything, never return into the loop)
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        self.workers[pid] = Worker(index, pid, time.monotonic())
+        return pid
+
+    def _worker_main(self) -> int:
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGTERM, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        # Ctrl+C reaches the whole process group; the supervisor passes it on as SIGTERM, once
+        # per press, so a worker that also took SIGINT itself would see two and not drain.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        os.close(self._lifeline_w)
+        app = self.build_app()
+        host, port = self.sock.getsockname()[:2]
+        config = uvicorn_config(app, self.settings, host, port)
+        if self.configure is not None:
+            self.configure(config)
+        server = GracefulServer(config)
+
+        def ready() -> None:
+            label = app.state.hub.setup.label
+            os.write(self._ready_w, f"{os.getpid()} {label}\n".encode())
+
+        async def orphan_watch(stop: Callable[[], None]) -> None:
+            # Only the supervisor holds the lifeline's write end: EOF here means it is gone.
+            gone = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            loop.add_reader(self._lifeline_r, gone.set)
+            try:
+                await gone.wait()
+            finally:
+                loop.remove_reader(self._lifeline_r)
+            stop()
+
+        try:
+            serve_until_signalled(
+                server,
+                ready,
+                sockets=[self.sock],
+                watch=orphan_watch,
+                loop=self.loop,
+                signals=(signal.SIGTERM,),
+            )
+        except SystemExit as exc:
+            return int(exc.code or 1)
+        return 0
+
+
+def bind_socket(settings: Settings) -> socket.socket:
+    """The listening socket every worker shares (uvicorn's own binding rules)."""
+    config = uvicorn_config(None, settings, settings.host, settings.port)
+    sock = config.bind_socket()
+    sock.listen(config.backlog)  # connections queue even while no worker is accepting
+    sock.set_inheritable(True)
+    return sock

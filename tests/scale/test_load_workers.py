@@ -1,0 +1,48 @@
+"""``tools/load.py`` against two workers with two generator processes: the figures' own plumbing.
+
+A small run (60 typists, 3 s): the server is ``serve --workers 2`` as the load tool starts it and
+the typists are spread over two forked generator processes. What must hold: every connection
+admitted, every suggest id ends with exactly one terminal frame, none dropped, and the CPU of the
+server (summed over its processes) and of the generators is read.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tools.load import process_tree, run_step, start_stack
+
+pytestmark = pytest.mark.timeout(180)
+
+
+async def test_two_workers_and_two_generators_lose_nothing():
+    n = 60
+    stack = start_stack(profile="fast", workers=2)
+    try:
+        pids = {"server": stack.server.pid, "emulator": stack.emulator.pid}
+        assert len(process_tree(stack.server.pid)) == 3  # the supervisor and two workers
+        await run_step(stack.ws_url, stack.token, 20, duration=1.0, cps=3)  # warm-up
+        stats = await run_step(
+            stack.ws_url,
+            stack.token,
+            n,
+            duration=3.0,
+            cps=3.0,
+            pids=pids,
+            drain_timeout=20,
+            generators=2,
+        )
+        summary = stats.summary()
+        print(json.dumps(summary))
+        assert stack.server.poll() is None, "the server died"
+    finally:
+        stack.stop()
+    assert summary["opened"] == n, summary["refused"]
+    assert summary["suggests"] > n
+    assert summary["missing_terminals"] == 0, summary
+    assert summary["duplicate_terminals"] == 0, summary
+    assert summary["closed_early"] == {}, summary
+    assert summary["cpu_s"]["server"] > 0 and summary["cpu_s"]["generator"] > 0
+    assert summary["server_cpu_us_per_keystroke"] is not None
