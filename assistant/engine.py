@@ -78,6 +78,7 @@ class ProviderDone:
     model: str = ""
     source: str = "model"  # "model" or "offline"
     truncated: bool = False  # stopped on the token cap
+    retry_when_free: bool = False  # a lesser tier answered while a better one was busy
 
 
 @dataclass(frozen=True)
@@ -94,11 +95,29 @@ class Accept:
 
 
 @dataclass(frozen=True)
+class TierFree:
+    """The provider has room again for a better tier (the local model loaded, or a slot freed).
+
+    An empty answer that came with ``retry_when_free`` is held open, not shown; this asks
+    again for the same version if the user is still paused there."""
+
+
+@dataclass(frozen=True)
 class Dismiss:
     """Esc, or the client cancelled: hide the suggestion and stop asking until the next edit."""
 
 
-Event = Edit | CursorMoved | Tick | ProviderChunk | ProviderDone | ProviderFailed | Accept | Dismiss
+Event = (
+    Edit
+    | CursorMoved
+    | Tick
+    | ProviderChunk
+    | ProviderDone
+    | ProviderFailed
+    | Accept
+    | Dismiss
+    | TierFree
+)
 
 # ---------------------------------------------------------------------------------------------
 # Commands (engine -> runtime)
@@ -173,6 +192,8 @@ class EngineConfig:
     min_suggestion_chars: int = 3  # shorter suggestions save nothing once Tab is counted
     cold_after: int = 3  # rejections in a row before asking less often (0: never)
     cold_pause_ms: float = 0.0  # then wait this long after a keystroke before asking
+    tier_wait_ms: float = 3000.0  # how long an empty retry_when_free answer waits for TierFree
+    tier_retries: int = 2  # asks again at most this often per version
 
 
 @dataclass
@@ -289,6 +310,8 @@ class SuggestionEngine:
         self._awaiting_verdict: _Shown | None = None  # a new suggestion on screen, not yet judged
         self._rejections = 0  # in a row
         self._next_request_id = 1
+        self._tier_wait: ProviderDone | None = None  # an empty answer held for TierFree
+        self._tier_retries = 0
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -353,6 +376,8 @@ class SuggestionEngine:
                 if event.chars > 0 and self._awaiting_verdict is not None:
                     self._judge(accepted=True)  # (the rest of it, taken later, is the same one)
                 return []
+            case TierFree():
+                return self._on_tier_free()
         raise TypeError(f"not an engine event: {event!r}")
 
     # -- handlers ---------------------------------------------------------------------------
@@ -374,6 +399,7 @@ class SuggestionEngine:
         self._open, self._edit_time = ev.version, now
         self._deadline = None
         self._learn_from_edit()
+        self._tier_wait, self._tier_retries = None, 0
 
         # 1. The request in flight may still fit: the user typed what it is streaming (or, for a
         #    prefetch, is still on the way to the text it was asked for).
@@ -432,6 +458,9 @@ class SuggestionEngine:
         if self._deadline is None or self.clock() < self._deadline or self._open is None:
             return []
         self._deadline = None
+        if self._tier_wait is not None:  # the better tier stayed busy: show the empty answer
+            held, self._tier_wait = self._tier_wait, None
+            return [self._final("", held.source, request_id=held.request_id, model=held.model)]
         cmds = self._cancel_inflight("superseded")
         rid = self._new_request_id()
         self._inflight = _Inflight(rid, self.prefix, self.suffix, self.clock())
@@ -467,6 +496,16 @@ class SuggestionEngine:
         fits = text.startswith(typed) and len(typed) < len(text) if typed is not None else False
         if self._deadline is not None and not fits:
             return []  # kept in case of a backspace; the request that is due will answer
+        if (
+            not text
+            and typed == ""
+            and ev.retry_when_free
+            and self._tier_retries < self.config.tier_retries
+        ):
+            # Nothing now, from a stand-in tier: wait (a while) for the better one to be free.
+            self._tier_wait = ev
+            self._deadline = self.clock() + self.config.tier_wait_ms / 1000
+            return []
         if typed is not None and (not text or fits):
             source = "prefetch" if fl.prefetched else ev.source
             if fl.prefetched:
@@ -491,6 +530,14 @@ class SuggestionEngine:
                 self._shown = None
             return cmds
         # The user typed past (or away from) this suggestion while it finished: ask again.
+        self._deadline = self.clock()
+        return self._on_tick()
+
+    def _on_tier_free(self) -> list[Command]:
+        if self._tier_wait is None or self._open is None or self._inflight is not None:
+            return []
+        self._tier_wait = None
+        self._tier_retries += 1
         self._deadline = self.clock()
         return self._on_tick()
 
@@ -648,6 +695,7 @@ class SuggestionEngine:
     def _drop_everything(self, reason: str) -> list[Command]:
         cmds = self._cancel_inflight("client" if reason == "client" else "superseded")
         self._deadline = None
+        self._tier_wait = None
         self._shown = None
         cmds.append(ClearSuggestion())
         if self._open is not None:

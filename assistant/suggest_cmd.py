@@ -1,4 +1,10 @@
-"""``assistant suggest``: one suggestion for the text on stdin (the cursor is at its end)."""
+"""``assistant suggest``: one suggestion for the text on stdin (the cursor is at its end).
+
+A one-shot command has no next keystroke to be fast for, so unlike the editor it waits for the
+tier it would use: the word list and, when it is installed and no key is set, the local model
+(with a progress line on stderr while it loads), instead of answering at once from whatever is
+ready.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +18,36 @@ from .config import load_settings
 from .pricing import cost_usd
 from .providers.base import CompletionRequest, Final, ProviderError, TextChunk
 from .providers.factory import make_suggest_provider
+from .providers.local import LocalModelProvider
+from .providers.offline import OfflineProvider
+from .providers.tiered import TieredProvider
 from .suggestion_text import finalize
+
+
+def _progress(message: str) -> None:
+    print(f"assistant suggest: {message}", file=sys.stderr, flush=True)
+
+
+async def ready_offline_tier(provider, prefix: str, progress=_progress) -> None:
+    """Load what the offline tier will answer with, when it is the tier that will answer."""
+    if not isinstance(provider, TieredProvider) or provider.primary is not None:
+        return  # Anthropic answers (its failure falls back to whatever is ready)
+    offline = provider.fallback
+    local = offline.local if isinstance(offline, OfflineProvider) else offline
+    if isinstance(local, LocalModelProvider) and not local.local.loaded:
+        progress("loading the local model (Gemma 3 270M)…")
+    await offline.warm(prefix)
+    if isinstance(offline, OfflineProvider) and offline.local_failed:
+        progress(f"local model unavailable, using the statistical engine: {offline.local_failed}")
 
 
 async def suggest_once(prefix: str, suffix: str, *, offline: bool = False) -> dict:
     settings = load_settings()
     provider = make_suggest_provider(settings, offline_only=offline)
-    started = time.perf_counter()
     raw, final = "", None
     try:
+        await ready_offline_tier(provider, prefix)
+        started = time.perf_counter()
         async for event in provider.stream(
             CompletionRequest(prefix, suffix, max_tokens=settings.suggest_max_tokens)
         ):

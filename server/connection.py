@@ -36,6 +36,7 @@ from assistant.engine import (
     StartRequest,
     SuggestionEngine,
     Tick,
+    TierFree,
 )
 from assistant.pricing import Usage
 from assistant.providers.base import (
@@ -330,6 +331,11 @@ class Connection:
         if deadline is not None:
             self._timer = self.loop.call_at(deadline, self._on_timer)
 
+    def tier_free(self) -> None:
+        """The offline tier has room again (the hub fans this out): a held answer re-asks."""
+        if not self._closing:
+            self._handle(TierFree())
+
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_at = None
@@ -463,6 +469,7 @@ class Connection:
                             event.model,
                             event.source,
                             truncated=event.stop_reason == "max_tokens",
+                            retry_when_free=event.retry_when_free,
                         )
                     )
                     break

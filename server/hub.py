@@ -35,6 +35,7 @@ class Hub:
         self._last_warm = -1e9
         self._keep_warm_task: asyncio.Task | None = None
         self._warming: asyncio.Task | None = None  # the latest connection-time warm-up
+        self._watching_offline = False
 
     # -- admission -----------------------------------------------------------------------------
 
@@ -54,6 +55,27 @@ class Hub:
     def add(self, conn: Any) -> None:
         self.connections.add(conn)
         self.metrics.open_connections.set(len(self.connections))
+        self._watch_offline()
+
+    def _watch_offline(self) -> None:
+        """Once: when the offline tier says it has room again (from a worker thread), tell every
+        connection on the loop, so answers held for it are asked again."""
+        on_free = getattr(self.setup.offline if self.setup else None, "on_free", None)
+        if self._watching_offline or on_free is None:
+            return
+        self._watching_offline = True
+        loop = asyncio.get_running_loop()
+
+        def tier_free() -> None:
+            for conn in list(self.connections):
+                with contextlib.suppress(Exception):
+                    conn.tier_free()
+
+        def from_any_thread() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the server is gone
+                loop.call_soon_threadsafe(tier_free)
+
+        on_free(from_any_thread)
 
     def remove(self, conn: Any) -> None:
         self.connections.discard(conn)

@@ -67,3 +67,22 @@ def test_suggest_completes_a_word_from_the_document():
 def test_unknown_subcommand_is_a_clear_error():
     out = run("frobnicate")
     assert out.returncode == 2 and "invalid choice" in out.stderr
+
+
+@pytest.mark.local_model
+@pytest.mark.skipif(
+    not __import__("assistant.providers.local", fromlist=["available"]).available(),
+    reason="xllamacpp / Gemma weights missing (the local extra)",
+)
+def test_suggest_waits_for_the_local_model_and_completes_the_word():
+    out = run(
+        "suggest",
+        "--json",
+        stdin="Thank you for your email. I will get back to you as soon as poss",
+        env_extra={"ASSISTANT_OFFLINE": "auto"},
+    )
+    assert out.returncode == 0, out.stderr
+    result = orjson.loads(out.stdout)
+    assert (result["source"], result["provider"]) == ("offline", "local")
+    assert result["text"].startswith("ible"), result
+    assert "loading the local model" in out.stderr  # the wait is said, on stderr

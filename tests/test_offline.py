@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from assistant.config import Settings
@@ -13,7 +15,9 @@ from assistant.providers.statistical import StatisticalProvider, lexicon
 
 DOC = "Please send the quarterly report to Maria. Please send the quarterly report today. "
 
-needs_model = pytest.mark.skipif(not available(), reason="llama-cpp-python / Gemma weights missing")
+needs_model = pytest.mark.skipif(
+    not available(), reason="xllamacpp / Gemma weights missing (the local extra)"
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -21,8 +25,9 @@ def _lexicon_loaded():
     lexicon(block=True)
 
 
-async def collect(provider, prefix: str, suffix: str = ""):
-    events = [e async for e in provider.stream(CompletionRequest(prefix, suffix, 12))]
+async def collect(provider, prefix: str, suffix: str = "", document_id: str = "default"):
+    request = CompletionRequest(prefix, suffix, 12, document_id=document_id)
+    events = [e async for e in provider.stream(request)]
     final = events[-1]
     assert isinstance(final, Final) and final.source == "offline"
     assert all(isinstance(e, TextChunk) for e in events[:-1])
@@ -68,7 +73,7 @@ class BrokenModel(LocalModel):
     def loaded(self) -> bool:
         return True
 
-    def generate(self, *args, **kwargs):
+    def complete(self, *args, **kwargs):
         raise RuntimeError("llama exploded")
 
 
@@ -81,7 +86,7 @@ async def test_falls_back_when_the_local_model_fails():
 @pytest.fixture(scope="module")
 def loaded_model() -> LocalModel:
     if not available():
-        pytest.skip("llama-cpp-python / Gemma weights missing")
+        pytest.skip("xllamacpp / Gemma weights missing (the local extra)")
     model = shared_model()
     model.load()
     return model
@@ -99,14 +104,48 @@ async def test_auto_picks_the_local_model_when_available(loaded_model):
 
 @pytest.mark.local_model
 @needs_model
-async def test_falls_back_to_statistical_while_the_model_is_busy(loaded_model):
+async def test_falls_back_to_statistical_while_every_slot_is_busy(loaded_model):
     p = OfflineProvider()
-    with loaded_model.lock:  # another request is generating
+    freed = []
+    p.on_free(lambda: freed.append(True))
+    table = loaded_model.table
+    held = [table.acquire(f"other-{i}", wait=True) for i in range(loaded_model.slots)]
+    try:  # every slot is generating for other documents
         text, final = await collect(p, DOC + "Please send the ")
+    finally:
+        for slot in held:
+            loaded_model.release(slot)
     assert (text, final.provider) == ("quarterly report", "statistical")
-    # the lock is free again: the local model answers
+    assert final.retry_when_free  # the runtime may ask again...
+    assert freed  # ...and is told when a slot is given back
     _, final = await collect(p, DOC + "Please send the ")
-    assert final.provider == "local"
+    assert final.provider == "local" and not final.retry_when_free
+    await p.aclose()
+
+
+async def test_answers_while_loading_say_to_ask_again_and_the_load_says_when():
+    gate = threading.Event()
+
+    class NeverLoaded(LocalModel):
+        def load(self):
+            gate.wait(5)
+            raise RuntimeError("no weights here")
+
+    p = OfflineProvider(local=NeverLoaded(slots=1), use_local=True)
+    freed = []
+    p.on_free(lambda: freed.append(True))
+    text, final = await collect(p, DOC + "Please send the ")  # while it loads
+    assert (text, final.provider, final.retry_when_free) == (
+        "quarterly report",
+        "statistical",
+        True,
+    )
+    assert not freed
+    gate.set()
+    p._loader.join(5)
+    assert freed and p.local is None  # gave up: the runtime asks again and gets the engine
+    _, final = await collect(p, DOC + "Please send the ")
+    assert not final.retry_when_free
 
 
 @pytest.mark.local_model
@@ -124,6 +163,6 @@ async def test_warm_prefills_the_local_cache(loaded_model):
     p = OfflineProvider()
     doc = "Status report for the operations team. All systems ran normally this week. " * 4
     await p.warm(doc, "ops")
-    _, final = await collect(p, doc + "Next ")
+    _, final = await collect(p, doc + "Next ", document_id="ops")  # the document's own slot
     assert final.provider == "local"
     assert final.usage.cache_read_input_tokens > final.usage.input_tokens

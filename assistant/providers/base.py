@@ -38,6 +38,9 @@ class Final:
     source: str  # "model" (Anthropic), "offline" (local model or statistical engine)
     stop_reason: str | None = None
     provider: str = ""  # which tier answered: "anthropic", "local", "statistical"
+    # A better tier was busy (or still loading) and a lesser one answered: asking again once
+    # the provider reports it free (``OfflineProvider.on_free``) may give a better suggestion.
+    retry_when_free: bool = False
 
 
 StreamEvent = TextChunk | Final

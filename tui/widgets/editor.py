@@ -7,6 +7,10 @@ The ghost is TextArea's native ``suggestion`` (drawn after the cursor in the
   keys do what they always do (indent, word right).
 - Typing the ghost's next characters consumes them locally at once (TextArea does this), but
   any other edit, and any cursor move that is not the result of an edit, clears it.
+- With soft wrap (the default), a ghost longer than the rest of its row wraps onto the next
+  rows exactly as the text would once accepted: the wrapper sees the line with the ghost in it
+  (:class:`_LinesWithGhost`). TextArea alone wraps the document without the ghost and clips the
+  ghost at the right edge, so near the end of a row no suggestion could show at all.
 - It posts messages for the app to turn into protocol frames: ``Edited`` (send ``suggest``),
   ``Dismissed`` (send ``cancel``), ``Accepted`` (send ``accept``), ``EscapePressed`` (Esc with
   no ghost: the app may cancel a review).
@@ -24,6 +28,39 @@ from textual.widgets import TextArea
 from textual.widgets.text_area import Edit, EditResult, Selection
 
 from assistant.suggestion_text import next_word
+
+
+class _LinesWithGhost:
+    """The document as the soft-wrapper sees it: ``ghost`` inserted at ``location``.
+
+    TextArea draws the ghost into the cursor's line and then cuts that line at the wrap
+    offsets; computing those offsets on the same text makes the ghost wrap like typed text."""
+
+    def __init__(self, document, location: tuple[int, int], ghost: str) -> None:
+        self._document = document
+        self._row, self._column = location
+        self._ghost = ghost
+
+    def _with_ghost(self, index: int, line: str) -> str:
+        if index != self._row:
+            return line
+        return line[: self._column] + self._ghost + line[self._column :]
+
+    @property
+    def lines(self) -> list[str]:
+        lines = list(self._document.lines)
+        if 0 <= self._row < len(lines):
+            lines[self._row] = self._with_ghost(self._row, lines[self._row])
+        return lines
+
+    def get_line(self, index: int) -> str:
+        return self._with_ghost(index, self._document.get_line(index))
+
+    def __getitem__(self, index: int) -> str:
+        return self.get_line(index)
+
+    def __getattr__(self, name: str):
+        return getattr(self._document, name)
 
 
 class GhostEditor(TextArea):
@@ -55,6 +92,7 @@ class GhostEditor(TextArea):
         editor: GhostEditor
 
     _in_edit = False  # a class default: TextArea moves the cursor before __init__ returns
+    _ghost_row: int | None = None  # the line the wrapper sees with the ghost in it
 
     def __init__(self, text: str = "", **kwargs) -> None:
         kwargs.setdefault("tab_behavior", "indent")
@@ -70,17 +108,18 @@ class GhostEditor(TextArea):
             line = ""
         if not self.selection.is_empty:
             line = ""
-        self.suggestion = self._fit(line)
+        self.suggestion = line if self.soft_wrap else self._fit(line)
 
     def _fit(self, line: str) -> str:
-        """As much of ``line`` as fits before the right edge, cut at a word boundary.
+        """Without soft wrap: as much of ``line`` as fits before the right edge, cut at a word
+        boundary.
 
-        Textual draws the ghost on one row and clips it at the edge; a clipped word would be
-        accepted whole by Tab without being seen. The rest comes back as the next suggestion
+        Textual then draws the ghost on one row and clips it at the edge; a clipped word would
+        be accepted whole by Tab without being seen. The rest comes back as the next suggestion
         once the shown part is accepted or typed.
         """
-        width = self.wrap_width
-        if not line or not width:
+        width = self.scrollable_content_region.width - self.gutter_width - 1
+        if not line or width <= 0:
             return line
         try:
             x = self.wrapped_document.location_to_offset(self.selection.end).x
@@ -93,6 +132,32 @@ class GhostEditor(TextArea):
         while cut > 0 and cell_len(line[:cut]) > room:
             cut = line.rfind(" ", 1, cut)
         return line[:cut] if cut > 0 else ""
+
+    def watch_suggestion(self) -> None:
+        self._wrap_ghost()
+
+    def _wrap_ghost(self) -> None:
+        """Re-wrap the cursor's line with the ghost in it (and the line that had it without)."""
+        wrapped = self.wrapped_document
+        real = self.document
+        cursor = self.selection.end
+        ghost = self.suggestion if self.soft_wrap else ""
+        rows = {self._ghost_row, cursor[0] if ghost else None} - {None}
+        if not ghost and self._ghost_row is None:
+            return
+        try:
+            wrapped.document = _LinesWithGhost(real, cursor, ghost) if ghost else real
+            for row in rows:
+                if row < real.line_count:
+                    wrapped.wrap_range((row, 0), (row, 0), (row, 0))
+            self._ghost_row = cursor[0] if ghost else None
+        except Exception:  # never lose the editor over a ghost: wrap the plain text
+            wrapped.document = real
+            self._ghost_row = None
+            wrapped.wrap(self.wrap_width, self.indent_width)
+        self._line_cache.clear()
+        self._refresh_size()
+        self.refresh()
 
     def clear_ghost(self, *, notify: bool = True) -> None:
         had = bool(self.suggestion)
@@ -134,6 +199,7 @@ class GhostEditor(TextArea):
             return super().edit(edit)
         finally:
             self._in_edit = False
+            self._wrap_ghost()  # TextArea wrapped before moving the cursor past the edit
 
     def undo(self) -> None:
         self.clear_ghost()
