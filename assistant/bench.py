@@ -41,7 +41,7 @@ from .emulator.predictors import describe_predictor
 from .engine import CancelRequest, Clock, ShowSuggestion, StartRequest
 from .pricing import Usage, cost_usd
 from .replay import AcceptingTypist, ReplayResult, replay, requested_prefix
-from .strategies import make_engine
+from .strategies import ENGINE_VARIANTS, make_engine
 from .traces import Keystroke, Trace, generate, load_passages, load_traces
 from .usefulness import per_thousand_saved, total
 
@@ -207,7 +207,7 @@ def pick_traces(plan: BenchPlan, predictor: str = "oracle") -> list[Trace]:
 
 def strategies_for(plan: BenchPlan, predictor: str) -> tuple[str, ...]:
     if predictor == "local":
-        return tuple(n for n in plan.strategies if n in LOCAL_STRATEGIES)
+        return tuple(n for n in plan.strategies if n in LOCAL_STRATEGIES or n in ENGINE_VARIANTS)
     return plan.strategies
 
 
@@ -913,7 +913,9 @@ def plan_from_args(args) -> BenchPlan:
         changes["oracle_texts"] = choice.passages
     strategies = getattr(args, "strategies", None)
     if strategies:
-        changes["strategies"] = parse_name_list(strategies, STRATEGY_ORDER, "strategy")
+        # (also the engine's before/after variants, assistant/strategies.py ENGINE_VARIANTS)
+        allowed = (*STRATEGY_ORDER, *ENGINE_VARIANTS)
+        changes["strategies"] = parse_name_list(strategies, allowed, "strategy")
     if getattr(args, "no_accept", False):
         changes["accepting"] = False
     lead_in = getattr(args, "lead_in", 0) or 0

@@ -50,6 +50,8 @@ class Settings:
     debounce_min_ms: float = 25.0
     debounce_max_ms: float = 150.0
     cache_entries: int = 256
+    prefetch: bool = False  # ask ahead for the suggestion that follows an accept (more calls)
+    cold_pause_ms: float = 0.0  # after rejections in a row, ask only after this long a pause
     # Server
     host: str = "127.0.0.1"
     port: int = 8765

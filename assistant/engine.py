@@ -10,22 +10,32 @@ Versions: each edit carries a version (the client's request id). Every version g
 terminal command: ``ShowSuggestion(final=True)`` or ``Closed``. Once a newer edit has been seen,
 nothing more is ever emitted for an older version, so a stale suggestion cannot be shown.
 
-Requests: at most one is in flight. A newer edit cancels it at once unless the text the user typed
-is consistent with what the request is streaming (type-through), in which case the same request
-keeps serving the newer version.
+Requests: at most one is in flight. A newer edit cancels it unless the text the user typed is
+consistent with what the request is streaming (type-through), in which case the same request keeps
+serving the newer version. While the engine waits out a mid-word debounce, a request that no
+longer fits is kept until the new one starts: a typo backspaced in time gets it back.
+
+Prefetch (``EngineConfig.prefetch``): once a suggestion is shown, the engine asks for the one that
+follows its acceptance (the text with the suggestion appended). It is not any version's request:
+nothing of it is shown until the user reaches its text (Tab, or typing the suggestion through),
+and it is cancelled as soon as the user goes another way. Finished early, it waits in the cache.
+
+Acceptance: the engine learns from ``Accept`` and from the user typing away from (or dismissing)
+a shown suggestion. After ``cold_after`` rejections in a row it asks less often (only after a
+pause), until a suggestion is accepted or typed through again.
 """
 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from .pricing import Usage
 from .providers.base import ProviderError
-from .suggestion_text import finalize, visible_prefix
+from .suggestion_text import finalize, likely_rejected, trim_restated_fragment, visible_prefix
 
 Clock = Callable[[], float]
 
@@ -119,6 +129,7 @@ class StartRequest:
     version: int
     prefix: str
     suffix: str
+    prefetch: bool = False  # asked ahead of an accept: no version waits on it (yet)
 
 
 @dataclass(frozen=True)
@@ -137,7 +148,7 @@ class ShowSuggestion:
     version: int
     text: str
     final: bool
-    source: str = ""  # final only: "model" | "offline" | "cache" | "typethrough" | "none"
+    source: str = ""  # final: "model" | "offline" | "prefetch" | "cache" | "typethrough" | "none"
     request_id: int | None = None
     usage: Usage | None = None
     model: str = ""
@@ -173,6 +184,14 @@ class EngineConfig:
     cache_suffix_chars: int = 32
     type_ahead_slack: int = 6  # chars typed past a streaming request's text before giving up on it
     suggest_mid_line: bool = False  # ask even when words follow the cursor on its line
+    prefetch: bool = False  # ask for the suggestion after the shown one (costs calls)
+    recall_suggestions: int = 4  # recent suggestions kept to show again after a backspace (0: off)
+    keep_request_over_typo: bool = True  # a request the text left runs on until a new one starts
+    drop_likely_rejected: bool = True  # trim restated fragments, drop short and echoed text
+    recall_back_chars: int = 12  # how far before a suggestion's start a backspace may go
+    min_suggestion_chars: int = 3  # shorter suggestions save nothing once Tab is counted
+    cold_after: int = 3  # rejections in a row before asking less often (0: never)
+    cold_pause_ms: float = 0.0  # then wait this long after a keystroke before asking
     tier_wait_ms: float = 3000.0  # how long an empty retry_when_free answer waits for TierFree
     tier_retries: int = 2  # asks again at most this often per version
 
@@ -189,6 +208,12 @@ class EngineStats:
     shown_cache: int = 0
     weak_dropped: int = 0
     accepted_chars: int = 0
+    shown_prefetch: int = 0
+    shown_recalled: int = 0
+    prefetches_started: int = 0
+    prefetches_cancelled: int = 0
+    suggestions_accepted: int = 0
+    suggestions_rejected: int = 0
 
 
 @dataclass
@@ -199,6 +224,8 @@ class _Inflight:
     started: float
     received: str = ""
     shown: str = ""  # what has been shown of it for the current version
+    prefetch_from: str | None = None  # a prefetch not yet reached: the suggestion's anchor
+    prefetched: bool = False  # asked ahead of an accept (reached or not)
 
 
 @dataclass
@@ -279,6 +306,9 @@ class SuggestionEngine:
         self._deadline: float | None = None
         self._inflight: _Inflight | None = None
         self._shown: _Shown | None = None
+        self._recent: deque[_Shown] = deque(maxlen=max(1, self.config.recall_suggestions))
+        self._awaiting_verdict: _Shown | None = None  # a new suggestion on screen, not yet judged
+        self._rejections = 0  # in a row
         self._next_request_id = 1
         self._tier_wait: ProviderDone | None = None  # an empty answer held for TierFree
         self._tier_retries = 0
@@ -298,17 +328,26 @@ class SuggestionEngine:
     def open_version(self) -> int | None:
         return self._open
 
+    @property
+    def cold(self) -> bool:
+        """The writer has rejected the last ``cold_after`` suggestions: ask less often."""
+        n = self.config.cold_after
+        return n > 0 and self._rejections >= n
+
     def debounce_ms(self, prefix: str) -> float:
         """How long to wait after this keystroke before asking the model.
 
         None after a word or sentence boundary (the user is likely to pause, and a suggestion
         for the next words is most useful there); mid-word, a short pause scaled to this
-        typist's pace so a fast typist does not trigger a request per letter.
+        typist's pace so a fast typist does not trigger a request per letter. While the writer
+        rejects what is shown (``cold``), at least ``cold_pause_ms``: only a pause asks.
         """
-        if not prefix or prefix[-1] in _BOUNDARY:
-            return 0.0
         cfg = self.config
-        return min(cfg.debounce_max_ms, max(cfg.debounce_min_ms, self._gap_ewma_ms))
+        if not prefix or prefix[-1] in _BOUNDARY:
+            wait = 0.0
+        else:
+            wait = min(cfg.debounce_max_ms, max(cfg.debounce_min_ms, self._gap_ewma_ms))
+        return max(wait, cfg.cold_pause_ms) if self.cold else wait
 
     # -- the one entry point ----------------------------------------------------------------
 
@@ -326,11 +365,16 @@ class SuggestionEngine:
                 return self._on_failed(event)
             case CursorMoved():
                 self.prefix, self.suffix = event.prefix, event.suffix
+                self._awaiting_verdict = None
                 return self._drop_everything("superseded")
             case Dismiss():
+                if self._awaiting_verdict is not None:
+                    self._judge(accepted=False)
                 return self._drop_everything("client")
             case Accept():
                 self.stats.accepted_chars += max(0, event.chars)
+                if event.chars > 0 and self._awaiting_verdict is not None:
+                    self._judge(accepted=True)  # (the rest of it, taken later, is the same one)
                 return []
             case TierFree():
                 return self._on_tier_free()
@@ -354,24 +398,26 @@ class SuggestionEngine:
         self.prefix, self.suffix, self.version = ev.prefix, ev.suffix, ev.version
         self._open, self._edit_time = ev.version, now
         self._deadline = None
+        self._learn_from_edit()
         self._tier_wait, self._tier_retries = None, 0
 
-        # 1. The request in flight may still fit: the user typed what it is streaming.
+        # 1. The request in flight may still fit: the user typed what it is streaming (or, for a
+        #    prefetch, is still on the way to the text it was asked for).
         fl = self._inflight
-        if fl is not None:
-            typed = self._typed_since(fl.prefix, fl.suffix)
-            visible = visible_prefix(fl.received, fl.prefix)
-            if typed is not None and (
-                visible.startswith(typed)
-                or (
-                    typed.startswith(visible)
-                    and len(typed) - len(visible) <= self.config.type_ahead_slack
-                )
-            ):
+        if fl is not None and fl.prefetch_from is not None:
+            if self._typed_since(fl.prefix, fl.suffix) is not None:
+                fl.prefetch_from = None  # reached: from now on it serves the user like any other
+            elif not self._on_the_way_to(fl):
+                cmds.extend(self._cancel_inflight("superseded"))
+                fl = None
+        if fl is not None and fl.prefetch_from is None:
+            if self._fits(fl):
                 fl.shown = ""
                 cmds.extend(self._show_streaming(fl))
                 return cmds
-            cmds.extend(self._cancel_inflight("superseded"))
+            if not self.config.keep_request_over_typo:
+                cmds.extend(self._cancel_inflight("superseded"))
+            # Else kept until a new request starts (a backspace may bring it back).
 
         # 2. A finished suggestion the user is typing through.
         sh = self._shown
@@ -379,20 +425,31 @@ class SuggestionEngine:
             typed = self._typed_since(sh.prefix, sh.suffix)
             if typed is not None and sh.text.startswith(typed) and len(typed) < len(sh.text):
                 self.stats.shown_typethrough += 1
-                return cmds + [self._final(sh.text[len(typed) :], "typethrough")]
+                return (
+                    cmds
+                    + self._drop_unfit_inflight()
+                    + [self._final(sh.text[len(typed) :], "typethrough")]
+                )
             self._shown = None
             cmds.append(ClearSuggestion())
 
-        # 3. Something we made before for this very context.
+        # 3. Something we made before for this very context, or just before a backspace.
         cached = self.cache.get(ev.prefix, ev.suffix)
+        source = "cache"
+        if cached is None:
+            cached, source = self._recall(), "recalled"
         if cached is not None:
-            self.stats.shown_cache += 1
+            if source == "cache":
+                self.stats.shown_cache += 1
+            else:
+                self.stats.shown_recalled += 1
             self._shown = _Shown(ev.prefix, ev.suffix, cached, "cache")
-            return cmds + [self._final(cached, "cache")]
+            self._awaiting_verdict = self._shown
+            return cmds + self._drop_unfit_inflight() + [self._final(cached, "cache")]
 
         # 4. Ask, after the debounce.
         if not self._worth_asking():
-            return cmds + [self._final("", "none")]
+            return cmds + self._drop_unfit_inflight() + [self._final("", "none")]
         self._deadline = now + self.debounce_ms(ev.prefix) / 1000
         cmds.extend(self._on_tick())
         return cmds
@@ -405,8 +462,7 @@ class SuggestionEngine:
             held, self._tier_wait = self._tier_wait, None
             return [self._final("", held.source, request_id=held.request_id, model=held.model)]
         cmds = self._cancel_inflight("superseded")
-        rid = self._next_request_id
-        self._next_request_id += 1
+        rid = self._new_request_id()
         self._inflight = _Inflight(rid, self.prefix, self.suffix, self.clock())
         self.stats.requests_started += 1
         cmds.append(StartRequest(rid, self._open, self.prefix, self.suffix))
@@ -426,13 +482,20 @@ class SuggestionEngine:
         self._inflight = None
         self.stats.requests_completed += 1
         text = finalize(fl.received, fl.prefix, fl.suffix, truncated=ev.truncated)
+        if self.config.drop_likely_rejected:
+            text = trim_restated_fragment(text, fl.prefix)
+            if text and likely_rejected(text, fl.prefix, self.config.min_suggestion_chars):
+                text = ""
         if not text and fl.received.strip():
             self.stats.weak_dropped += 1
         if text:
             self.cache.put(fl.prefix, fl.suffix, text)
-        if self._open is None:
-            return []
+        if self._open is None or fl.prefetch_from is not None:
+            return []  # nobody waits on it (a prefetch not reached yet waits in the cache)
         typed = self._typed_since(fl.prefix, fl.suffix)
+        fits = text.startswith(typed) and len(typed) < len(text) if typed is not None else False
+        if self._deadline is not None and not fits:
+            return []  # kept in case of a backspace; the request that is due will answer
         if (
             not text
             and typed == ""
@@ -443,18 +506,29 @@ class SuggestionEngine:
             self._tier_wait = ev
             self._deadline = self.clock() + self.config.tier_wait_ms / 1000
             return []
-        if typed is not None and (not text or (text.startswith(typed) and len(typed) < len(text))):
-            self._shown = _Shown(fl.prefix, fl.suffix, text, ev.source) if text else None
-            self.stats.shown_model += bool(text)
-            return [
+        if typed is not None and (not text or fits):
+            source = "prefetch" if fl.prefetched else ev.source
+            if fl.prefetched:
+                self.stats.shown_prefetch += bool(text)
+            else:
+                self.stats.shown_model += bool(text)
+            cmds: list[Command] = [
                 self._final(
                     text[len(typed) :] if text else "",
-                    ev.source,
+                    source,
                     request_id=fl.request_id,
                     usage=ev.usage,
                     model=ev.model,
                 )
             ]
+            if text:
+                self._shown = _Shown(fl.prefix, fl.suffix, text, ev.source)
+                self._recent.append(self._shown)
+                self._awaiting_verdict = self._shown
+                cmds.extend(self._prefetch_after(self._shown))
+            else:
+                self._shown = None
+            return cmds
         # The user typed past (or away from) this suggestion while it finished: ask again.
         self._deadline = self.clock()
         return self._on_tick()
@@ -473,12 +547,19 @@ class SuggestionEngine:
             return []
         self._inflight = None
         self.stats.requests_failed += 1
-        if self._open is None:
+        if self._open is None or fl.prefetch_from is not None:
             return []
+        if not self._fits(fl) and self._deadline is not None:
+            return []  # kept only in case of a backspace; the request that is due will answer
         version, self._open = self._open, None
         return [ClearSuggestion(), Closed(version, "error", ev.error.kind.value, ev.error)]
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _new_request_id(self) -> int:
+        rid = self._next_request_id
+        self._next_request_id += 1
+        return rid
 
     def _typed_since(self, prefix: str, suffix: str) -> str | None:
         """What the user typed after ``prefix`` with the same text after the cursor, if that is all."""
@@ -486,9 +567,98 @@ class SuggestionEngine:
             return None
         return self.prefix[len(prefix) :]
 
-    def _show_streaming(self, fl: _Inflight) -> list[Command]:
+    def _fits(self, fl: _Inflight) -> bool:
+        """The user's text is consistent with what ``fl`` is streaming (or may still catch up)."""
         typed = self._typed_since(fl.prefix, fl.suffix)
-        visible = visible_prefix(fl.received, fl.prefix)
+        if typed is None:
+            return False
+        visible = self._visible(fl)
+        return visible.startswith(typed) or (
+            typed.startswith(visible) and len(typed) - len(visible) <= self.config.type_ahead_slack
+        )
+
+    def _visible(self, fl: _Inflight) -> str:
+        """What may be shown of a streaming request (append-only as it grows)."""
+        raw = visible_prefix(fl.received, fl.prefix)
+        if not self.config.drop_likely_rejected:
+            return raw
+        return trim_restated_fragment(raw, fl.prefix, complete=False)
+
+    def _on_the_way_to(self, fl: _Inflight) -> bool:
+        """The user is between a suggestion's start and its end, still typing or accepting it."""
+        anchor = fl.prefetch_from
+        return (
+            anchor is not None
+            and self.suffix == fl.suffix
+            and fl.prefix.startswith(self.prefix)
+            and len(self.prefix) >= len(anchor)
+        )
+
+    def _drop_unfit_inflight(self) -> list[Command]:
+        """Served without a request: a request that no longer fits the text has no more use."""
+        fl = self._inflight
+        if fl is None or fl.prefetch_from is not None or self._fits(fl):
+            return []
+        return self._cancel_inflight("superseded")
+
+    def _recall(self) -> str | None:
+        """The rest of a recent suggestion whose start lies a few characters after the cursor:
+        the user backspaced over the end of what they had typed before it."""
+        back = self.config.recall_back_chars
+        if self.config.recall_suggestions <= 0:
+            return None
+        for sh in reversed(self._recent):
+            if sh.suffix != self.suffix or len(self.prefix) < len(sh.prefix) - back:
+                continue
+            whole_len = len(sh.prefix) + len(sh.text)
+            if len(self.prefix) >= whole_len or not sh.prefix.startswith(self.prefix):
+                continue  # (typed through or past it: the cache and type-through cover that)
+            return sh.prefix[len(self.prefix) :] + sh.text
+        return None
+
+    def _prefetch_after(self, sh: _Shown) -> list[Command]:
+        """Ask now for what follows ``sh`` once it is accepted (when configured and idle)."""
+        if not self.config.prefetch or self._inflight is not None:
+            return []
+        prefix = sh.prefix + sh.text
+        if self.cache.get(prefix, sh.suffix) is not None:
+            return []
+        rid = self._new_request_id()
+        self._inflight = _Inflight(
+            rid, prefix, sh.suffix, self.clock(), prefetch_from=sh.prefix, prefetched=True
+        )
+        self.stats.prefetches_started += 1
+        return [StartRequest(rid, self.version, prefix, sh.suffix, prefetch=True)]
+
+    def _learn_from_edit(self) -> None:
+        """Typing away from a new suggestion rejects it; typing it to its end takes it."""
+        sh = self._awaiting_verdict
+        if sh is None:
+            return
+        typed = self._typed_since(sh.prefix, sh.suffix)
+        if typed is not None and sh.text.startswith(typed):
+            if len(typed) == len(sh.text):
+                self._judge(accepted=True)
+            return
+        if typed is not None and typed.startswith(sh.text):
+            self._judge(accepted=True)  # typed through it and on
+        else:
+            self._judge(accepted=False)
+
+    def _judge(self, accepted: bool) -> None:
+        self._awaiting_verdict = None
+        if accepted:
+            self.stats.suggestions_accepted += 1
+            self._rejections = 0
+        else:
+            self.stats.suggestions_rejected += 1
+            self._rejections += 1
+
+    def _show_streaming(self, fl: _Inflight) -> list[Command]:
+        if fl.prefetch_from is not None:
+            return []  # the user has not reached it (yet)
+        typed = self._typed_since(fl.prefix, fl.suffix)
+        visible = self._visible(fl)
         if typed is None:
             return []
         if visible.startswith(typed):
@@ -501,11 +671,14 @@ class SuggestionEngine:
             return []  # the stream may still catch up with what was typed
         # It went another way than the user: useless now. Ask again for the current text.
         cmds = self._cancel_inflight("superseded")
+        if self._open is None:
+            return cmds
         self._deadline = max(self.clock(), self._edit_time + self.debounce_ms(self.prefix) / 1000)
         return cmds + self._on_tick()
 
     def _final(self, text: str, source: str, **extra) -> ShowSuggestion:
         version, self._open = self._open, None
+        self._deadline = None  # the version is served: no request is due for it
         assert version is not None
         latency = (self.clock() - self._edit_time) * 1000
         return ShowSuggestion(version, text, final=True, source=source, latency_ms=latency, **extra)
@@ -515,6 +688,8 @@ class SuggestionEngine:
         if fl is None:
             return []
         self.stats.requests_cancelled += 1
+        if fl.prefetch_from is not None:
+            self.stats.prefetches_cancelled += 1
         return [CancelRequest(fl.request_id, reason)]
 
     def _drop_everything(self, reason: str) -> list[Command]:

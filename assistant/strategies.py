@@ -17,6 +17,7 @@ latency, not about correctness.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from .engine import (
     CursorMoved,
     Dismiss,
     Edit,
+    EngineConfig,
     EngineStats,
     Event,
     ProviderChunk,
@@ -446,6 +448,30 @@ STRATEGIES = {
     "copilot": CopilotStyleEngine,
     "ours": SuggestionEngine,
 }
+
+# Variants of ours for the before/after figures of each engine change (docs/performance.md):
+# "ours-before" has every change of issue 10 switched off (the engine as it was); each other
+# variant switches one change on over it; "ours+prefetch" is ours with prefetch on.
+_BEFORE = dict(
+    prefetch=False,
+    recall_suggestions=0,
+    keep_request_over_typo=False,
+    drop_likely_rejected=False,
+    cold_after=0,
+)
+ENGINE_VARIANTS = {
+    "ours-before": _BEFORE,
+    "ours-before+reuse": {**_BEFORE, "recall_suggestions": 4, "keep_request_over_typo": True},
+    "ours-before+drop": {**_BEFORE, "drop_likely_rejected": True},
+    "ours-before+cold": {**_BEFORE, "cold_after": 3, "cold_pause_ms": 300.0},
+    "ours+cold": {"cold_pause_ms": 300.0},
+    "ours+prefetch": {"prefetch": True},
+}
+for _name, _changes in ENGINE_VARIANTS.items():
+    STRATEGIES[_name] = functools.partial(
+        lambda changes, clock=time.monotonic: SuggestionEngine(EngineConfig(**changes), clock),
+        _changes,
+    )
 
 
 def make_engine(name: str, clock: Clock = time.monotonic):

@@ -106,6 +106,38 @@ def finalize(raw: str, prefix: str, suffix: str = "", *, truncated: bool = False
     return text
 
 
+_FRAGMENT = re.compile(r"\w+$")
+
+
+def trim_restated_fragment(text: str, prefix: str, *, complete: bool = True) -> str:
+    """Drop the start of a word the model wrote out again (``"quar"`` + ``"quarterly"``).
+
+    Models often restate the fragment before the cursor; shown as is, the ghost would read
+    "quarquarterly". A fragment of one letter is left alone ("a" + "and" is a new word). While
+    the text is still streaming (``complete=False``) a start that may yet turn into the
+    fragment is held back, so what is shown only ever grows.
+    """
+    m = _FRAGMENT.search(prefix)
+    if m is None or len(m.group(0)) < 2:
+        return text
+    fragment = m.group(0)
+    if text.startswith(fragment):
+        rest = text[len(fragment) :]
+        return rest if rest.strip() or not complete else ""
+    if not complete and fragment.startswith(text):
+        return ""
+    return text
+
+
+def likely_rejected(text: str, prefix: str, min_chars: int = 3) -> bool:
+    """A suggestion writers rarely take: too short to save anything once the accept key is
+    counted, or an echo of the words just before the cursor."""
+    if len(text.strip()) < min_chars:
+        return True
+    words = text.split()
+    return len(words) >= 2 and prefix.split()[-len(words) :] == words
+
+
 def next_word(text: str) -> str:
     """The next word of a suggestion, with the spaces before it and punctuation stuck to it."""
     m = re.match(r"\s*\S+", text)

@@ -46,6 +46,8 @@ from assistant.providers.base import (
     ProviderErrorKind,
     TextChunk,
 )
+from assistant.usefulness import Usefulness
+from assistant.usefulness_frames import FrameUsefulness
 
 from . import protocol as p
 from .document import DocumentError, DocumentLimits, DocumentSession
@@ -67,6 +69,7 @@ _ERROR_CODES = {
 }
 _CLOSE = object()
 _STREAMING = ("delta", "done")
+_SUGGESTION_REPLIES = ("delta", "done", "cancelled", "error")
 
 
 @dataclass
@@ -121,6 +124,8 @@ class Connection:
                     debounce_min_ms=settings.debounce_min_ms,
                     debounce_max_ms=settings.debounce_max_ms,
                     cache_entries=settings.cache_entries,
+                    prefetch=settings.prefetch,
+                    cold_pause_ms=settings.cold_pause_ms,
                 ),
                 clock=self.loop.time,
             )
@@ -149,6 +154,8 @@ class Connection:
         self._closing = False  # shutdown or disconnect: the engine gets nothing more
         self._close_queued = False
         self._secrets = (settings.api_key, hub.token)
+        self.usefulness = FrameUsefulness()  # what the writer got, for /metrics
+        self._published = Usefulness()
 
     # ------------------------------------------------------------------ the connection's life
 
@@ -218,6 +225,8 @@ class Connection:
             self.metrics.cancellations.labels(why).inc()
         if why != "shutdown":
             self._reviews.clear()
+        self.usefulness.finish(self.loop.time())
+        self._publish_usefulness()
 
     # ------------------------------------------------------------------------------- reading
 
@@ -272,6 +281,9 @@ class Connection:
                     self._handle(Dismiss())
             case p.AcceptChars():
                 self.metrics.accepted_chars.inc(frame.chars)
+                self.metrics.accept_keys.inc()
+                self.metrics.saved_chars.inc(max(0, frame.chars - 1))
+                self.usefulness.accept(self.loop.time(), frame.chars)
                 self._handle(Accept(frame.chars))
             case p.Ping():
                 self._emit("pong", frame.id, p.pong_frame(frame.id))
@@ -287,6 +299,8 @@ class Connection:
     def _suggest(self, fid: int, prefix: str, suffix: str) -> None:
         self.stats.suggests += 1
         self._latest_suggest = self._stale_below = fid
+        self.usefulness.suggest(self.loop.time(), fid, prefix)
+        self._publish_usefulness()
         self._warm_once(prefix, suffix)
         self._handle(Edit(prefix, suffix, fid))
 
@@ -344,7 +358,7 @@ class Connection:
                 self._requests[cmd.request_id] = req
                 req.task = self.loop.create_task(self._stream(req))
                 self.stats.requests += 1
-                self.metrics.requests.labels("suggest").inc()
+                self.metrics.requests.labels("prefetch" if cmd.prefetch else "suggest").inc()
             case CancelRequest():
                 req = self._requests.pop(cmd.request_id, None)
                 if req is not None:
@@ -395,6 +409,33 @@ class Connection:
                 usage=usage,
                 cost_usd=cost,
             ),
+        )
+
+    def _publish_usefulness(self) -> None:
+        """Move what the writer got since the last call into the server's counters."""
+        now, last, m = self.usefulness.counts, self._published, self.metrics
+        for name, counter in (
+            ("shown", m.suggestions_shown),
+            ("accepted", m.suggestions_accepted),
+            ("rejected", m.suggestions_rejected),
+        ):
+            if getattr(now, name) > getattr(last, name):
+                counter.inc(getattr(now, name) - getattr(last, name))
+        served = now.pauses_with_suggestion - last.pauses_with_suggestion
+        missed = now.pauses - last.pauses - served
+        if served:
+            m.pauses.labels("suggestion").inc(served)
+        if missed:
+            m.pauses.labels("nothing").inc(missed)
+        for ms in now.pause_to_visible_ms:
+            m.pause_to_visible.observe(ms / 1000)
+        now.pause_to_visible_ms.clear()
+        self._published = Usefulness(
+            shown=now.shown,
+            accepted=now.accepted,
+            rejected=now.rejected,
+            pauses=now.pauses,
+            pauses_with_suggestion=now.pauses_with_suggestion,
         )
 
     # ------------------------------------------------------------------------------ provider
@@ -690,6 +731,9 @@ class Connection:
                 await ws.send_text(p.encode(frame))
                 self.stats.frames_out += 1
                 self.metrics.frames_out.inc()
+                if kind in _SUGGESTION_REPLIES:
+                    self.usefulness.frame(self.loop.time(), frame)
+                    self._publish_usefulness()
         except asyncio.CancelledError:
             raise
         except Exception:

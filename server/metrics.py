@@ -74,6 +74,44 @@ class ServerMetrics:
         self.accepted_chars = Counter(
             "assistant_accepted_chars", "Characters of suggestions accepted", registry=r
         )
+        # What writers get (the definitions of assistant/usefulness.py, per connection).
+        self.suggestions_shown = Counter(
+            "assistant_suggestions_shown",
+            "Ghosts on screen for at least 250 ms, or accepted",
+            registry=r,
+        )
+        self.suggestions_accepted = Counter(
+            "assistant_suggestions_accepted",
+            "Shown ghosts the writer took any of within 10 s",
+            registry=r,
+        )
+        self.suggestions_rejected = Counter(
+            "assistant_suggestions_rejected",
+            "Shown ghosts not accepted within 10 s",
+            registry=r,
+        )
+        self.accept_keys = Counter(
+            "assistant_accept_keys",
+            "Accept keys pressed (accept frames); saved chars = accepted chars - accept keys",
+            registry=r,
+        )
+        self.saved_chars = Counter(
+            "assistant_saved_chars",
+            "Characters of suggestions accepted, net of the accept keys pressed",
+            registry=r,
+        )
+        self.pause_to_visible = Histogram(
+            "assistant_pause_to_visible_seconds",
+            "From the keystroke a writer paused after (300 ms) to a suggestion on screen",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.pauses = Counter(
+            "assistant_pauses",
+            "Pauses in typing, by whether a suggestion was on screen before the next key",
+            ["outcome"],
+            registry=r,
+        )
         self.keep_warm = Counter(
             "assistant_keep_warm",
             "count_tokens calls that keep the Anthropic connection open while clients idle",

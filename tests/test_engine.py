@@ -91,12 +91,17 @@ def test_suggestion_streams_then_closes_its_version():
 
 
 def test_newer_edit_cancels_a_useless_request_and_closes_the_old_version():
-    engine, _ = make()
+    engine, clock = make()
     (start,) = of(engine.handle(Edit("Hello ", "", 1)), StartRequest)
     engine.handle(ProviderChunk(start.request_id, "world"))
     cmds = engine.handle(Edit("Hello x", "", 2))
     assert Closed(1, "cancelled", "superseded") in cmds
-    assert CancelRequest(start.request_id, "superseded") in cmds
+    # Mid-word: the useless request runs on until the new one starts (a backspace may save it).
+    assert of(cmds, CancelRequest) == [] and of(cmds, ShowSuggestion) == []
+    clock.now = engine.next_deadline
+    cmds = engine.handle(Tick())
+    assert cmds[0] == CancelRequest(start.request_id, "superseded")
+    assert of(cmds, StartRequest)[0].prefix == "Hello x"
     # Late output of the cancelled request is never shown.
     assert engine.handle(ProviderChunk(start.request_id, " again")) == []
     assert engine.handle(ProviderDone(start.request_id)) == []
@@ -136,11 +141,12 @@ def test_backspace_and_retype_restore_from_cache_without_a_request():
     engine, _ = make()
     (start,) = of(engine.handle(Edit("Kind regards,", "", 1)), StartRequest)
     complete(engine, start.request_id, " Anna")
-    engine.handle(Edit("Kind regards", "", 2))  # backspace: something else
+    (f,) = finals(engine.handle(Edit("Kind regards", "", 2)))  # backspace
+    assert (f.text, f.source) == (", Anna", "cache")  # recalled at once
     cmds = engine.handle(Edit("Kind regards,", "", 3))
     assert of(cmds, StartRequest) == []
     (f,) = finals(cmds)
-    assert (f.text, f.source) == (" Anna", "cache")
+    assert (f.text, f.source) == (" Anna", "typethrough")
 
 
 def test_cache_serves_a_suggestion_the_user_has_partly_typed_again():
@@ -230,6 +236,7 @@ actions = st.lists(
         st.tuples(st.just("fail"), st.sampled_from(list(ProviderErrorKind))),
         st.tuples(st.just("dismiss"), st.none()),
         st.tuples(st.just("move"), st.integers(0, 5)),
+        st.tuples(st.just("accept"), st.integers(0, 9)),
     ),
     max_size=60,
 )
@@ -238,7 +245,17 @@ actions = st.lists(
 @settings(max_examples=400, deadline=None)
 @given(actions)
 def test_random_sessions_keep_every_guarantee(steps):
-    engine, clock = make()
+    check_random_session(steps)
+
+
+@settings(max_examples=400, deadline=None)
+@given(actions)
+def test_random_sessions_with_prefetch_and_cold_mode_keep_every_guarantee(steps):
+    check_random_session(steps, prefetch=True, cold_after=1, cold_pause_ms=300)
+
+
+def check_random_session(steps, **cfg):
+    engine, clock = make(**cfg)
     text = ""
     version = 0
     inflight: set[int] = set()
@@ -294,6 +311,8 @@ def test_random_sessions_keep_every_guarantee(steps):
             run(engine.handle(ProviderFailed(rid, ProviderError(arg, "x"))))
         elif kind == "dismiss":
             run(engine.handle(Dismiss()))
+        elif kind == "accept":
+            run(engine.handle(Accept(arg)))
         elif kind == "move":
             cut = max(0, len(text) - arg)
             run(engine.handle(CursorMoved(text[:cut], text[cut:])))
@@ -317,3 +336,212 @@ def test_random_sessions_keep_every_guarantee(steps):
     assert set(issued[:-1]) <= closed, "an old version never got its terminal command"
     if issued:
         assert engine.open_version is None or engine.open_version == issued[-1]
+
+
+# -- word-level accept, reuse, prefetch, acceptance --------------------------------------------
+
+
+def test_word_accept_serves_the_rest_of_the_ghost_at_once_without_a_request():
+    """Ctrl+Right: the client inserts the next word, sends ``accept`` then a new ``suggest``."""
+    engine, _ = make()
+    (start,) = of(engine.handle(Edit("See you ", "", 1)), StartRequest)
+    complete(engine, start.request_id, "tomorrow morning at nine.")
+    assert engine.handle(Accept(len("tomorrow"))) == []
+    cmds = engine.handle(Edit("See you tomorrow", "", 2))
+    assert of(cmds, StartRequest) == [] and of(cmds, CancelRequest) == []
+    (f,) = finals(cmds)
+    assert (f.version, f.text, f.source, f.latency_ms) == (2, " morning at nine.", "typethrough", 0)
+    engine.handle(Accept(len(" morning")))
+    (f,) = finals(engine.handle(Edit("See you tomorrow morning", "", 3)))
+    assert f.text == " at nine."
+    assert engine.stats.suggestions_accepted == 1  # one suggestion, taken in two steps
+
+
+def test_word_accept_of_a_streaming_ghost_keeps_its_request():
+    engine, _ = make()
+    (start,) = of(engine.handle(Edit("See you ", "", 1)), StartRequest)
+    engine.handle(ProviderChunk(start.request_id, "tomorrow morn"))
+    engine.handle(Accept(len("tomorrow")))
+    cmds = engine.handle(Edit("See you tomorrow", "", 2))
+    assert of(cmds, StartRequest) == [] and of(cmds, CancelRequest) == []
+    assert ShowSuggestion(2, " morn", final=False, request_id=start.request_id) in cmds
+    (f,) = finals(complete(engine, start.request_id, "ing."))
+    assert (f.version, f.text) == (2, " morning.")
+
+
+def ask(engine, clock, prefix, version):
+    """An edit, and the tick its debounce asks for: the request it starts."""
+    cmds = engine.handle(Edit(prefix, "", version))
+    if engine.next_deadline is not None:
+        clock.now = engine.next_deadline
+        cmds += engine.handle(Tick())
+    (start,) = of(cmds, StartRequest)
+    return start
+
+
+def test_backspacing_past_a_suggestions_start_shows_it_again_at_once():
+    engine, clock = make(recall_back_chars=3)
+    start = ask(engine, clock, "The quar", 1)
+    clock_done = complete(engine, start.request_id, "terly report")
+    assert finals(clock_done)[0].text == "terly report"
+    cmds = engine.handle(Edit("The qua", "", 2))
+    assert of(cmds, StartRequest) == []
+    (f,) = finals(cmds)
+    assert (f.text, f.source) == ("rterly report", "cache")
+    assert engine.stats.shown_recalled == 1
+    (f,) = finals(engine.handle(Edit("The q", "", 3)))
+    assert (f.text, f.source) == ("uarterly report", "cache")
+    # Further back than recall_back_chars: nothing to show at once.
+    assert finals(engine.handle(Edit("The ", "", 4))) == []
+    assert engine.stats.shown_recalled == 2
+
+
+def test_a_request_kept_over_a_typo_is_shown_once_the_typo_is_backspaced():
+    engine, clock = make(debounce_min_ms=100, debounce_max_ms=150)
+    clock.advance(1)
+    engine.handle(Edit("Dear te", "", 1))
+    clock.now = engine.next_deadline
+    (start,) = of(engine.handle(Tick()), StartRequest)
+    engine.handle(ProviderChunk(start.request_id, "am, thanks"))
+    cmds = engine.handle(Edit("Dear tex", "", 2))  # a typo: the stream no longer fits
+    assert of(cmds, CancelRequest) == [] and of(cmds, ShowSuggestion) == []
+    cmds = engine.handle(Edit("Dear te", "", 3))  # backspaced before the debounce ran out
+    assert of(cmds, StartRequest) == [] and of(cmds, CancelRequest) == []
+    assert ShowSuggestion(3, "am, thanks", final=False, request_id=start.request_id) in cmds
+    assert engine.next_deadline is None
+    (f,) = finals(complete(engine, start.request_id, " for all."))
+    assert (f.version, f.text) == (3, "am, thanks for all.")
+
+
+def test_a_kept_request_that_finishes_during_the_debounce_neither_shows_nor_closes():
+    engine, clock = make(debounce_min_ms=100, debounce_max_ms=150)
+    clock.advance(1)
+    engine.handle(Edit("Dear te", "", 1))
+    clock.now = engine.next_deadline
+    (start,) = of(engine.handle(Tick()), StartRequest)
+    engine.handle(ProviderChunk(start.request_id, "am"))
+    engine.handle(Edit("Dear tex", "", 2))
+    assert engine.handle(ProviderDone(start.request_id)) == []  # does not fit: v2 stays open
+    assert complete(engine, start.request_id, "x") == []  # a late one for a finished request
+    assert engine.open_version == 2
+    clock.now = engine.next_deadline
+    (new,) = of(engine.handle(Tick()), StartRequest)
+    assert (new.version, new.prefix) == (2, "Dear tex")
+
+
+def test_restated_fragment_is_trimmed_and_short_or_echoed_output_dropped():
+    engine, clock = make()
+    start = ask(engine, clock, "The quar", 1)
+    assert engine.handle(ProviderChunk(start.request_id, "qua")) == []  # may restate "quar"
+    cmds = complete(engine, start.request_id, "rterly report")
+    assert ShowSuggestion(1, "terly report", final=False, request_id=start.request_id) in cmds
+    (f,) = finals(cmds)
+    assert f.text == "terly report"
+    (start,) = of(engine.handle(Edit("It is ", "", 2)), StartRequest)
+    (f,) = finals(complete(engine, start.request_id, "ok"))
+    assert f.text == ""
+    (start,) = of(engine.handle(Edit("We met the board. ", "", 3)), StartRequest)
+    (f,) = finals(complete(engine, start.request_id, "the board."))
+    assert f.text == ""
+    assert engine.stats.weak_dropped == 2
+
+
+def _show(engine, prefix, text, version):
+    (start,) = of(engine.handle(Edit(prefix, "", version)), StartRequest)
+    return start, complete(engine, start.request_id, text)
+
+
+def test_prefetch_asks_for_what_follows_the_shown_suggestion():
+    engine, _ = make(prefetch=True)
+    start, cmds = _show(engine, "Dear team, ", "thanks for the report.", 1)
+    (f,) = finals(cmds)
+    (pre,) = of(cmds, StartRequest)
+    assert pre.prefetch and pre.prefix == "Dear team, thanks for the report."
+    assert engine.stats.prefetches_started == 1 and engine.stats.requests_started == 1
+    # Streaming while the user still reads the ghost: nothing shown.
+    assert engine.handle(ProviderChunk(pre.request_id, " It")) == []
+    # Tab: the prefetch (still streaming) serves the new version at once.
+    engine.handle(Accept(len(f.text)))
+    cmds = engine.handle(Edit("Dear team, thanks for the report.", "", 2))
+    assert of(cmds, StartRequest) == [] and of(cmds, CancelRequest) == []
+    assert ShowSuggestion(2, " It", final=False, request_id=pre.request_id) in cmds
+    cmds = complete(engine, pre.request_id, " reads well.")
+    (f2,) = finals(cmds)
+    assert (f2.version, f2.text, f2.source) == (2, " It reads well.", "prefetch")
+    assert engine.stats.shown_prefetch == 1
+    # ... which prefetches in turn.
+    (pre2,) = of(cmds, StartRequest)
+    assert pre2.prefetch and pre2.prefix.endswith("It reads well.")
+
+
+def test_a_finished_prefetch_waits_in_the_cache_for_the_accept():
+    engine, _ = make(prefetch=True)
+    _, cmds = _show(engine, "Dear team, ", "thanks for the report.", 1)
+    (pre,) = of(cmds, StartRequest)
+    assert complete(engine, pre.request_id, " It reads well.") == []
+    # Typing the suggestion through keeps it; reaching its end shows the prefetched one.
+    (f,) = finals(engine.handle(Edit("Dear team, thanks", "", 2)))
+    assert f.source == "typethrough"
+    cmds = engine.handle(Edit("Dear team, thanks for the report.", "", 3))
+    assert of(cmds, StartRequest) == []
+    (f,) = finals(cmds)
+    assert (f.text, f.source) == (" It reads well.", "cache")
+
+
+def test_prefetch_survives_type_through_and_is_cancelled_when_the_user_goes_elsewhere():
+    engine, _ = make(prefetch=True)
+    _, cmds = _show(engine, "Dear team, ", "thanks for the report.", 1)
+    (pre,) = of(cmds, StartRequest)
+    cmds = engine.handle(Edit("Dear team, thanks for", "", 2))
+    assert of(cmds, CancelRequest) == []
+    cmds = engine.handle(Edit("Dear team, thanks for your", "", 3))
+    assert CancelRequest(pre.request_id, "superseded") in cmds
+    assert engine.stats.prefetches_cancelled == 1
+    # A late chunk of it is never shown.
+    assert engine.handle(ProviderChunk(pre.request_id, " It")) == []
+
+
+def test_prefetch_is_off_by_default():
+    engine, _ = make()
+    _, cmds = _show(engine, "Dear team, ", "thanks for the report.", 1)
+    assert of(cmds, StartRequest) == []
+
+
+def test_rejections_make_the_engine_wait_for_a_pause_and_an_accept_brings_it_back():
+    engine, clock = make(cold_after=2, cold_pause_ms=400)
+    version = 0
+
+    def reject(prefix, text):
+        nonlocal version
+        version += 1
+        _show(engine, prefix, text, version)
+        version += 1
+        engine.handle(Edit(prefix + "zz ", "", version))  # typed something else
+
+    assert engine.debounce_ms("Hello ") == 0
+    reject("One ", "two three")
+    assert not engine.cold
+    clock.advance(1)
+    reject("Four ", "five six")
+    assert engine.cold and engine.stats.suggestions_rejected >= 2
+    assert engine.debounce_ms("Hello ") == 400
+    # A word boundary now waits for the pause instead of asking at once.
+    version += 1
+    cmds = engine.handle(Edit("Seven ", "", version))
+    assert of(cmds, StartRequest) == []
+    clock.now = engine.next_deadline
+    (start,) = of(engine.handle(Tick()), StartRequest)
+    complete(engine, start.request_id, "eight nine")
+    engine.handle(Accept(5))
+    assert not engine.cold and engine.debounce_ms("Hello ") == 0
+
+
+def test_dismiss_is_a_rejection_and_typing_a_ghost_to_its_end_is_an_accept():
+    engine, _ = make()
+    _show(engine, "One ", "two three", 1)
+    engine.handle(Dismiss())
+    assert engine.stats.suggestions_rejected == 1
+    _show(engine, "Four ", "five six", 2)
+    engine.handle(Edit("Four five", "", 3))
+    engine.handle(Edit("Four five six", "", 4))
+    assert engine.stats.suggestions_accepted == 1

@@ -68,3 +68,24 @@ def test_finalize_is_single_line_and_never_raises(raw, prefix, suffix, truncated
     assert "\n" not in out and "\r" not in out
     if out:
         assert out.strip()
+
+
+def test_a_restated_fragment_is_trimmed_and_held_back_while_streaming():
+    from assistant.suggestion_text import trim_restated_fragment as trim
+
+    assert trim("quarterly report", "The quar") == "terly report"
+    assert trim("terly report", "The quar") == "terly report"
+    assert trim("quar", "The quar") == ""  # only the fragment again: nothing
+    assert trim("and more", "I had a") == "and more"  # one letter: a word of its own
+    assert trim("qu", "The quar", complete=False) == ""  # may still become "quar..."
+    assert trim("quick", "The quar", complete=False) == "quick"
+    assert trim(" report", "The quar") == " report"
+
+
+def test_too_short_and_echoing_suggestions_are_likely_rejected():
+    from assistant.suggestion_text import likely_rejected
+
+    assert likely_rejected("ok", "It is ")
+    assert likely_rejected(" the board.", "We met the board.")
+    assert not likely_rejected(" the budget.", "We met the board.")
+    assert not likely_rejected("morning", "Good ")

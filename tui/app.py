@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from textual.widgets import Footer
 
 from assistant.review import Finding, StaleFinding, locate_finding, rebase_finding
 from assistant.review_frames import finding_from_frame, format_tiers, tiers_from_frame
+from assistant.usefulness_frames import FrameUsefulness
 
 from . import files
 from .client import AssistantClient, ConnectionState
@@ -83,6 +85,7 @@ class EditorApp(App):
         self.recovery_writes = 0
         self.frames_seen = 0
         self.last_done: dict | None = None  # the last done frame for the latest suggestion
+        self.usefulness = FrameUsefulness()  # the session's accepted share and chars saved
 
     # -- composition ----------------------------------------------------------------------------
 
@@ -202,6 +205,7 @@ class EditorApp(App):
         self._resynced = resynced
         frame_id = frames[-1]["id"]
         if all(self.client.send(frame) for frame in frames):
+            self.usefulness.suggest(time.monotonic(), frame_id, editor.text_around_cursor()[0])
             self.suggest_id = frame_id
             self._last_sent = asked
             self._streamed = {frame_id: ""}
@@ -222,6 +226,8 @@ class EditorApp(App):
     def on_ghost_editor_accepted(self, message: GhostEditor.Accepted) -> None:
         if self.ghost_id is not None:
             self.client.send({"type": "accept", "id": self.ghost_id, "chars": message.chars})
+            self.usefulness.accept(time.monotonic(), message.chars)
+            self.status.record_usefulness(self.usefulness.counts)
 
     def on_ghost_editor_escape_pressed(self, message: GhostEditor.EscapePressed) -> None:
         if self.review_id is not None:
@@ -245,6 +251,9 @@ class EditorApp(App):
         self.frames_seen += 1
         kind = frame.get("type")
         frame_id = frame.get("id")
+        if kind in ("delta", "done", "cancelled", "error"):
+            self.usefulness.frame(time.monotonic(), frame)
+            self.status.record_usefulness(self.usefulness.counts)
         if kind == "ready":
             self.limits = frame.get("limits") or {}
             self.status.model = str(frame.get("model") or "")

@@ -263,3 +263,21 @@ async def test_opening_a_document_warms_the_offline_tier_before_any_keystroke(do
             # The cursor opens at the start; the warm is for the end, where writing goes on.
             assert app.editor.text_around_cursor()[0] == ""
             assert warmed == [(TYPED.rstrip(), "")]
+
+
+async def test_the_status_bar_shows_the_share_accepted_and_the_chars_saved(doc):
+    async with stack() as (emu, srv):
+        app = EditorApp(doc, server_url=srv.ws_url, token=TOKEN)
+        async with app.run_test(size=(160, 24)) as pilot:
+            await start(pilot, app)
+            await type_and_wait_for_ghost(pilot, app)
+            await settle(pilot, app)
+            await pilot.press("ctrl+right")
+            await pilot.press("ctrl+right")
+            assert app.editor.text == TYPED + "fox jumps"
+            await pilot.press("x")  # away from the ghost: it leaves the screen, accepted
+            await wait_until(pilot, lambda: app.status.shown == 1, what="one suggestion shown")
+            assert app.status.accepted == 1
+            assert app.status.chars_saved == len("fox jumps") - 2  # two Ctrl+Right presses
+            assert "accepted 1/1 (100%)" in app.status.render().plain
+            assert "7 chars saved" in app.status.render().plain

@@ -1,5 +1,7 @@
-"""One line at the bottom: connection state, the last suggestion's source/model/latency, and
-what the session has spent (tokens and dollars, from ``done`` and ``review_done`` frames)."""
+"""One line at the bottom: connection state, the last suggestion's source/model/latency, what
+the writer got from suggestions this session (share of shown suggestions accepted, characters
+saved net of the accept keys) and what the session has spent (tokens and dollars, from ``done``
+and ``review_done`` frames)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from assistant.pricing import Usage
+from assistant.usefulness import Usefulness
 
 _STATE_STYLE = {
     "connected": "green",
@@ -28,6 +31,9 @@ class StatusBar(Static):
     tokens: reactive[int] = reactive(0)
     cost_usd: reactive[float] = reactive(0.0)
     dirty: reactive[bool] = reactive(False)
+    shown: reactive[int] = reactive(0)
+    accepted: reactive[int] = reactive(0)
+    chars_saved: reactive[int] = reactive(0)
     note: reactive[str] = reactive("")
 
     def record_usage(self, usage: dict | Usage | None, cost_usd: float | None) -> None:
@@ -46,6 +52,14 @@ class StatusBar(Static):
             )
         self.cost_usd += float(cost_usd or 0.0)
 
+    def record_usefulness(self, counts: Usefulness) -> None:
+        """The session's suggestions so far (a suggestion counts once it has left the screen)."""
+        self.shown, self.accepted, self.chars_saved = (
+            counts.shown,
+            counts.accepted,
+            counts.chars_saved,
+        )
+
     def render(self) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append("● ", style=_STATE_STYLE.get(self.connection, "red"))
@@ -57,6 +71,12 @@ class StatusBar(Static):
                 text.append(f" {self.model}")
             if self.latency_ms is not None:
                 text.append(f" {self.latency_ms:.0f} ms")
+        if self.shown:
+            text.append("  │  ")
+            text.append(
+                f"accepted {self.accepted}/{self.shown} ({100 * self.accepted / self.shown:.0f}%)"
+                f"  {self.chars_saved:,} chars saved"
+            )
         text.append("  │  ")
         text.append(f"{self.tokens:,} tok  ${self.cost_usd:.4f}")
         if self.note:
