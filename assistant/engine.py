@@ -12,8 +12,9 @@ nothing more is ever emitted for an older version, so a stale suggestion cannot 
 
 Requests: at most one is in flight. A newer edit cancels it unless the text the user typed is
 consistent with what the request is streaming (type-through), in which case the same request keeps
-serving the newer version. While the engine waits out a mid-word debounce, a request that no
-longer fits is kept until the new one starts: a typo backspaced in time gets it back.
+serving the newer version. With ``keep_request_over_typo`` (off by default), a request that no
+longer fits is kept while the engine waits out a mid-word debounce, so a typo backspaced in time
+gets it back.
 
 Prefetch (``EngineConfig.prefetch``): once a suggestion is shown, the engine asks for the one that
 follows its acceptance (the text with the suggestion appended). It is not any version's request:
@@ -186,7 +187,10 @@ class EngineConfig:
     suggest_mid_line: bool = False  # ask even when words follow the cursor on its line
     prefetch: bool = False  # ask for the suggestion after the shown one (costs calls)
     recall_suggestions: int = 4  # recent suggestions kept to show again after a backspace (0: off)
-    keep_request_over_typo: bool = True  # a request the text left runs on until a new one starts
+    # A request the text left runs on until a new one starts (a typo backspaced in time gets it
+    # back). Off: the product cancels a stale request at once, and on the noisy bench keeping it
+    # won nothing beyond run-to-run noise (docs/performance.md).
+    keep_request_over_typo: bool = False
     drop_likely_rejected: bool = True  # trim restated fragments, drop short and echoed text
     recall_back_chars: int = 12  # how far before a suggestion's start a backspace may go
     min_suggestion_chars: int = 3  # shorter suggestions save nothing once Tab is counted

@@ -466,6 +466,7 @@ ENGINE_VARIANTS = {
     "ours-before+cold": {**_BEFORE, "cold_after": 3, "cold_pause_ms": 300.0},
     "ours+cold": {"cold_pause_ms": 300.0},
     "ours+prefetch": {"prefetch": True},
+    "ours+keep": {"keep_request_over_typo": True},
 }
 for _name, _changes in ENGINE_VARIANTS.items():
     STRATEGIES[_name] = functools.partial(

@@ -91,7 +91,19 @@ def test_suggestion_streams_then_closes_its_version():
 
 
 def test_newer_edit_cancels_a_useless_request_and_closes_the_old_version():
-    engine, clock = make()
+    engine, _ = make()
+    (start,) = of(engine.handle(Edit("Hello ", "", 1)), StartRequest)
+    engine.handle(ProviderChunk(start.request_id, "world"))
+    cmds = engine.handle(Edit("Hello x", "", 2))
+    assert Closed(1, "cancelled", "superseded") in cmds
+    assert CancelRequest(start.request_id, "superseded") in cmds  # at once, by default
+    # Late output of the cancelled request is never shown.
+    assert engine.handle(ProviderChunk(start.request_id, " again")) == []
+    assert engine.handle(ProviderDone(start.request_id)) == []
+
+
+def test_with_keep_request_over_typo_a_useless_request_runs_until_the_new_one_starts():
+    engine, clock = make(keep_request_over_typo=True)
     (start,) = of(engine.handle(Edit("Hello ", "", 1)), StartRequest)
     engine.handle(ProviderChunk(start.request_id, "world"))
     cmds = engine.handle(Edit("Hello x", "", 2))
@@ -102,7 +114,6 @@ def test_newer_edit_cancels_a_useless_request_and_closes_the_old_version():
     cmds = engine.handle(Tick())
     assert cmds[0] == CancelRequest(start.request_id, "superseded")
     assert of(cmds, StartRequest)[0].prefix == "Hello x"
-    # Late output of the cancelled request is never shown.
     assert engine.handle(ProviderChunk(start.request_id, " again")) == []
     assert engine.handle(ProviderDone(start.request_id)) == []
 
@@ -397,7 +408,7 @@ def test_backspacing_past_a_suggestions_start_shows_it_again_at_once():
 
 
 def test_a_request_kept_over_a_typo_is_shown_once_the_typo_is_backspaced():
-    engine, clock = make(debounce_min_ms=100, debounce_max_ms=150)
+    engine, clock = make(debounce_min_ms=100, debounce_max_ms=150, keep_request_over_typo=True)
     clock.advance(1)
     engine.handle(Edit("Dear te", "", 1))
     clock.now = engine.next_deadline
@@ -414,7 +425,7 @@ def test_a_request_kept_over_a_typo_is_shown_once_the_typo_is_backspaced():
 
 
 def test_a_kept_request_that_finishes_during_the_debounce_neither_shows_nor_closes():
-    engine, clock = make(debounce_min_ms=100, debounce_max_ms=150)
+    engine, clock = make(debounce_min_ms=100, debounce_max_ms=150, keep_request_over_typo=True)
     clock.advance(1)
     engine.handle(Edit("Dear te", "", 1))
     clock.now = engine.next_deadline

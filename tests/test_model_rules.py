@@ -26,6 +26,7 @@ from assistant.pricing import Usage, cost_usd, default_catalog, retirement_warni
 from assistant.providers.anthropic import AnthropicProvider, stream_messages
 from assistant.providers.base import CompletionRequest, Final, TextChunk
 from assistant.review import review_params
+from tests.serve_process import start_serve, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "sk-ant-test-rules-key-0123456789"
@@ -332,34 +333,13 @@ def test_review_request_follows_each_models_rules():
 
 
 async def test_assistant_serve_emulator_serves_model_suggestions_from_haiku_5_5(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "ASSISTANT_"))}
-    env.update(
-        PYTHONPATH=str(ROOT),
-        ASSISTANT_CONFIG=str(tmp_path / "none.toml"),
-        ASSISTANT_SUGGEST_MODEL=HAIKU_5_5,
-        ASSISTANT_TOKEN="rules-token-abcdef123456",
-        ASSISTANT_OFFLINE="statistical",  # keep the local model out of this test's memory
-    )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "assistant",
-        "serve",
-        "--port",
-        "0",
+    proc, ws_url, _ = await start_serve(
+        tmp_path,
         "--emulator",
-        cwd=str(ROOT),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        token="rules-token-abcdef123456",
+        env={"ASSISTANT_SUGGEST_MODEL": HAIKU_5_5},
     )
     try:
-        ws_url = None
-        while ws_url is None:
-            line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
-            assert line, "serve exited before printing its URL"
-            if line.startswith("websocket:"):
-                ws_url = line.split()[-1]
         async with connect(
             ws_url, additional_headers={"Authorization": "Bearer rules-token-abcdef123456"}
         ) as ws:
@@ -376,9 +356,7 @@ async def test_assistant_serve_emulator_serves_model_suggestions_from_haiku_5_5(
         assert frame["source"] == "model" and frame["model"] == HAIKU_5_5
         assert frame["text"]
     finally:
-        if proc.returncode is None:
-            proc.terminate()
-            await asyncio.wait_for(proc.wait(), 30)
+        await stop_process(proc)
 
 
 def test_bench_lead_in_gives_each_typist_their_own_existing_document():

@@ -12,11 +12,13 @@ import contextlib
 import os
 import socket
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+
+from tests import serve_process
+from tests.serve_process import stop_process  # noqa: F401  (the tests import it from here)
 
 ROOT = Path(__file__).resolve().parents[2]
 NGINX = Path(os.environ.get("ASSISTANT_NGINX", "/usr/sbin/nginx"))
@@ -46,48 +48,8 @@ def children(pid: int) -> list[int]:
 async def start_serve(
     tmp_path: Path, *extra: str, own_group: bool = False
 ) -> tuple[asyncio.subprocess.Process, str, str]:
-    """``assistant serve --port 0 *extra`` (offline, statistical, token TOKEN) as a process
-    (``own_group``: in a process group of its own, as a shell runs it); returns it once its banner
-    is out, with its WebSocket URL and the banner."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "ASSISTANT_"))}
-    env.update(
-        PYTHONPATH=str(ROOT),
-        ASSISTANT_CONFIG=str(tmp_path / "none.toml"),
-        ASSISTANT_OFFLINE="statistical",
-        ASSISTANT_TOKEN=TOKEN,
-    )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "assistant",
-        "serve",
-        "--port",
-        "0",
-        *extra,
-        cwd=str(ROOT),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=own_group,
-    )
-    out = []
-    while True:
-        line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
-        if not line:
-            err = (await proc.stderr.read()).decode()
-            raise AssertionError(f"serve exited before printing its URL: {err}")
-        out.append(line)
-        if line.startswith("token:"):
-            break
-    ws_url = next(x for x in out if x.startswith("websocket:")).split()[-1]
-    return proc, ws_url, "".join(out)
-
-
-async def stop_process(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
+    """``assistant serve --port 0 *extra`` (offline, statistical, token TOKEN)."""
+    return await serve_process.start_serve(tmp_path, *extra, token=TOKEN, own_group=own_group)
 
 
 def nginx_config(prefix: Path, port: int, upstreams: list[int]) -> str:

@@ -4,7 +4,6 @@ any text file a user gives is what the emulated model knows; a bad file is a cle
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -14,6 +13,8 @@ import orjson
 import pytest
 from websockets.asyncio.client import connect
 
+from tests.serve_process import serve_env, start_serve, stop_process
+
 ROOT = Path(__file__).resolve().parents[2]
 TEXT = (
     "Minutes of the allotment society.\n\n"
@@ -22,19 +23,7 @@ TEXT = (
 )
 
 
-def serve_env(tmp_path: Path) -> dict:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "ASSISTANT_TOKEN")
-    }
-    env.update(
-        PYTHONPATH=str(ROOT),
-        ASSISTANT_CONFIG=str(tmp_path / "none.toml"),
-        ASSISTANT_OFFLINE="statistical",
-        ASSISTANT_TOKEN="predictor-token-123456",
-    )
-    return env
+TOKEN = "predictor-token-123456"
 
 
 async def suggestion_for(ws, id_: int, prefix: str) -> dict:
@@ -49,13 +38,8 @@ async def suggestion_for(ws, id_: int, prefix: str) -> dict:
 async def test_serve_predicts_from_the_users_file(tmp_path, accuracy, right):
     notes = tmp_path / "notes.txt"
     notes.write_text(TEXT, encoding="utf-8")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "assistant",
-        "serve",
-        "--port",
-        "0",
+    proc, ws_url, banner = await start_serve(
+        tmp_path,
         "--emulator",
         "--emulator-predictor",
         "noisy",
@@ -63,22 +47,11 @@ async def test_serve_predicts_from_the_users_file(tmp_path, accuracy, right):
         accuracy,
         "--emulator-oracle",
         str(notes),
-        cwd=str(ROOT),
-        env=serve_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        token=TOKEN,
     )
     try:
-        out = []
-        while not (out and out[-1].startswith("token:")):
-            line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
-            assert line, "serve exited: " + (await proc.stderr.read()).decode()[-2000:]
-            out.append(line)
-        assert f"predictor noisy (P = {accuracy})" in out[0]
-        ws_url = next(x for x in out if x.startswith("websocket:")).split()[-1]
-        async with connect(
-            ws_url, additional_headers={"Authorization": "Bearer predictor-token-123456"}
-        ) as ws:
+        assert f"predictor noisy (P = {accuracy})" in banner.splitlines()[0]
+        async with connect(ws_url, additional_headers={"Authorization": f"Bearer {TOKEN}"}) as ws:
             assert orjson.loads(await ws.recv())["provider"] == "emulator"
             prefix = "The water butts by the north gate leak again, and the "
             done = await suggestion_for(ws, 1, prefix)
@@ -89,9 +62,7 @@ async def test_serve_predicts_from_the_users_file(tmp_path, accuracy, right):
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await stop_process(proc)
 
 
 @pytest.mark.parametrize(
@@ -106,7 +77,7 @@ def test_serve_refuses_an_unusable_file_with_a_clear_message(tmp_path, content, 
         [sys.executable, "-m", "assistant", "serve", "--port", "0", "--emulator"]
         + ["--emulator-predictor", "noisy", "--emulator-oracle", str(f)],
         cwd=ROOT,
-        env=serve_env(tmp_path),
+        env=serve_env(tmp_path, TOKEN),
         capture_output=True,
         text=True,
         timeout=60,
