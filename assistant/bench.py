@@ -46,6 +46,8 @@ from .traces import Keystroke, Trace, generate, load_passages, load_traces
 from .usefulness import per_thousand_saved, total
 
 STRATEGY_ORDER = ("naive", "continue", "copilot", "ours")
+# The report's rows: the strategies, then the engine's before/after variants when a run has them.
+REPORT_ORDER = (*STRATEGY_ORDER, *ENGINE_VARIANTS)
 STRATEGY_LABELS = {
     "naive": "naive (request per key)",
     "continue": "Continue-style (350 ms)",
@@ -691,7 +693,7 @@ def format_report(report: dict) -> str:
             lines.append(f"Predictor {run['label']}: skipped ({run['skipped']})")
             continue
         results = run["strategies"]
-        names = [n for n in STRATEGY_ORDER if n in results]
+        names = [n for n in REPORT_ORDER if n in results]
         accepting = (
             "accepting matching ghosts"
             if plan.get("accepting_typists", True)
@@ -761,7 +763,7 @@ def headline_markdown(report: dict) -> str:
         "| strategy | " + " | ".join(head) + " |",
         "|---" * (len(head) + 1) + "|",
     ]
-    for strategy in STRATEGY_ORDER:
+    for strategy in REPORT_ORDER:
         s = runs[first]["strategies"].get(strategy)
         if s is None:
             continue
@@ -780,7 +782,7 @@ def headline_markdown(report: dict) -> str:
                 if o
                 else ["not run"] * 3
             )
-        lines.append(f"| {STRATEGY_LABELS[strategy]} | " + " | ".join(cells) + " |")
+        lines.append(f"| {STRATEGY_LABELS.get(strategy, strategy)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
