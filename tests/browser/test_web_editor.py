@@ -143,7 +143,9 @@ def test_fast_typing_never_shows_a_stale_suggestion(page, server):
         "Thanks for the update on the launch plan. I think we should move the review "
         "to Thursday so that the whole team can join, and send the notes on Friday. "
     )
-    page.keyboard.type(sentence, delay=10)
+    # 30 ms a key (400 words a minute): faster than anyone types, slow enough that a loaded CI
+    # machine still answers some keys before the next one (the race below must really run).
+    page.keyboard.type(sentence, delay=30)
     page.wait_for_function(LAST_FINAL_GHOST)
     shown = page.evaluate("window.__shown")
     assert shown, "no suggestion was displayed"
