@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections import Counter
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from assistant.providers import statistical
 from assistant.providers.base import CompletionRequest, Final, Provider, TextChunk
 from assistant.providers.statistical import (
+    LEARN_BUDGET_CHARS,
     DocumentModel,
     StatisticalProvider,
     _common_prefix,
@@ -184,13 +186,19 @@ def test_latency_on_a_20k_document(engine):
 
 def test_opening_a_large_document_is_spread_over_calls(engine):
     doc = make_document(40_000, seed=2)
-    worst = 0.0
+    left, worst = [], 0.0
     for _ in range(40):
         t = time.perf_counter()
         engine.suggest(doc, "", "big")
         worst = max(worst, time.perf_counter() - t)
-    assert worst < 0.100, f"worst call {worst * 1000:.1f} ms"
-    assert not engine._docs["big"].pending  # all learned by now
+        left.append(sum(len(s) * abs(n) for s, n in engine._docs["big"].pending.items()))
+    # The work, not the clock: each call counts about LEARN_BUDGET_CHARS of new text (a sentence
+    # may overshoot it), so the first calls leave most of 40 KB for later ones...
+    assert left[0] > 30_000, left[:3]
+    assert all(a - b <= 2 * LEARN_BUDGET_CHARS for a, b in itertools.pairwise(left)), left
+    assert not engine._docs["big"].pending  # ...and it is all learned by now
+    # (and a bound on the clock only generous enough to survive a loaded CI machine)
+    assert worst < 0.5, f"worst call {worst * 1000:.1f} ms"
 
 
 _text = st.text(
