@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -25,6 +22,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from assistant.config import Settings
 from assistant.emulator import Emulator, EmulatorConfig, Fault
 from server.runner import ServerHandle
+from tests.serve_process import start_serve
 
 from .conftest import Client, open_client, ws_kwargs
 
@@ -127,42 +125,19 @@ async def test_secrets_never_reach_frames_logs_metrics_or_health(server_logs):
         assert secret not in health
 
 
-async def test_assistant_serve_process_keeps_secrets_out_of_its_logs():
+async def test_assistant_serve_process_keeps_secrets_out_of_its_logs(tmp_path):
     """The real ``assistant serve`` process: its stderr (JSON logs) never holds the key or the
     token, whatever the clients and the provider do. (Its stdout prints the token on purpose,
     for the user to paste.)"""
     async with Emulator(EmulatorConfig(profile="instant")) as emu:
-        env = dict(
-            os.environ,
-            PYTHONPATH=str(ROOT),
-            ANTHROPIC_API_KEY=SECRET_KEY,
-            ANTHROPIC_BASE_URL=emu.base_url,
-            ASSISTANT_OFFLINE="statistical",
-            ASSISTANT_CONFIG=str(ROOT / "does-not-exist.toml"),
-        )
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "assistant",
-            "serve",
-            "--port",
-            "0",
+        proc, ws_url, _ = await start_serve(
+            tmp_path,
             "--token",
             TOKEN,
-            env=env,
-            cwd=str(ROOT),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            token=TOKEN,
+            env={"ANTHROPIC_API_KEY": SECRET_KEY, "ANTHROPIC_BASE_URL": emu.base_url},
         )
         try:
-            ws_url = None
-            deadline = time.monotonic() + 60
-            while ws_url is None and time.monotonic() < deadline:
-                line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
-                assert line, "assistant serve exited early"
-                if line.startswith("websocket: "):
-                    ws_url = line.split(" ", 1)[1].strip()
-            assert ws_url
             with pytest.raises(InvalidStatus):
                 async with connect(ws_url + "?token=nope"):
                     pass

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx2
@@ -16,6 +13,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from server.runner import ServerHandle, ServerThread
+from tests.serve_process import start_serve
 
 from .conftest import TOKEN, client, emulator, make_settings
 
@@ -83,45 +81,15 @@ def test_server_thread_serves_synchronous_callers():
 
 
 async def test_assistant_serve_prints_urls_serves_and_exits_0_on_sigterm(tmp_path):
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "ASSISTANT_TOKEN")
-    }
-    env.update(
-        PYTHONPATH=str(ROOT),
-        ASSISTANT_CONFIG=str(tmp_path / "none.toml"),
-        ASSISTANT_OFFLINE="statistical",
-        ASSISTANT_TOKEN="env-token-abcdef123456",
-    )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "assistant",
-        "serve",
-        "--port",
-        "0",
-        "--allow-origin",
-        "https://x.example",
-        cwd=str(ROOT),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    proc, ws_url, text = await start_serve(
+        tmp_path, "--allow-origin", "https://x.example", token="env-token-abcdef123456"
     )
     try:
-        out = []
-        while True:
-            line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
-            assert line, "serve exited before printing its URL"
-            out.append(line)
-            if line.startswith("token:"):
-                break
-        text = "".join(out)
+        out = text.splitlines()
         editor = next(x for x in out if x.startswith("web editor:")).split()[-1]
         assert editor.startswith("http://127.0.0.1:") and editor.endswith(
             "/#token=env-token-abcdef123456"
         )
-        ws_url = next(x for x in out if x.startswith("websocket:")).split()[-1]
         port = int(ws_url.split(":")[2].split("/")[0])
         assert port > 0 and "provider: offline" in text
         async with connect(
