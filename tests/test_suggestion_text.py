@@ -89,3 +89,17 @@ def test_too_short_and_echoing_suggestions_are_likely_rejected():
     assert likely_rejected(" the board.", "We met the board.")
     assert not likely_rejected(" the budget.", "We met the board.")
     assert not likely_rejected("morning", "Good ")
+
+
+@given(st.text(alphabet="ab _\n", max_size=300))
+def test_word_before_matches_a_whole_prefix_search(prefix):
+    """The tail search finds the same word as searching the whole prefix, for words longer
+    than the first window too."""
+    import re
+
+    from assistant.suggestion_text import word_before
+
+    m = re.search(r"\w+$", prefix)
+    assert word_before(prefix) == (m.group(0) if m else "")
+    long_word = "x" * 150
+    assert word_before("see " + long_word) == long_word
