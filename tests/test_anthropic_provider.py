@@ -390,3 +390,70 @@ async def test_warm_never_raises_when_nothing_listens():
         await provider.warm()
     finally:
         await provider.aclose()
+
+
+async def _events_of(chunks: list[bytes]) -> list[dict]:
+    from assistant.providers.anthropic import _sse_events
+
+    async def body():
+        for c in chunks:
+            yield c
+
+    return [e async for e in _sse_events(httpx2.Response(200, content=body()))]
+
+
+async def test_sse_parser_joins_events_split_across_chunks_and_line_endings():
+    raw = (
+        b'event: message_start\r\ndata: {"type":"message_start","message":{"usage":{}}}\r\n\r\n'
+        b'event: ping\ndata: {"type": "ping"}\n\n'
+        b'event: content_block_delta\ndata:{"type":"content_block_delta","index":0}\n\n'
+        b'event: message_stop\ndata: {"type":"message_stop"}'
+    )
+    for size in (1, 7, len(raw)):
+        chunks = [raw[i : i + size] for i in range(0, len(raw), size)]
+        types = [e["type"] for e in await _events_of(chunks)]
+        assert types == ["message_start", "content_block_delta", "message_stop"]
+
+
+async def test_sse_parser_refuses_a_body_that_is_not_json_events():
+    with pytest.raises(ProviderError) as info:
+        await _events_of([b"event: message_start\ndata: <html>\n\n"])
+    assert info.value.kind == ProviderErrorKind.INTERNAL
+
+
+async def test_mid_stream_error_event_keeps_its_kind():
+    from assistant.providers.anthropic import _stream_error
+
+    raw = b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n'
+    (event,) = await _events_of([raw])
+    err = _stream_error(event)
+    assert err.kind == ProviderErrorKind.OVERLOADED
+    assert err.message == "stream error: overloaded_error: Overloaded"
+
+
+async def test_client_shards_fill_one_pool_before_opening_another_and_cap_in_flight():
+    from assistant.providers.anthropic import ClientShards
+
+    made = []
+
+    def make():
+        made.append(make_client(Settings(api_key=KEY), timeout=1, connect_timeout=1))
+        return made[-1]
+
+    shards = ClientShards(make, per_client=2, max_in_flight=3)
+    try:
+        async with shards.lease() as a, shards.lease() as b:
+            assert a is b is shards.first  # one writer's requests reuse one warm pool
+            async with shards.lease() as c:
+                assert c is not a and len(shards.clients) == 2  # made when the first was full
+                assert shards.in_flight == 3
+                with pytest.raises(ProviderError) as info:
+                    async with shards.lease(wait_s=0.05):
+                        pass
+                assert info.value.kind == ProviderErrorKind.TIMEOUT
+        assert shards.in_flight == 0
+        async with shards.lease() as d:
+            assert d is shards.first
+    finally:
+        await shards.aclose()
+    assert len(made) == 2

@@ -330,3 +330,22 @@ async def test_requests_that_raced_the_failure_neither_close_nor_stretch_the_win
     assert tiered.status.state == "unavailable"
     assert 1.0 <= tiered.status.until - clock.now <= 1.0 * (1 + BACKOFF_JITTER)
     assert [s.state for s in statuses] == ["unavailable"]
+
+
+async def test_a_full_admission_gate_falls_back_without_blaming_the_provider():
+    """When this process is too busy to start a model request (its gate stays full past the
+    wait), the suggestion comes from the offline tier, and no backoff window opens: the next
+    request goes to the model again."""
+    async with tiered_on_emulator() as (emu, tiered, clock, statuses, offline):
+        primary = tiered.primary
+        primary.gate_wait_s = 0.05
+        gate = primary.shards.gate
+        gate.limit = gate.maximum = 1
+        await gate.acquire()  # another writer's request holds the only place
+        _, final = await run(tiered)
+        assert final.source == "offline"
+        assert tiered.status.state == "ok" and tiered.status.until is None
+        assert statuses == [] and len(emu.requests) == 0
+        gate.release()
+        _, final = await run(tiered)
+        assert final.source == "model" and len(emu.requests) == 1

@@ -11,6 +11,8 @@ starts its reply with a thinking block, whose text must never reach the user.
 
 from __future__ import annotations
 
+import contextlib
+import ssl
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -18,14 +20,24 @@ from typing import Any
 
 import anthropic
 import httpx2
+import orjson
 
 from ..config import Settings
 from ..pricing import ModelRules, Usage, default_catalog, estimate_tokens
 from ..prompts import build_suggest_params
+from .admission import GateTimeout, LagGate
 from .base import CompletionRequest, Final, ProviderError, ProviderErrorKind, StreamEvent, TextChunk
 
 PROVIDER_NAME = "anthropic"
 KEEPALIVE_EXPIRY_S = 30.0
+# Suggestions spread over several SDK clients of POOL_CONNECTIONS each (see ClientShards), at
+# most MAX_IN_FLIGHT at once per process.
+POOL_CONNECTIONS = 16
+MAX_IN_FLIGHT = 256
+INITIAL_IN_FLIGHT = 16
+# A suggestion that waited this long for the gate goes to the offline tier instead: the model
+# would answer well after the writer's pause.
+GATE_WAIT_S = 1.0
 
 # `error.type` in an error body (HTTP or a mid-stream `event: error`) -> our kind.
 _ERROR_TYPES = {
@@ -54,14 +66,24 @@ _STATUS = {
 
 
 def make_client(
-    settings: Settings, *, timeout: float, connect_timeout: float, max_retries: int = 0
+    settings: Settings,
+    *,
+    timeout: float,
+    connect_timeout: float,
+    max_retries: int = 0,
+    connections: int = 100,
+    keepalive: int = 20,
+    verify: ssl.SSLContext | None = None,
 ) -> anthropic.AsyncAnthropic:
     """An SDK client with our timeouts and a keep-alive pool (one warm connection serves a user)."""
     http_client = anthropic.DefaultAsyncHttpxClient(
         timeout=httpx2.Timeout(timeout, connect=connect_timeout),
         limits=httpx2.Limits(
-            max_connections=100, max_keepalive_connections=20, keepalive_expiry=KEEPALIVE_EXPIRY_S
+            max_connections=connections,
+            max_keepalive_connections=keepalive,
+            keepalive_expiry=KEEPALIVE_EXPIRY_S,
         ),
+        **({"verify": verify} if verify is not None else {}),
     )
     return anthropic.AsyncAnthropic(
         api_key=settings.api_key,
@@ -164,7 +186,7 @@ def _usage_from(start: Any, delta: Any) -> Usage:
 
     def pick(name: str) -> int:
         for src in (delta, start):
-            value = getattr(src, name, None) if src is not None else None
+            value = src.get(name) if isinstance(src, dict) else None
             if value is not None:
                 return int(value)
         return 0
@@ -188,6 +210,11 @@ async def stream_messages(
 
     Thinking (and any other non-text) blocks are skipped; their tokens still show in the usage.
 
+    The SDK sends the request, and raises for an HTTP error status as usual; the event stream is
+    read from the raw response (``with_streaming_response``) and parsed here, because the SDK's
+    SSE decoder and a model object per event were about a third of the server's CPU per
+    suggestion (docs/performance.md).
+
     Raises :class:`ProviderError` (with ``partial_text``) on any failure. ``deadline`` is a
     ``time.monotonic()`` instant after which the stream is abandoned as a TIMEOUT. Closing this
     generator, or cancelling the task consuming it, closes the HTTP stream at once.
@@ -195,34 +222,40 @@ async def stream_messages(
     secret = getattr(client, "api_key", None)
     model = str(params.get("model", ""))
     parts: list[str] = []
-    stream = None
     try:
-        stream = await client.messages.create(**params, stream=True)
-        start_usage = None
-        delta_usage = None
-        stop_reason = None
-        text_blocks: set[int] = set()
-        async for event in stream:
-            etype = event.type
-            if etype == "message_start":
-                start_usage = event.message.usage
-                model = event.message.model or model
-            elif etype == "content_block_start":
-                if event.content_block.type == "text":
-                    text_blocks.add(event.index)
-            elif etype == "content_block_delta":
-                if (
-                    event.index in text_blocks
-                    and event.delta.type == "text_delta"
-                    and event.delta.text
-                ):
-                    parts.append(event.delta.text)
-                    yield TextChunk(event.delta.text)
-            elif etype == "message_delta":
-                delta_usage = event.usage
-                stop_reason = event.delta.stop_reason
-            if deadline is not None and time.monotonic() > deadline:
-                raise ProviderError(ProviderErrorKind.TIMEOUT, "suggestion deadline passed")
+        async with client.messages.with_streaming_response.create(
+            **params, stream=True
+        ) as response:
+            start_usage = None
+            delta_usage = None
+            stop_reason = None
+            text_blocks: set[int] = set()
+            async for event in _sse_events(response.http_response):
+                etype = event.get("type")
+                if etype == "content_block_delta":
+                    delta = event.get("delta") or {}
+                    text = delta.get("text")
+                    if (
+                        event.get("index") in text_blocks
+                        and delta.get("type") == "text_delta"
+                        and text
+                    ):
+                        parts.append(text)
+                        yield TextChunk(text)
+                elif etype == "message_start":
+                    message = event.get("message") or {}
+                    start_usage = message.get("usage")
+                    model = message.get("model") or model
+                elif etype == "content_block_start":
+                    if (event.get("content_block") or {}).get("type") == "text":
+                        text_blocks.add(event.get("index"))
+                elif etype == "message_delta":
+                    delta_usage = event.get("usage")
+                    stop_reason = (event.get("delta") or {}).get("stop_reason")
+                elif etype == "error":
+                    raise _stream_error(event)
+                if deadline is not None and time.monotonic() > deadline:
+                    raise ProviderError(ProviderErrorKind.TIMEOUT, "suggestion deadline passed")
         yield Final(
             usage=_usage_from(start_usage, delta_usage),
             model=model,
@@ -237,12 +270,55 @@ async def stream_messages(
         err = map_error(exc, secret=secret)
         err.partial_text = "".join(parts)
         raise err from exc
-    finally:
-        if stream is not None:
-            try:
-                await stream.close()
-            except Exception:
-                pass  # the connection is being dropped anyway; the real error (if any) wins
+
+
+async def _sse_events(response: httpx2.Response) -> AsyncIterator[dict]:
+    """The JSON ``data`` of each server-sent event, in order (``ping``s and events without
+    data skipped). An event is the lines up to a blank line; an ``error`` event's data carries
+    ``"type": "error"`` like the API's."""
+    buffer = b""
+    async for chunk in response.aiter_bytes():
+        buffer += chunk
+        if b"\r" in buffer:
+            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        *blocks, buffer = buffer.split(b"\n\n")
+        for block in blocks:
+            data = _sse_data(block)
+            if data is not None:
+                yield data
+    if buffer.strip():
+        data = _sse_data(buffer)
+        if data is not None:
+            yield data
+
+
+def _sse_data(block: bytes) -> dict | None:
+    event, data = b"", []
+    for line in block.split(b"\n"):
+        if line.startswith(b"data:"):
+            data.append(line[6:] if line[5:6] == b" " else line[5:])
+        elif line.startswith(b"event:"):
+            event = line[6:].strip()
+    if not data or event == b"ping":
+        return None
+    try:
+        value = orjson.loads(b"\n".join(data))
+    except orjson.JSONDecodeError:
+        raise ProviderError(ProviderErrorKind.INTERNAL, "unexpected response shape") from None
+    if not isinstance(value, dict):
+        raise ProviderError(ProviderErrorKind.INTERNAL, "unexpected response shape")
+    if event == b"error" and value.get("type") != "error":
+        value = {"type": "error", "error": value.get("error", value)}
+    return value
+
+
+def _stream_error(event: dict) -> ProviderError:
+    """A mid-stream ``event: error`` (HTTP 200): only the body says what it was."""
+    error = event.get("error") if isinstance(event.get("error"), dict) else {}
+    err_type = str(error.get("type") or "")
+    text = str(error.get("message") or "")
+    message = ": ".join(p for p in ("stream error", err_type, text) if p)
+    return ProviderError(_ERROR_TYPES.get(err_type, ProviderErrorKind.INTERNAL), message)
 
 
 def estimated_usage(params: dict, text: str) -> Usage:
@@ -256,6 +332,73 @@ def estimated_usage(params: dict, text: str) -> Usage:
         output_tokens=estimate_tokens(text, factor),
         estimated=True,
     )
+
+
+class ClientShards:
+    """SDK clients with small connection pools, behind one cap on requests in flight.
+
+    The HTTP pool under the SDK scans every connection it holds, and every request queued in it,
+    each time a request starts or a response closes (checking each socket with a system call).
+    One client with a pool of 100 made that quadratic: a burst of 500 writers' first keystrokes
+    held the event loop for hundreds of milliseconds per step. So a request leases the client
+    with the fewest requests in flight among clients of ``per_client`` connections; clients are
+    made only when the ones before are full (one writer keeps reusing one warm connection).
+    Requests pass a :class:`LagGate` first (at most ``max_in_flight``, fewer while the event loop
+    runs late), so none ever waits inside a pool.
+    """
+
+    def __init__(
+        self,
+        make: Any,
+        *,
+        per_client: int = POOL_CONNECTIONS,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        first: anthropic.AsyncAnthropic | None = None,
+    ) -> None:
+        self._make = make
+        self.per_client = per_client
+        self.max_in_flight = max_in_flight
+        self.clients: list[anthropic.AsyncAnthropic] = [first if first is not None else make()]
+        self._busy = [0]
+        self.gate = LagGate(maximum=max_in_flight, initial=min(INITIAL_IN_FLIGHT, max_in_flight))
+        self.in_flight = 0
+
+    @property
+    def first(self) -> anthropic.AsyncAnthropic:
+        return self.clients[0]
+
+    @contextlib.asynccontextmanager
+    async def lease(self, wait_s: float | None = None) -> AsyncIterator[anthropic.AsyncAnthropic]:
+        """The least busy client, for one request. Waits at most ``wait_s`` seconds at the gate,
+        then a local TIMEOUT (the request falls back; the provider is not blamed)."""
+        try:
+            await self.gate.acquire(wait_s)
+        except GateTimeout:
+            raise ProviderError(
+                ProviderErrorKind.TIMEOUT, "this server is too busy for a model request", local=True
+            ) from None
+        try:
+            busy = self._busy
+            i = min(range(len(busy)), key=busy.__getitem__)
+            if busy[i] >= self.per_client:
+                self.clients.append(self._make())
+                busy.append(0)
+                i = len(busy) - 1
+            busy[i] += 1
+            self.in_flight += 1
+            try:
+                yield self.clients[i]
+            finally:
+                busy[i] -= 1
+                self.in_flight -= 1
+        finally:
+            self.gate.release()
+
+    async def aclose(self, *, skip_first: bool = False) -> None:
+        await self.gate.aclose()
+        for client in self.clients[1 if skip_first else 0 :]:
+            with contextlib.suppress(Exception):
+                await client.close()
 
 
 class AnthropicProvider:
@@ -273,12 +416,22 @@ class AnthropicProvider:
         self.settings = settings
         self.model = model or settings.suggest_model
         self._own_client = client is None
-        self.client = client or make_client(
-            settings,
-            timeout=settings.suggest_timeout_s,
-            connect_timeout=settings.suggest_connect_timeout_s,
-            max_retries=0,
-        )
+        verify = ssl.create_default_context() if client is None else None  # one for all clients
+
+        def make() -> anthropic.AsyncAnthropic:
+            return make_client(
+                settings,
+                timeout=settings.suggest_timeout_s,
+                connect_timeout=settings.suggest_connect_timeout_s,
+                max_retries=0,
+                connections=POOL_CONNECTIONS,
+                keepalive=POOL_CONNECTIONS,
+                verify=verify,
+            )
+
+        self.shards = ClientShards(make, first=client)
+        self.gate_wait_s = GATE_WAIT_S
+        self.client = self.shards.first
         try:
             entry = default_catalog().price(self.model)
             self.rules, model_min = entry.rules, entry.min_cacheable_tokens
@@ -304,7 +457,16 @@ class AnthropicProvider:
         response is still read so the keep-alive connection stays reusable and usage is exact."""
         deadline = time.monotonic() + self.settings.suggest_timeout_s
         params = self.params(request)
-        inner = stream_messages(self.client, params, deadline=deadline)
+        async with self.shards.lease(
+            min(self.gate_wait_s, self.settings.suggest_timeout_s)
+        ) as client:
+            async for event in self._stream(client, params, deadline):
+                yield event
+
+    async def _stream(
+        self, client: anthropic.AsyncAnthropic, params: dict, deadline: float
+    ) -> AsyncIterator[StreamEvent]:
+        inner = stream_messages(client, params, deadline=deadline)
         shown: list[str] = []
         cut = False
         try:
@@ -349,8 +511,4 @@ class AnthropicProvider:
             pass
 
     async def aclose(self) -> None:
-        if self._own_client:
-            try:
-                await self.client.close()
-            except Exception:
-                pass
+        await self.shards.aclose(skip_first=not self._own_client)

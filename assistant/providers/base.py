@@ -63,6 +63,9 @@ class ProviderError(Exception):
     retry_after: float | None = None  # seconds, when the provider said so
     status: int | None = None
     partial_text: str = field(default="", repr=False)  # what streamed before the failure
+    # True when this process, not the provider, gave up (its admission gate was full): the
+    # request falls back, but the provider's health is not in question.
+    local: bool = False
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.message}"

@@ -193,7 +193,7 @@ class TieredProvider:
                 raise
             if err.kind == ProviderErrorKind.AUTH:
                 self._park(err)
-            elif generation == self._generation:
+            elif generation == self._generation and not err.local:
                 self._open_window(err)
             if yielded_text:
                 raise
