@@ -144,6 +144,35 @@ async def test_warm_learns_the_whole_document_at_once(engine):
     assert engine.suggest(doc + "Please send the quar", document_id="w") == "terly report"
 
 
+async def test_warm_learns_on_the_event_loop_a_slice_at_a_time(engine):
+    """Learning a document never runs in a thread (which made the loop wait for the GIL) and
+    never holds the loop for the whole document: other tasks run between its slices."""
+    import asyncio
+    import threading
+
+    ticks = 0
+    threads_seen: set[int] = set()
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            ticks += 1
+            threads_seen.add(threading.active_count())
+            await asyncio.sleep(0)
+
+    statistical.lexicon(block=True)  # loaded once per process, in a thread; not what is measured
+    doc = make_document(40_000, seed=4) + ". " + DOC
+    base_threads = threading.active_count()
+    t = asyncio.create_task(ticker())
+    await asyncio.gather(engine.warm(doc, document_id="a"), engine.warm(doc, document_id="b"))
+    t.cancel()
+    assert ticks >= 2 * 40_000 // statistical.LEARN_BUDGET_CHARS  # a slice per loop step
+    assert threads_seen == {base_threads}
+    for d in "ab":
+        assert not engine._docs[d].pending
+        assert engine.suggest(doc + "Please send the quar", document_id=d) == "terly report"
+
+
 def make_document(chars: int = 20_000, seed: int = 1) -> str:
     """Prose-like text from frequent English words (sentences of 5-18 words)."""
     rng = random.Random(seed)

@@ -143,6 +143,10 @@ class OfflineProvider:
             log.warning("local model unavailable, using the statistical engine: %s", exc)
         self._notify_free()
 
+    async def prepare(self) -> None:
+        """What the statistical engine loads once (the lexicon), before connections come."""
+        await self.statistical.prepare()
+
     async def warm(self, prefix: str = "", document_id: str = "default") -> None:
         """Learn the document into the statistical engine, then load the model and pre-fill
         its prefix cache with ``prefix`` (in a thread). Never raises."""

@@ -18,12 +18,14 @@ a wrong one, so every step has a confidence floor.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import re
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..pricing import Usage
 from .base import CompletionRequest, Final, StreamEvent, TextChunk
@@ -494,6 +496,8 @@ class StatisticalProvider:
         self._sizes: dict[str, int] = {}  # document -> characters its model follows
         self._total_chars = 0
         self._lock = threading.Lock()
+        self._learn_loop: object | None = None
+        self._learn_lock: Any = None
 
     def _document(self, document_id: str) -> DocumentModel:
         """The document's model, most recently used last. Least recently used ones are dropped
@@ -595,29 +599,57 @@ class StatisticalProvider:
             yield TextChunk(text)
         yield Final(usage=Usage(), model=self.model, source="offline", provider=self.name)
 
-    async def warm(self, prefix: str = "", document_id: str = "default") -> None:
-        """Load the lexicon (in a thread) and learn the document so far."""
-        import asyncio
+    async def prepare(self) -> None:
+        """Load the lexicon now (in a thread), so no writer's keystroke shares the process with
+        the load. A server calls this before it takes connections."""
+        if self._use_lexicon:
+            await asyncio.to_thread(lexicon, True)
 
+    async def warm(self, prefix: str = "", document_id: str = "default") -> None:
+        """Load the lexicon and learn the document so far. Never raises.
+
+        The learning runs on the event loop, one document at a time, ``LEARN_BUDGET_CHARS`` of
+        text per loop step. In worker threads it made the loop wait for the GIL: 500 writers
+        opening documents at once stretched ping round trips past 300 ms."""
         try:
-            if self._use_lexicon:
+            if self._use_lexicon and lexicon(block=False) is None:
                 await asyncio.to_thread(lexicon, True)
-            await asyncio.to_thread(self.learn, prefix, "", document_id)
+            doc = self._fresh_model(prefix, "", budget=0)
+            async with self._learning_lock():
+                while doc.pending:
+                    doc._apply_pending(LEARN_BUDGET_CHARS)
+                    await asyncio.sleep(0)
+            self._install(document_id, doc)
         except Exception:
             pass
+
+    def _learning_lock(self):
+        """One lock per event loop (tests run several loops over one provider)."""
+        loop = asyncio.get_running_loop()
+        if self._learn_loop is not loop:
+            self._learn_loop, self._learn_lock = loop, asyncio.Lock()
+        return self._learn_lock
 
     def learn(self, prefix: str, suffix: str = "", document_id: str = "default") -> None:
         """Count the whole text in now, with no per-call budget (for when a document opens).
 
-        The counting happens on a fresh model without the lock (``warm`` runs this in a worker
-        thread); only the swap takes the lock, so ``suggest`` on the event loop never waits for it.
+        The counting happens on a fresh model without the lock; only the swap takes the lock,
+        so a ``suggest`` on the event loop never waits for a ``learn`` in another thread.
         """
+        self._install(document_id, self._fresh_model(prefix, suffix, budget=10 * MAX_LEARN_CHARS))
+
+    def _fresh_model(self, prefix: str, suffix: str, *, budget: int) -> DocumentModel:
+        """A new model of the text around the cursor with ``budget`` characters counted in; the
+        rest is left pending."""
         m = _FRAGMENT.search(prefix[-64:])
         before = prefix[: len(prefix) - len(m.group(0))] if m else prefix
         m = _SUFFIX_WORD.match(suffix[:64])
         after = suffix[len(m.group(0)) if m else 0 :]
         doc = DocumentModel()
-        doc.sync(before, after, budget=10 * MAX_LEARN_CHARS)
+        doc.sync(before, after, budget=budget)
+        return doc
+
+    def _install(self, document_id: str, doc: DocumentModel) -> None:
         with self._lock:
             self._document(document_id)  # keep the LRU order and bound
             self._docs[document_id] = doc
