@@ -51,6 +51,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tui.document_sync import DocumentSync  # noqa: E402
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -362,10 +366,14 @@ class StepStats:
 class Typist:
     """One editor: types ``text`` from ``start`` and keeps the books on its ids."""
 
-    def __init__(self, k: int, text: str, start: int, stats: StepStats) -> None:
+    def __init__(
+        self, k: int, text: str, start: int, stats: StepStats, protocol: str = "v1"
+    ) -> None:
         self.k = k
         self.text = text
         self.pos = start
+        self.protocol = protocol
+        self.sync = DocumentSync()
         self.stats = stats
         self.next_id = 0
         self.sent: dict[int, float] = {}  # suggest id -> send time, until its terminal
@@ -400,6 +408,10 @@ class Typist:
             return False
         self.stats.opened += 1
         self.reader = asyncio.create_task(self._read())
+        if self.protocol == "1.1":  # as the editors do: the document once, on opening it
+            self.next_id += 1
+            opened = self.sync.frame(self.text[: self.pos], self.pos, self.next_id)
+            await self.ws.send(json.dumps(opened))
         return True
 
     async def _read(self) -> None:
@@ -453,17 +465,24 @@ class Typist:
             while (now := time.perf_counter()) < deadline:
                 await asyncio.sleep(rng.expovariate(cps))
                 self.pos = self.pos % len(self.text) + 1
-                self.next_id += 1
-                self.latest = self.next_id
-                self.sent[self.next_id] = time.perf_counter()
+                if self.protocol == "1.1":
+                    frames = self.sync.suggest_frames(
+                        self.text[: self.pos], self.pos, self._fresh_id
+                    )
+                else:
+                    frames = [
+                        {
+                            "type": "suggest",
+                            "id": self._fresh_id(),
+                            "prefix": self.text[: self.pos],
+                            "suffix": "",
+                        }
+                    ]
+                self.latest = frames[-1]["id"]
+                self.sent[self.latest] = time.perf_counter()
                 self.all_done.clear()
-                frame = {
-                    "type": "suggest",
-                    "id": self.next_id,
-                    "prefix": self.text[: self.pos],
-                    "suffix": "",
-                }
-                await self.ws.send(json.dumps(frame))
+                for frame in frames:
+                    await self.ws.send(json.dumps(frame))
                 self.stats.suggests += 1
                 if now >= next_ping:
                     next_ping = now + ping_every
@@ -473,6 +492,10 @@ class Typist:
                     self.stats.pings += 1
         except Exception as exc:
             self.stats.closed_early[f"send:{type(exc).__name__}"] += 1
+
+    def _fresh_id(self) -> int:
+        self.next_id += 1
+        return self.next_id
 
     async def drain(self, wait_s: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -503,10 +526,11 @@ async def _typists(
     connect_timeout: float,
     drain_timeout: float,
     text: str,
+    protocol: str = "v1",
 ) -> None:
     """Typists ``ks``: connect, ``sync("connected")``, type, ``sync("typed")``, drain,
     ``sync("drained")``, close. ``sync`` is where the CPU and memory are read."""
-    typists = [Typist(k, text, random.Random(k).randrange(len(text)), stats) for k in ks]
+    typists = [Typist(k, text, random.Random(k).randrange(len(text)), stats, protocol) for k in ks]
     t0 = time.perf_counter()
     for i in range(0, len(typists), connect_batch):
         batch = typists[i : i + connect_batch]
@@ -573,6 +597,7 @@ async def run_step(
     pids: dict[str, int] | None = None,
     text: str = PASSAGE,
     generators: int = 1,
+    protocol: str = "v1",
 ) -> StepStats:
     """Open ``n`` connections, type for ``duration`` seconds, drain, close; return the books.
     ``generators`` > 1 holds the typists in that many forked processes (see module doc)."""
@@ -585,6 +610,7 @@ async def run_step(
         connect_timeout=connect_timeout,
         drain_timeout=drain_timeout,
         text=text,
+        protocol=protocol,
     )
     if generators > 1:
         return await asyncio.to_thread(_run_step_forked, url, token, n, generators, pids, options)
@@ -682,7 +708,14 @@ async def run_ramp(args: argparse.Namespace) -> dict:
         # Warm-up, not recorded: the first suggestions load the offline tier's word list and
         # open the SDK's connections, which stalls the server once (see docs/reliability.md);
         # enough typists that every worker gets some.
-        await run_step(stack.ws_url, stack.token, 10 * args.workers, duration=3.0, cps=args.cps)
+        await run_step(
+            stack.ws_url,
+            stack.token,
+            10 * args.workers,
+            duration=3.0,
+            cps=args.cps,
+            protocol=args.protocol,
+        )
         for n in args.ramp:
             stats = await run_step(
                 stack.ws_url,
@@ -693,6 +726,7 @@ async def run_ramp(args: argparse.Namespace) -> dict:
                 ping_every=args.ping_every,
                 pids=pids,
                 generators=args.generators,
+                protocol=args.protocol,
             )
             summary = stats.summary()
             summary["breaks"] = breaks(summary, args.p99_limit_ms)
@@ -716,6 +750,7 @@ async def run_ramp(args: argparse.Namespace) -> dict:
             "cores": os.cpu_count(),
             "workers": args.workers,
             "generators": args.generators,
+            "protocol": args.protocol,
             "offline_only": args.offline_only,
             "loop": args.loop,
             "http": args.http,
@@ -773,6 +808,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--p99-limit-ms", type=float, default=250.0)
     p.add_argument("--workers", type=int, default=1, help="server processes (serve --workers)")
     p.add_argument("--generators", type=int, default=1, help="client processes holding typists")
+    p.add_argument(
+        "--protocol",
+        default="v1",
+        choices=("v1", "1.1"),
+        help="v1: every suggest carries the text; 1.1: open once, then suggests carrying the "
+        "edit, as the web and terminal editors do",
+    )
     p.add_argument("--offline-only", action="store_true", help="no API key: offline tier only")
     p.add_argument("--loop", default="auto", choices=("auto", "asyncio", "uvloop"))
     p.add_argument("--http", default="auto", choices=("auto", "h11", "httptools"))
