@@ -152,6 +152,7 @@ def build_app(
             hub.release()
             if conn is not None:
                 hub.remove(conn)
+                hub.forget_offline(conn.offline_documents)
                 s = conn.stats
                 log_event(
                     "connection_close",

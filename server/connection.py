@@ -157,6 +157,12 @@ class Connection:
         self.usefulness = FrameUsefulness()  # what the writer got, for /metrics
         self._published = Usefulness()
 
+    @property
+    def offline_documents(self) -> tuple[str, ...]:
+        """The document ids this connection's requests give the offline tier (its own id: a
+        reconnect is a new connection, and the client opens its text there again)."""
+        return (self.id,)
+
     # ------------------------------------------------------------------ the connection's life
 
     async def run(self) -> None:

@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from assistant.config import Settings
@@ -36,6 +37,8 @@ class Hub:
         self._keep_warm_task: asyncio.Task | None = None
         self._warming: asyncio.Task | None = None  # the latest connection-time warm-up
         self._watching_offline = False
+        self._forgetting: set[asyncio.Task] = set()  # forgets waiting for warm-ups to finish
+        metrics.offline_documents.set_function(self._offline_documents)
 
     # -- admission -----------------------------------------------------------------------------
 
@@ -151,6 +154,43 @@ class Hub:
         offline = self.setup.offline if self.setup else None
         if offline is not None:
             self.spawn(_quietly(offline.warm(prefix, document_id=document_id)))
+
+    def forget_offline(self, document_ids: Iterable[str]) -> None:
+        """A connection closed: the offline tier drops what it learned of ``document_ids``,
+        except any a live connection of this process still uses. Nothing is lost: the client
+        owns the text and a reconnect opens (and the offline tier learns) it again.
+
+        A warm-up in flight (``warm_offline``) would learn a document back after a forget, so
+        while background work is running the forget waits for it to finish."""
+        ids = tuple(document_ids)
+        pending = [t for t in self._background if not t.done() and t not in self._forgetting]
+        if pending:
+            task = self.spawn(self._forget_after(pending, ids))
+            self._forgetting.add(task)
+            task.add_done_callback(self._forgetting.discard)
+        else:
+            self._forget_now(ids)
+
+    async def _forget_after(self, pending: list[asyncio.Task], document_ids: tuple) -> None:
+        await asyncio.wait(pending)
+        self._forget_now(document_ids)
+
+    def _forget_now(self, document_ids: tuple) -> None:
+        forget = getattr(self.setup.offline if self.setup else None, "forget", None)
+        if forget is None:
+            return
+        live = {d for conn in self.connections for d in conn.offline_documents}
+        for document_id in document_ids:
+            if document_id not in live:
+                with contextlib.suppress(Exception):
+                    forget(document_id)
+
+    def _offline_documents(self) -> float:
+        offline = self.setup.offline if self.setup else None
+        try:
+            return float(getattr(offline, "documents", 0))
+        except Exception:
+            return 0.0
 
     # -- accounting ----------------------------------------------------------------------------
 

@@ -112,6 +112,11 @@ class ServerMetrics:
             ["outcome"],
             registry=r,
         )
+        self.offline_documents = Gauge(
+            "assistant_offline_documents",
+            "Documents the offline tier holds a model of (dropped when their connection closes)",
+            registry=r,
+        )
         self.keep_warm = Counter(
             "assistant_keep_warm",
             "count_tokens calls that keep the Anthropic connection open while clients idle",

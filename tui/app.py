@@ -403,7 +403,11 @@ class EditorApp(App):
             pass
 
     def on_review_panel_apply_requested(self, message: ReviewPanel.ApplyRequested) -> None:
-        self.apply_finding(message.finding)
+        # Only a finding the panel still lists: one retracted (or dropped by a new review) while
+        # this message waited in the queue is no longer the review's advice.
+        finding = self.panel.listed(message.finding)
+        if finding is not None:
+            self.apply_finding(finding)
 
     def apply_finding(self, finding: Finding) -> bool:
         """Replace the finding's quote in the editor (one undoable edit); refuse if stale."""

@@ -156,6 +156,14 @@ class OfflineProvider:
             if self.local is not None:
                 await self.local.warm(prefix, document_id)
 
+    def forget(self, document_id: str) -> None:
+        """Drop what the statistical engine learned of the document (its connection closed)."""
+        self.statistical.forget(document_id)
+
+    @property
+    def documents(self) -> int:
+        return self.statistical.documents
+
     async def aclose(self) -> None:
         self._free_listeners.clear()
         if self.local is not None:

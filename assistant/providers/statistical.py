@@ -532,6 +532,11 @@ class StatisticalProvider:
         with self._lock:
             self._drop(document_id)
 
+    @property
+    def documents(self) -> int:
+        """How many documents it holds a model of (for /metrics)."""
+        return len(self._docs)
+
     def suggest(self, prefix: str, suffix: str = "", document_id: str = "default") -> str:
         """The suggested text to insert at the cursor ("" when unsure). Never raises."""
         try:

@@ -432,6 +432,13 @@ export class AssistantClient extends EventTarget {
       case "finding":
         if (this._reviews.has(f.id)) this._emit("finding", f);
         break;
+      case "finding_retracted":
+        // Sonnet withdrew a finding of this review sent earlier (by its index): the editor
+        // must drop it, or the writer may apply a fix the review no longer stands by.
+        if (this._reviews.has(f.id) && Number.isInteger(f.index)) {
+          this._emit("finding-retracted", { id: f.id, index: f.index, reason: String(f.reason ?? "") });
+        }
+        break;
       case "review_done":
         this._addCost(f.cost_usd);
         if (this._reviews.delete(f.id)) this._emit("review-done", { ...f, session_cost_usd: this.sessionCostUsd });

@@ -404,7 +404,7 @@ class ReviewPanel {
     this.reviewId = null;
     this.reviewed = ""; // the text as sent
     this.editsSince = []; // edits since it was sent, to place findings that arrive later
-    this.findings = []; // {el, quote, replacement, range | null, state}
+    this.findings = []; // {el, index, quote, replacement, range | null, state}
     this.streamed = 0;
 
     this.button.addEventListener("click", () => this.start());
@@ -412,6 +412,7 @@ class ReviewPanel {
     editor.onEdit((edit) => this.onEdit(edit));
     client.addEventListener("review-delta", (e) => this.onDelta(e.detail));
     client.addEventListener("finding", (e) => this.onFinding(e.detail));
+    client.addEventListener("finding-retracted", (e) => this.onRetracted(e.detail));
     client.addEventListener("review-done", (e) => this.onDone(e.detail));
     client.addEventListener("cancelled", (e) => this.onEnded(e.detail, null));
     client.addEventListener("error", (e) => this.onEnded(e.detail, e.detail.message || e.detail.code));
@@ -459,10 +460,28 @@ class ReviewPanel {
     }
     let range = start >= 0 && quote ? { start, end } : null;
     for (const edit of this.editsSince) if (range) range = shiftRange(range, edit);
-    const item = { quote, replacement: String(f.replacement ?? ""), range, state: "open" };
+    const item = { index: f.index, quote, replacement: String(f.replacement ?? ""), range, state: "open" };
     item.el = this.renderFinding(f, item);
     this.findings.push(item);
     if (!range) this.markStale(item);
+  }
+
+  /** Sonnet withdrew a finding shown earlier (its own follows): it leaves the list and can no
+   * longer be applied. One the writer already applied stays, saying so. */
+  onRetracted(d) {
+    if (!this.running(d.id)) return;
+    const item = this.findings.find((it) => it.index === d.index);
+    if (!item) return;
+    if (item.state === "applied") {
+      item.el.classList.add("retracted");
+      this.note(item, "Applied, then withdrawn by the review (Ctrl+Z undoes it).");
+      return;
+    }
+    item.state = "retracted";
+    item.range = null;
+    this.disable(item);
+    item.el.remove();
+    this.findings.splice(this.findings.indexOf(item), 1);
   }
 
   onDone(d) {
@@ -514,7 +533,7 @@ class ReviewPanel {
   }
 
   skip(item) {
-    if (item.state === "applied" || item.state === "skipped") return;
+    if (item.state !== "open") return;
     item.state = "skipped";
     item.el.classList.add("skipped");
     this.note(item, "Skipped.");
@@ -539,6 +558,7 @@ class ReviewPanel {
   renderFinding(f, item) {
     const li = document.createElement("li");
     li.className = "finding";
+    li.dataset.index = String(item.index);
     li.dataset.severity = ["high", "medium", "low"].includes(f.severity) ? f.severity : "low";
     const problem = document.createElement("p");
     problem.className = "problem";

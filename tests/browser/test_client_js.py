@@ -31,7 +31,7 @@ def load_client(page, static_site):
           window.c = c;
           window.events = [];
           for (const t of ['ready','suggestion','cancelled','error','status','review-delta',
-                           'finding','review-done','state','pong'])
+                           'finding','finding-retracted','review-done','state','pong'])
             c.addEventListener(t, e => events.push({...e.detail, type: t}));
           c.connect();
           sockets[0].open();
@@ -144,6 +144,30 @@ def test_review_findings_and_done(page, static_site):
         }"""
     )
     assert r == ["review-delta", "finding", "review-done"]
+
+
+def test_a_retraction_is_surfaced_for_its_review_only(page, static_site):
+    load_client(page, static_site)
+    r = page.evaluate(
+        """() => {
+          const ws = sockets[0];
+          const id = c.review('I saw teh cat.');
+          ws.frame({type: 'finding', id, index: 0, quote: 'teh', problem: 'Misspelling',
+                    replacement: 'the', severity: 'low', start: 6, end: 9});
+          ws.frame({type: 'finding_retracted', id: id + 100, index: 0, reason: 'x'});
+          ws.frame({type: 'finding_retracted', id, index: 'zero', reason: 'x'});
+          ws.frame({type: 'finding_retracted', id, index: 0, reason: 'contradicted by Sonnet'});
+          ws.frame({type: 'review_done', id, findings: 0, cost_usd: 0.01, latency_ms: 5});
+          ws.frame({type: 'finding_retracted', id, index: 0, reason: 'late'});
+          return events.filter(e => e.type.startsWith('finding') || e.type === 'review-done')
+                       .map(e => [e.type, e.index ?? null, e.reason ?? null]);
+        }"""
+    )
+    assert r == [
+        ["finding", 0, None],
+        ["finding-retracted", 0, "contradicted by Sonnet"],
+        ["review-done", None, None],
+    ]
 
 
 def test_garbage_frames_do_not_break_the_client(page, static_site):

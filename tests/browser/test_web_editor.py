@@ -12,6 +12,7 @@ import pytest
 
 from assistant.config import Settings
 from assistant.emulator import EmulatorConfig, EmulatorThread
+from tests.retraction_case import RETRACTED_LABELS, RETRACTED_SEED, RETRACTED_TEXT
 
 from .conftest import ARTIFACTS, DOC_SCREENSHOT, StaticSite
 
@@ -248,6 +249,54 @@ def test_findings_shift_with_edits_before_them(page, server):
     findings.nth(quotes.index("teh")).locator("button.skip").click()
     alot.locator("button.apply").click()
     assert page.input_value("#editor") == "Hello. " + REVIEWED.replace("Alot", "A lot")
+
+
+@pytest.fixture(scope="module")
+def retracting_server() -> Iterator[object]:
+    from server.runner import ServerThread
+
+    config = EmulatorConfig(profile="fast", seed=RETRACTED_SEED, review_labels=RETRACTED_LABELS)
+    with EmulatorThread(config) as emu:
+        settings = Settings(
+            api_key="test-key", base_url=emu.base_url, token=TOKEN, offline="statistical"
+        )
+        with ServerThread(settings) as srv:
+            yield srv
+
+
+def test_a_finding_sonnet_retracts_leaves_the_list_and_cannot_be_applied(page, retracting_server):
+    open_editor(page, retracting_server)
+    page.fill("#editor", RETRACTED_TEXT)
+    # Every finding item the panel makes, kept here so the test can try a retracted one.
+    page.evaluate(
+        """() => {
+          window.__items = [];
+          const { client, review } = window.__assistant;
+          client.addEventListener('finding', () => {
+            const item = review.findings[review.findings.length - 1];
+            if (item) window.__items.push(item);
+          });
+        }"""
+    )
+    page.click("#review-btn")
+    page.wait_for_function("document.getElementById('review-cancel').hidden")
+    seen = page.evaluate("window.__items.map(i => [i.index, i.quote, i.state])")
+    # Haiku's finding was shown first, then withdrawn for Sonnet's narrower one.
+    assert [0, "Monday. The budjet", "retracted"] in seen, seen
+    findings = page.locator(".finding")
+    quotes = [findings.nth(i).locator("del").text_content() for i in range(findings.count())]
+    assert "Monday. The budjet" not in quotes
+    assert page.locator('.finding[data-index="0"]').count() == 0
+    assert "budjet" in quotes and "five people in total" in quotes
+    assert page.text_content("#review-status").startswith("2 findings")
+
+    # The withdrawn finding cannot be applied even through a handle kept on it.
+    page.evaluate("() => window.__assistant.review.apply(window.__items.find(i => i.index === 0))")
+    assert page.input_value("#editor") == RETRACTED_TEXT
+    # Sonnet's own fix applies.
+    findings.nth(quotes.index("budjet")).locator("button.apply").click()
+    assert page.input_value("#editor") == RETRACTED_TEXT.replace("budjet", "budget")
+    assert page.page_errors == []
 
 
 FOREIGN_PAGE = """<!doctype html><title>foreign</title><p id="state">none</p>

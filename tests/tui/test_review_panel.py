@@ -7,9 +7,10 @@ import html
 import re
 
 from assistant.emulator import Fault
+from tests.retraction_case import RETRACTED_LABELS, RETRACTED_SEED, RETRACTED_TEXT
 from tests.tui.conftest import ARTIFACTS, TOKEN, stack, wait_until
 from tui.app import EditorApp
-from tui.widgets.review_panel import finding_row
+from tui.widgets.review_panel import ReviewPanel, finding_row
 
 DOC = "I recieve teh letter today.\nWe will definately reply.\n"
 
@@ -83,6 +84,37 @@ async def test_a_stale_finding_is_refused_and_the_text_untouched(tmp_path):
             message = list(app._notifications)[-1].message
             assert "no longer contains" in message and "teh" in message
             assert "teh" in panel_quotes(app)  # still listed; the user can skip it
+
+
+async def test_a_retracted_finding_leaves_the_panel_and_is_not_applied(tmp_path, monkeypatch):
+    path = tmp_path / "draft.md"
+    path.write_text(RETRACTED_TEXT)
+    shown = []
+    add_finding = ReviewPanel.add_finding
+
+    def record(panel, finding):
+        shown.append(finding)
+        add_finding(panel, finding)
+
+    monkeypatch.setattr(ReviewPanel, "add_finding", record)
+    cfg = {"seed": RETRACTED_SEED, "review_labels": RETRACTED_LABELS}
+    async with stack(**cfg) as (emu, srv):
+        app = EditorApp(path, server_url=srv.ws_url, token=TOKEN)
+        async with app.run_test(size=(120, 30)) as pilot:
+            await run_review(pilot, app)
+            haiku = next(f for f in shown if f.quote == "Monday. The budjet")
+            assert haiku.index == 0 and haiku.tier == "haiku"  # shown first, then retracted
+            assert panel_quotes(app) == ["budjet", "five people in total"]
+            assert "2 findings" in str(app.panel.status.render())
+            # An apply the panel asked for before the retraction was handled does nothing.
+            app.panel.post_message(ReviewPanel.ApplyRequested(haiku))
+            await pilot.pause()
+            assert app.editor.text == RETRACTED_TEXT
+            # Sonnet's fix for the same word applies.
+            await pilot.press("f2")
+            assert app.panel.current().quote == "budjet"
+            await pilot.press("enter")
+            assert app.editor.text == RETRACTED_TEXT.replace("budjet", "budget")
 
 
 async def test_ctrl_r_again_cancels_a_review_in_flight(tmp_path):

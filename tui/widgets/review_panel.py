@@ -128,6 +128,14 @@ class ReviewPanel(Vertical):
         option = self.option_list.get_option_at_index(index)
         return self.findings.get(option.id or "")
 
+    def listed(self, finding: Finding) -> Finding | None:
+        """The row's current version of ``finding`` (moved by edits since), or None when it is
+        no longer listed (applied, skipped, retracted, or from an earlier review)."""
+        row = self.findings.get(f"finding-{finding.index}")
+        if row is None or (row.quote, row.replacement) != (finding.quote, finding.replacement):
+            return None
+        return row
+
     def rows(self) -> list[Finding]:
         return list(self.findings.values())
 
