@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -68,6 +69,25 @@ _ERROR_CODES = {
     ProviderErrorKind.BAD_REQUEST: p.INTERNAL,  # our prompt was wrong, not the client's frame
 }
 _CLOSE = object()
+
+
+def _timer_delay(seconds: float) -> float:
+    """The delay to arm for a deadline ``seconds`` away, so the timer never fires before it.
+
+    uvloop keeps time in whole milliseconds and rounds a timer's delay to the nearest one, so
+    ``call_at(deadline)`` fires up to half a millisecond early; the engine's ``Tick`` then does
+    nothing, the timer is re-armed with a zero delay, and the loop spins (hundreds of wake-ups,
+    measured) until its clock reaches the deadline. Whole milliseconds rounded up, plus a tenth
+    of one that uvloop's rounding drops, fire at the first millisecond at or after the deadline:
+    on uvloop when the spinning timer used to get through, on asyncio's loop at most 1.1 ms
+    after the deadline."""
+    if seconds <= 0:
+        return 0.0
+    # A deadline a float's rounding error ahead (loop.time() is whole ms, the deadline is not
+    # always) waits for the next millisecond, as the spinning timer did, not for none.
+    return max(1, math.ceil(seconds * 1000 - 1e-6)) / 1000 + 0.0001
+
+
 _STREAMING = ("delta", "done")
 _SUGGESTION_REPLIES = ("delta", "done", "cancelled", "error")
 
@@ -329,7 +349,9 @@ class Connection:
             self._timer = None
         self._timer_at = deadline
         if deadline is not None:
-            self._timer = self.loop.call_at(deadline, self._on_timer)
+            self._timer = self.loop.call_later(
+                _timer_delay(deadline - self.loop.time()), self._on_timer
+            )
 
     def tier_free(self) -> None:
         """The offline tier has room again (the hub fans this out): a held answer re-asks."""
