@@ -47,7 +47,6 @@ from assistant.providers.base import (
     ProviderErrorKind,
     TextChunk,
 )
-from assistant.usefulness import Usefulness
 from assistant.usefulness_frames import FrameUsefulness
 
 from . import protocol as p
@@ -175,7 +174,7 @@ class Connection:
         self._close_queued = False
         self._secrets = (settings.api_key, hub.token)
         self.usefulness = FrameUsefulness()  # what the writer got, for /metrics
-        self._published = Usefulness()
+        self._published = (0, 0, 0, 0, 0)  # shown, accepted, rejected, pauses, served
 
     # ------------------------------------------------------------------ the connection's life
 
@@ -380,7 +379,8 @@ class Connection:
                 self._requests[cmd.request_id] = req
                 req.task = self.loop.create_task(self._stream(req))
                 self.stats.requests += 1
-                self.metrics.requests.labels("prefetch" if cmd.prefetch else "suggest").inc()
+                m = self.metrics
+                m.child(m.requests, "prefetch" if cmd.prefetch else "suggest").inc()
             case CancelRequest():
                 req = self._requests.pop(cmd.request_id, None)
                 if req is not None:
@@ -398,7 +398,8 @@ class Connection:
                 self._emit_done(cmd)
             case Closed():
                 if cmd.outcome == "cancelled":
-                    self.metrics.cancellations.labels(cmd.reason or "superseded").inc()
+                    m = self.metrics
+                    m.child(m.cancellations, cmd.reason or "superseded").inc()
                     self._emit_cancelled(cmd.version, cmd.reason or "superseded")
                 else:
                     err = cmd.error
@@ -417,8 +418,9 @@ class Connection:
         if not model and source in ("model", "offline"):
             model = self.setup.model
         latency_ms = cmd.latency_ms  # from reading the suggest frame (same clock as ours)
-        self.metrics.suggestion_latency.labels(source).observe(latency_ms / 1000)
-        self.metrics.suggestions.labels(source).inc()
+        m = self.metrics
+        m.child(m.suggestion_latency, source).observe(latency_ms / 1000)
+        m.child(m.suggestions, source).inc()
         self._emit(
             "done",
             cmd.version,
@@ -435,30 +437,26 @@ class Connection:
 
     def _publish_usefulness(self) -> None:
         """Move what the writer got since the last call into the server's counters."""
-        now, last, m = self.usefulness.counts, self._published, self.metrics
-        for name, counter in (
-            ("shown", m.suggestions_shown),
-            ("accepted", m.suggestions_accepted),
-            ("rejected", m.suggestions_rejected),
+        now = self.usefulness.counts
+        counts = (now.shown, now.accepted, now.rejected, now.pauses, now.pauses_with_suggestion)
+        if counts == self._published and not now.pause_to_visible_ms:
+            return  # (most frames change nothing: no metric to touch)
+        last, m = self._published, self.metrics
+        for i, counter in enumerate(
+            (m.suggestions_shown, m.suggestions_accepted, m.suggestions_rejected)
         ):
-            if getattr(now, name) > getattr(last, name):
-                counter.inc(getattr(now, name) - getattr(last, name))
-        served = now.pauses_with_suggestion - last.pauses_with_suggestion
-        missed = now.pauses - last.pauses - served
+            if counts[i] > last[i]:
+                counter.inc(counts[i] - last[i])
+        served = counts[4] - last[4]
+        missed = counts[3] - last[3] - served
         if served:
-            m.pauses.labels("suggestion").inc(served)
+            m.pauses_served.inc(served)
         if missed:
-            m.pauses.labels("nothing").inc(missed)
+            m.pauses_missed.inc(missed)
         for ms in now.pause_to_visible_ms:
             m.pause_to_visible.observe(ms / 1000)
         now.pause_to_visible_ms.clear()
-        self._published = Usefulness(
-            shown=now.shown,
-            accepted=now.accepted,
-            rejected=now.rejected,
-            pauses=now.pauses,
-            pauses_with_suggestion=now.pauses_with_suggestion,
-        )
+        self._published = counts
 
     # ------------------------------------------------------------------------------ provider
 
@@ -517,7 +515,8 @@ class Connection:
         """Stop a request now; cost what it streamed when Anthropic was serving it."""
         if req.task is not None:
             req.task.cancel()
-        self.metrics.cancellations.labels(f"request_{reason}").inc()
+        m = self.metrics
+        m.child(m.cancellations, f"request_{reason}").inc()
         model, usage, cost = "", None, 0.0
         if req.billable:
             model, usage = self.setup.estimate_cancelled(
