@@ -66,6 +66,9 @@ class Settings:
     max_reviews_in_flight: int = 1
     keep_warm_s: float = 20.0  # while clients are connected, re-warm Anthropic this often (0: off)
     max_outbox_frames: int = 4096  # replies queued for a client that does not read: then 1008
+    # permessage-deflate on the WebSocket (offered to clients that ask for it). See
+    # docs/performance.md, "Per-keystroke server CPU": it costs CPU on every small frame.
+    ws_compression: bool = True
 
     @property
     def has_key(self) -> bool:

@@ -708,11 +708,13 @@ class SuggestionEngine:
         return cmds
 
     def _worth_asking(self) -> bool:
-        if not self.prefix.strip():
+        # (isspace and find, not strip and split: those copy the document, every keystroke)
+        if not self.prefix or self.prefix.isspace():
             return False
         if self.config.suggest_mid_line:
             return True
-        rest_of_line = self.suffix.split("\n", 1)[0]
+        end = self.suffix.find("\n")
+        rest_of_line = self.suffix if end < 0 else self.suffix[:end]
         return not any(c.isalnum() for c in rest_of_line)
 
 

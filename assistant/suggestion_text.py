@@ -49,7 +49,8 @@ def _cut_sentence(text: str) -> str:
 
 def _drop_suffix_overlap(text: str, suffix: str) -> str:
     """Remove the tail of ``text`` that the suffix already holds (``"ld!"`` before ``"!"``)."""
-    line = suffix.split("\n", 1)[0].strip()
+    end = suffix.find("\n")
+    line = (suffix if end < 0 else suffix[:end]).strip()
     if not line:
         return text
     pos = text.find(line) if len(line) >= 4 else -1
@@ -77,7 +78,14 @@ def _repeats(text: str, prefix: str) -> bool:
     core = text.strip()
     if len(core) < 12:
         return False
-    tail = prefix.rstrip()
+    # Only the last max(len(core), 240) characters before the trailing whitespace matter: strip
+    # a tail of the document, not a copy of all of it.
+    need, n = max(len(core), 240), 512
+    while True:
+        tail = prefix[-n:].rstrip()
+        if len(tail) >= need or n >= len(prefix):
+            break
+        n *= 2
     return tail.endswith(core) or (len(core) >= 24 and core in tail[-240:])
 
 
@@ -149,7 +157,21 @@ def likely_rejected(text: str, prefix: str, min_chars: int = 3) -> bool:
     if len(text.strip()) < min_chars:
         return True
     words = text.split()
-    return len(words) >= 2 and prefix.split()[-len(words) :] == words
+    return len(words) >= 2 and last_words(prefix, len(words)) == words
+
+
+def last_words(prefix: str, k: int) -> list[str]:
+    """``prefix.split()[-k:]``, splitting only a tail of ``prefix`` that doubles until it holds
+    more than ``k`` words (the first may be cut; the last ``k`` are then whole): splitting a
+    100 KB document into words took 200 µs, for every suggestion the engine weighed."""
+    if k <= 0:
+        return prefix.split()[-k:]
+    n = 64
+    while True:
+        words = prefix[-n:].split()
+        if len(words) > k or n >= len(prefix):
+            return words[-k:]
+        n *= 2
 
 
 def next_word(text: str) -> str:

@@ -95,10 +95,12 @@ def per_thousand_saved(amount: float, chars_saved: int) -> float | None:
 def is_continuation(old_doc: str, old_ghost: str, doc: str, ghost: str) -> bool:
     """Whether ghost ``ghost`` after ``doc`` is still the suggestion ``old_ghost`` after
     ``old_doc``: the writer typed (or accepted) into it, or more of it streamed in."""
-    if not ghost or not old_ghost or not doc.startswith(old_doc):
+    if not ghost or not old_ghost or not (doc is old_doc or doc.startswith(old_doc)):
         return False
-    old, new = old_doc + old_ghost, doc + ghost
-    return old.startswith(new) or new.startswith(old)
+    # Both texts start with ``old_doc``; compare what follows it, without copying the document
+    # (it can be 100 KB, and this runs for every frame a server sends).
+    new = doc[len(old_doc) :] + ghost
+    return old_ghost.startswith(new) or new.startswith(old_ghost)
 
 
 @dataclass

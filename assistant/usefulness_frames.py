@@ -31,12 +31,14 @@ class FrameUsefulness:
             self._after_accept = False
         else:
             self.tracker.key(t, "type")
-        whole = self._doc + self.tracker.ghost_text
-        rest = (
-            whole[len(prefix) :]
-            if prefix.startswith(self._doc) and whole.startswith(prefix)
-            else ""
-        )
+        # What is left of the ghost after what was typed (the text before the cursor and the
+        # ghost, compared after the old text before the cursor: no copy of the document).
+        ghost, doc = self.tracker.ghost_text, self._doc
+        rest = ""
+        if ghost and prefix.startswith(doc):
+            typed = prefix[len(doc) :]
+            if ghost.startswith(typed):
+                rest = ghost[len(typed) :]
         self._latest, self._doc, self._streamed = fid, prefix, ""
         self.tracker.ghost(t, prefix, rest)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -46,7 +47,6 @@ from assistant.providers.base import (
     ProviderErrorKind,
     TextChunk,
 )
-from assistant.usefulness import Usefulness
 from assistant.usefulness_frames import FrameUsefulness
 
 from . import protocol as p
@@ -68,6 +68,25 @@ _ERROR_CODES = {
     ProviderErrorKind.BAD_REQUEST: p.INTERNAL,  # our prompt was wrong, not the client's frame
 }
 _CLOSE = object()
+
+
+def _timer_delay(seconds: float) -> float:
+    """The delay to arm for a deadline ``seconds`` away, so the timer never fires before it.
+
+    uvloop keeps time in whole milliseconds and rounds a timer's delay to the nearest one, so
+    ``call_at(deadline)`` fires up to half a millisecond early; the engine's ``Tick`` then does
+    nothing, the timer is re-armed with a zero delay, and the loop spins (hundreds of wake-ups,
+    measured) until its clock reaches the deadline. Whole milliseconds rounded up, plus a tenth
+    of one that uvloop's rounding drops, fire at the first millisecond at or after the deadline:
+    on uvloop when the spinning timer used to get through, on asyncio's loop at most 1.1 ms
+    after the deadline."""
+    if seconds <= 0:
+        return 0.0
+    # A deadline a float's rounding error ahead (loop.time() is whole ms, the deadline is not
+    # always) waits for the next millisecond, as the spinning timer did, not for none.
+    return max(1, math.ceil(seconds * 1000 - 1e-6)) / 1000 + 0.0001
+
+
 _STREAMING = ("delta", "done")
 _SUGGESTION_REPLIES = ("delta", "done", "cancelled", "error")
 
@@ -155,7 +174,7 @@ class Connection:
         self._close_queued = False
         self._secrets = (settings.api_key, hub.token)
         self.usefulness = FrameUsefulness()  # what the writer got, for /metrics
-        self._published = Usefulness()
+        self._published = (0, 0, 0, 0, 0)  # shown, accepted, rejected, pauses, served
 
     @property
     def offline_documents(self) -> tuple[str, ...]:
@@ -335,7 +354,9 @@ class Connection:
             self._timer = None
         self._timer_at = deadline
         if deadline is not None:
-            self._timer = self.loop.call_at(deadline, self._on_timer)
+            self._timer = self.loop.call_later(
+                _timer_delay(deadline - self.loop.time()), self._on_timer
+            )
 
     def tier_free(self) -> None:
         """The offline tier has room again (the hub fans this out): a held answer re-asks."""
@@ -364,7 +385,8 @@ class Connection:
                 self._requests[cmd.request_id] = req
                 req.task = self.loop.create_task(self._stream(req))
                 self.stats.requests += 1
-                self.metrics.requests.labels("prefetch" if cmd.prefetch else "suggest").inc()
+                m = self.metrics
+                m.child(m.requests, "prefetch" if cmd.prefetch else "suggest").inc()
             case CancelRequest():
                 req = self._requests.pop(cmd.request_id, None)
                 if req is not None:
@@ -382,7 +404,8 @@ class Connection:
                 self._emit_done(cmd)
             case Closed():
                 if cmd.outcome == "cancelled":
-                    self.metrics.cancellations.labels(cmd.reason or "superseded").inc()
+                    m = self.metrics
+                    m.child(m.cancellations, cmd.reason or "superseded").inc()
                     self._emit_cancelled(cmd.version, cmd.reason or "superseded")
                 else:
                     err = cmd.error
@@ -401,8 +424,9 @@ class Connection:
         if not model and source in ("model", "offline"):
             model = self.setup.model
         latency_ms = cmd.latency_ms  # from reading the suggest frame (same clock as ours)
-        self.metrics.suggestion_latency.labels(source).observe(latency_ms / 1000)
-        self.metrics.suggestions.labels(source).inc()
+        m = self.metrics
+        m.child(m.suggestion_latency, source).observe(latency_ms / 1000)
+        m.child(m.suggestions, source).inc()
         self._emit(
             "done",
             cmd.version,
@@ -419,30 +443,26 @@ class Connection:
 
     def _publish_usefulness(self) -> None:
         """Move what the writer got since the last call into the server's counters."""
-        now, last, m = self.usefulness.counts, self._published, self.metrics
-        for name, counter in (
-            ("shown", m.suggestions_shown),
-            ("accepted", m.suggestions_accepted),
-            ("rejected", m.suggestions_rejected),
+        now = self.usefulness.counts
+        counts = (now.shown, now.accepted, now.rejected, now.pauses, now.pauses_with_suggestion)
+        if counts == self._published and not now.pause_to_visible_ms:
+            return  # (most frames change nothing: no metric to touch)
+        last, m = self._published, self.metrics
+        for i, counter in enumerate(
+            (m.suggestions_shown, m.suggestions_accepted, m.suggestions_rejected)
         ):
-            if getattr(now, name) > getattr(last, name):
-                counter.inc(getattr(now, name) - getattr(last, name))
-        served = now.pauses_with_suggestion - last.pauses_with_suggestion
-        missed = now.pauses - last.pauses - served
+            if counts[i] > last[i]:
+                counter.inc(counts[i] - last[i])
+        served = counts[4] - last[4]
+        missed = counts[3] - last[3] - served
         if served:
-            m.pauses.labels("suggestion").inc(served)
+            m.pauses_served.inc(served)
         if missed:
-            m.pauses.labels("nothing").inc(missed)
+            m.pauses_missed.inc(missed)
         for ms in now.pause_to_visible_ms:
             m.pause_to_visible.observe(ms / 1000)
         now.pause_to_visible_ms.clear()
-        self._published = Usefulness(
-            shown=now.shown,
-            accepted=now.accepted,
-            rejected=now.rejected,
-            pauses=now.pauses,
-            pauses_with_suggestion=now.pauses_with_suggestion,
-        )
+        self._published = counts
 
     # ------------------------------------------------------------------------------ provider
 
@@ -501,7 +521,8 @@ class Connection:
         """Stop a request now; cost what it streamed when Anthropic was serving it."""
         if req.task is not None:
             req.task.cancel()
-        self.metrics.cancellations.labels(f"request_{reason}").inc()
+        m = self.metrics
+        m.child(m.cancellations, f"request_{reason}").inc()
         model, usage, cost = "", None, 0.0
         if req.billable:
             model, usage = self.setup.estimate_cancelled(

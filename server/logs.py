@@ -21,7 +21,9 @@ _FIELDS = "fields"
 
 def log_event(event: str, level: int = logging.INFO, **fields) -> None:
     if log.isEnabledFor(level):
-        log.log(level, event, extra={_FIELDS: fields})
+        # The record straight to the handlers: ``log.log`` would also walk the stack for the
+        # caller's file and line, which no JSON line shows, on every suggest request.
+        log.handle(log.makeRecord(log.name, level, "", 0, event, (), None, extra={_FIELDS: fields}))
 
 
 class JsonLineFormatter(logging.Formatter):
@@ -64,9 +66,19 @@ class RedactingFilter(logging.Filter):
             else:
                 record.args = tuple(self._scrub(a) for a in record.args)
         fields = getattr(record, _FIELDS, None)
-        if fields:
+        if fields and self._any_secret(fields.values()):
             setattr(record, _FIELDS, {k: self._scrub(v) for k, v in fields.items()})
         return True
+
+    def _any_secret(self, values) -> bool:
+        """Whether any string among ``values`` holds a secret (most records: none, and then
+        their fields are left as they are, not copied)."""
+        for v in values:
+            if isinstance(v, str):
+                for s in self.secrets:
+                    if s in v:
+                        return True
+        return False
 
 
 def redact(text: str, secrets: Iterable[str | None]) -> str:

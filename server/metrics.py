@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -32,6 +34,7 @@ class ServerMetrics:
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
         self.suggestion_latency = Histogram(
             "assistant_suggestion_latency_seconds",
             "From the suggest frame to its done frame, by source of the suggestion",
@@ -117,11 +120,22 @@ class ServerMetrics:
             "Documents the offline tier holds a model of (dropped when their connection closes)",
             registry=r,
         )
+        self.pauses_served = self.pauses.labels("suggestion")
+        self.pauses_missed = self.pauses.labels("nothing")
         self.keep_warm = Counter(
             "assistant_keep_warm",
             "count_tokens calls that keep the Anthropic connection open while clients idle",
             registry=r,
         )
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once: prometheus_client validates the labels
+        and takes a lock on every ``labels()`` call, and a keystroke makes several."""
+        key = (metric, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def spent(self, model: str, usage: Usage, cost: float) -> None:
         if not model:

@@ -32,6 +32,7 @@ def uvicorn_config(app: Any, settings: Settings, host: str, port: int) -> uvicor
         port=port,
         ws="websockets-sansio",
         ws_max_size=settings.max_frame_bytes,
+        ws_per_message_deflate=settings.ws_compression,
         lifespan="on",
         log_level="warning",
         timeout_graceful_shutdown=GRACEFUL_TIMEOUT_S,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from assistant.config import load_settings
+from assistant.config import Settings, load_settings
 
 
 def test_defaults_take_models_from_the_price_table(tmp_path):
@@ -30,3 +30,11 @@ def test_secrets_are_not_in_repr():
         "/nonexistent", env={"ANTHROPIC_API_KEY": "sk-secret", "ASSISTANT_TOKEN": "tkn-SECRET-42"}
     )
     assert "sk-secret" not in repr(s) and "tkn-SECRET-42" not in repr(s)
+
+
+def test_ws_compression_reaches_uvicorn():
+    from server.runner import uvicorn_config
+
+    on = uvicorn_config(None, Settings(), "127.0.0.1", 0)
+    off = uvicorn_config(None, Settings(ws_compression=False), "127.0.0.1", 0)
+    assert on.ws_per_message_deflate is True and off.ws_per_message_deflate is False

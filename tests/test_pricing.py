@@ -1,5 +1,7 @@
 """Prices come from the data file and every usage field is charged at its own rate."""
 
+import dataclasses
+
 import pytest
 
 from assistant.pricing import (
@@ -74,3 +76,8 @@ def test_estimate_tokens_is_about_four_chars_each():
     assert estimate_tokens("") == 0
     assert estimate_tokens("abcd") == 1
     assert estimate_tokens("x" * 400) == 100
+
+
+def test_usage_to_dict_has_every_field():
+    u = Usage(1, 2, 3, 4, estimated=True)
+    assert u.to_dict() == dataclasses.asdict(u)

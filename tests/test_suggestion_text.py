@@ -1,9 +1,11 @@
 """Shaping model output into a prose suggestion."""
 
+import random
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from assistant.suggestion_text import finalize, next_word, visible_prefix
+from assistant.suggestion_text import _repeats, finalize, last_words, next_word, visible_prefix
 
 
 def test_single_line_and_one_space_between_words():
@@ -103,3 +105,27 @@ def test_word_before_matches_a_whole_prefix_search(prefix):
     assert word_before(prefix) == (m.group(0) if m else "")
     long_word = "x" * 150
     assert word_before("see " + long_word) == long_word
+
+
+def test_last_words_and_repeats_read_a_tail_as_they_would_the_whole_document():
+    def repeats_whole(text: str, prefix: str) -> bool:  # the definition, on the whole prefix
+        words = text.split()
+        if len(words) >= 3 and any(
+            words[i] == words[i + 1] == words[i + 2] for i in range(len(words) - 2)
+        ):
+            return True
+        core = text.strip()
+        if len(core) < 12:
+            return False
+        tail = prefix.rstrip()
+        return tail.endswith(core) or (len(core) >= 24 and core in tail[-240:])
+
+    rng = random.Random(3)
+    pieces = ["a", "bb", "the quarterly report", " ", "  ", "\n", "\n\n  ", "x" * 70, " " * 90]
+    for _ in range(3000):
+        prefix = "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 40)))
+        k = rng.randrange(0, 6)
+        assert last_words(prefix, k) == prefix.split()[-k:], (prefix, k)
+        start = rng.randrange(0, len(prefix) + 1)
+        text = prefix[start : start + rng.randrange(0, 60)] + rng.choice(["", " ", "  "])
+        assert _repeats(text, prefix) == repeats_whole(text, prefix), (text, prefix)

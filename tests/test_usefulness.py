@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from assistant.usefulness import (
     Usefulness,
     UsefulnessTracker,
@@ -27,6 +29,23 @@ def test_typing_through_a_ghost_keeps_it_one_suggestion():
         typed(tr, i * 0.2, doc, "Hello there"[len(doc) :])
     c = tr.finish(1.0)
     assert c.suggestions == 1 and c.shown == 1 and c.rejected == 1 and c.accepted == 0
+
+
+def test_continuation_is_the_definition_on_whole_texts():
+    """``is_continuation`` compares only what follows the old document; it must agree with the
+    definition (one of old doc + ghost, new doc + ghost starts with the other) everywhere."""
+    words = ["", "a", "b", "ab", "ba", "aa", "aab", "abab"]
+    for old_doc, old_ghost, doc, ghost in itertools.product(words, repeat=4):
+        old, new = old_doc + old_ghost, doc + ghost
+        expected = bool(ghost and old_ghost and doc.startswith(old_doc)) and (
+            old.startswith(new) or new.startswith(old)
+        )
+        assert is_continuation(old_doc, old_ghost, doc, ghost) == expected, (
+            old_doc,
+            old_ghost,
+            doc,
+            ghost,
+        )
 
 
 def test_shown_needs_250_ms_on_screen():

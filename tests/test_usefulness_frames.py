@@ -37,3 +37,16 @@ def test_typing_away_from_a_ghost_rejects_it_and_a_pause_times_the_next_one():
     assert (c.suggestions, c.shown, c.accepted, c.rejected) == (2, 2, 0, 2)
     assert c.pauses == 3 and c.pauses_with_suggestion == 3
     assert [round(ms) for ms in c.pause_to_visible_ms] == [300, 50, 0]
+
+
+def test_the_ghost_typed_into_keeps_its_rest_on_screen():
+    m = FrameUsefulness()
+    m.suggest(0.0, 1, "See you ")
+    m.frame(0.1, {"type": "done", "id": 1, "text": "tomorrow"})
+    m.suggest(0.2, 2, "See you to")  # two characters of it typed
+    assert m.tracker.ghost_text == "morrow"
+    m.suggest(0.3, 3, "See you tomx")  # typed away from it
+    assert m.tracker.ghost_text == ""
+    m.suggest(0.4, 4, "Other text")  # a different text before the cursor
+    assert m.tracker.ghost_text == ""
+    assert m.counts.suggestions == 1
