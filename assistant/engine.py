@@ -617,7 +617,10 @@ class SuggestionEngine:
             whole_len = len(sh.prefix) + len(sh.text)
             if len(self.prefix) >= whole_len or not sh.prefix.startswith(self.prefix):
                 continue  # (typed through or past it: the cache and type-through cover that)
-            return sh.prefix[len(self.prefix) :] + sh.text
+            erased = sh.prefix[len(self.prefix) :]
+            if "\n" in erased:
+                continue  # a ghost is one line: it cannot give back a line break
+            return erased + sh.text
         return None
 
     def _prefetch_after(self, sh: _Shown) -> list[Command]:

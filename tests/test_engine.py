@@ -265,6 +265,14 @@ def test_random_sessions_with_prefetch_and_cold_mode_keep_every_guarantee(steps)
     check_random_session(steps, prefetch=True, cold_after=1, cold_pause_ms=300)
 
 
+def test_backspace_over_a_line_break_does_not_recall_a_two_line_ghost():
+    """Found by the random sessions above: "sat", Enter, the model says "the", then a
+    backspace over the line break recalled "\nthe", a ghost over two lines."""
+    steps = [("type", "the ")] * 4 + [("type", "sat"), ("type", "\n")]
+    steps += [("chunk", "the"), ("done", False), ("backspace", 1)]
+    check_random_session(steps, prefetch=True, cold_after=1, cold_pause_ms=300)
+
+
 def check_random_session(steps, **cfg):
     engine, clock = make(**cfg)
     text = ""
