@@ -28,7 +28,7 @@ def test_limit_drops_when_the_loop_is_late_and_grows_only_while_full_and_on_time
 
 
 async def test_waiters_are_served_first_come_first_served():
-    gate = LagGate(initial=1)
+    gate = LagGate(initial=1, minimum=1)
     await gate.acquire()
     order = []
 
@@ -51,7 +51,7 @@ async def test_waiters_are_served_first_come_first_served():
 
 
 async def test_a_waiter_that_gives_up_takes_no_place():
-    gate = LagGate(initial=1)
+    gate = LagGate(initial=1, minimum=1)
     await gate.acquire()
     with pytest.raises(GateTimeout):
         await gate.acquire(wait_s=0.01)
@@ -69,7 +69,7 @@ async def test_a_waiter_that_gives_up_takes_no_place():
 
 
 async def test_a_growing_limit_lets_waiters_in():
-    gate = LagGate(initial=1, maximum=8)
+    gate = LagGate(initial=1, minimum=1, maximum=8)
     await gate.acquire()
     waiter = asyncio.create_task(gate.acquire())
     await asyncio.sleep(0)
@@ -80,3 +80,10 @@ async def test_a_growing_limit_lets_waiters_in():
     gate.release()
     gate.release()
     await gate.aclose()
+
+
+def test_the_limit_stays_within_a_maximum_below_the_default_minimum():
+    gate = LagGate(maximum=3)
+    assert gate.limit == 3
+    gate.adjust(1.0)
+    assert gate.minimum <= gate.limit <= 3
