@@ -75,7 +75,9 @@ def frame_bytes(payload: str) -> int:
 
 def one_process(tree: Path) -> list[str]:
     """``--workers 1`` where the tree's server has workers: the CPU read is one process's."""
-    return ["--workers", "1"] if "--workers" in (Path(tree) / "assistant/cli.py").read_text() else []
+    return (
+        ["--workers", "1"] if "--workers" in (Path(tree) / "assistant/cli.py").read_text() else []
+    )
 
 
 def server_cpu_ns(pid: int) -> int:
