@@ -342,3 +342,12 @@ def test_a_keystroke_costs_the_same_in_a_small_and_a_large_document(engine):
 
     small, large = per_keystroke(1_000), per_keystroke(100_000)
     assert large < 3 * small + 50e-6, f"{small * 1e6:.0f} us vs {large * 1e6:.0f} us"
+
+
+async def test_warm_with_no_text_keeps_no_document(engine):
+    """A connection-time warm-up (no document yet) loads what it loads, but keeps no empty
+    model of a "default" document that no connection owns."""
+    await engine.warm("")
+    assert engine.documents == 0
+    await engine.warm("Some text to learn.", document_id="d")
+    assert engine.documents == 1

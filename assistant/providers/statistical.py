@@ -619,6 +619,8 @@ class StatisticalProvider:
         try:
             if self._use_lexicon and lexicon(block=False) is None:
                 await asyncio.to_thread(lexicon, True)
+            if not prefix:
+                return  # (a connection-time warm-up: nothing to learn, and no empty model kept)
             doc = self._fresh_model(prefix, "", budget=0)
             async with self._learning_lock():
                 while doc.pending:

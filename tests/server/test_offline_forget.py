@@ -38,22 +38,20 @@ async def test_a_closed_connections_document_is_forgotten_and_a_live_one_kept(of
     srv = offline_server
     async with client(srv) as b:
         assert (await b.terminal(await b.suggest(TEXT)))["type"] == "done"
-        # b's document, and "default": the provider's own warm-up on the first connection
-        # (no document) leaves an empty one, which no connection owns.
-        await documents_become(srv, 2)
+        await documents_become(srv, 1)  # b's document (the server's own warm-up keeps none)
         async with client(srv) as a:
             assert (await a.terminal(await a.suggest(TEXT + "job")))["type"] == "done"
-            assert await offline_documents(srv) == 3
-        await documents_become(srv, 2)  # a's went with its connection, b's stays
+            assert await offline_documents(srv) == 2
+        await documents_become(srv, 1)  # a's went with its connection, b's stays
         assert (await b.terminal(await b.suggest(TEXT + "w")))["type"] == "done"
-        assert await offline_documents(srv) == 2
+        assert await offline_documents(srv) == 1
         # The writer of a reconnects: a new connection, whose text the tier learns again.
         async with client(srv) as again:
             done = await again.terminal(await again.suggest(TEXT + "job"))
             assert done["type"] == "done"
-            assert await offline_documents(srv) == 3
-        await documents_become(srv, 2)
-    await documents_become(srv, 1)
+            assert await offline_documents(srv) == 2
+        await documents_become(srv, 1)
+    await documents_become(srv, 0)
 
 
 class Conn:
