@@ -34,7 +34,6 @@ KEEPALIVE_EXPIRY_S = 30.0
 # most MAX_IN_FLIGHT at once per process.
 POOL_CONNECTIONS = 16
 MAX_IN_FLIGHT = 256
-INITIAL_IN_FLIGHT = 16
 # A suggestion that waited this long for the gate goes to the offline tier instead: the model
 # would answer well after the writer's pause.
 GATE_WAIT_S = 1.0
@@ -357,15 +356,17 @@ class ClientShards:
     ) -> None:
         self._make = make
         self.per_client = per_client
-        self.max_in_flight = max_in_flight
         self.clients: list[anthropic.AsyncAnthropic] = [first if first is not None else make()]
-        self._busy = [0]
-        self.gate = LagGate(maximum=max_in_flight, initial=min(INITIAL_IN_FLIGHT, max_in_flight))
-        self.in_flight = 0
+        self._busy = [0]  # requests in flight per client
+        self.gate = LagGate(maximum=max_in_flight)
 
     @property
     def first(self) -> anthropic.AsyncAnthropic:
         return self.clients[0]
+
+    @property
+    def in_flight(self) -> int:
+        return self.gate.held
 
     @contextlib.asynccontextmanager
     async def lease(self, wait_s: float | None = None) -> AsyncIterator[anthropic.AsyncAnthropic]:
@@ -385,12 +386,10 @@ class ClientShards:
                 busy.append(0)
                 i = len(busy) - 1
             busy[i] += 1
-            self.in_flight += 1
             try:
                 yield self.clients[i]
             finally:
                 busy[i] -= 1
-                self.in_flight -= 1
         finally:
             self.gate.release()
 
