@@ -415,6 +415,15 @@ async def test_sse_parser_joins_events_split_across_chunks_and_line_endings():
         assert types == ["message_start", "content_block_delta", "message_stop"]
 
 
+async def test_sse_parser_keeps_an_event_name_when_a_crlf_is_split_across_chunks():
+    """A chunk ending in "\r" whose "\n" comes in the next one is one line break, not a blank
+    line: the event's name stays with its data."""
+    raw = b'event: error\r\ndata: {"error":{"type":"overloaded_error"}}\r\n\r\n'
+    for cut in range(1, len(raw)):
+        events = await _events_of([raw[:cut], raw[cut:]])
+        assert events == [{"type": "error", "error": {"type": "overloaded_error"}}], cut
+
+
 async def test_sse_parser_refuses_a_body_that_is_not_json_events():
     with pytest.raises(ProviderError) as info:
         await _events_of([b"event: message_start\ndata: <html>\n\n"])

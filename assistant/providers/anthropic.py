@@ -279,14 +279,18 @@ async def _sse_events(response: httpx2.Response) -> AsyncIterator[dict]:
     async for chunk in response.aiter_bytes():
         buffer += chunk
         if b"\r" in buffer:
-            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            # A "\r" at the end may be half of a "\r\n" whose "\n" is in the next chunk: it
+            # waits for it, or two line breaks would be read where there is one.
+            held = b"\r" if buffer.endswith(b"\r") else b""
+            body = buffer[: len(buffer) - len(held)]
+            buffer = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + held
         *blocks, buffer = buffer.split(b"\n\n")
         for block in blocks:
             data = _sse_data(block)
             if data is not None:
                 yield data
     if buffer.strip():
-        data = _sse_data(buffer)
+        data = _sse_data(buffer.rstrip(b"\r"))
         if data is not None:
             yield data
 
