@@ -606,8 +606,8 @@ class StatisticalProvider:
 
     async def prepare(self) -> None:
         """Load the lexicon now (in a thread), so no writer's keystroke shares the process with
-        the load. A server calls this before it takes connections."""
-        if self._use_lexicon:
+        the load. A server calls this before it takes connections; ``warm`` calls it too."""
+        if self._use_lexicon and _lexicon is None:
             await asyncio.to_thread(lexicon, True)
 
     async def warm(self, prefix: str = "", document_id: str = "default") -> None:
@@ -617,8 +617,7 @@ class StatisticalProvider:
         text per loop step. In worker threads it made the loop wait for the GIL: 500 writers
         opening documents at once stretched ping round trips past 300 ms."""
         try:
-            if self._use_lexicon and lexicon(block=False) is None:
-                await asyncio.to_thread(lexicon, True)
+            await self.prepare()
             if not prefix:
                 return  # (a connection-time warm-up: nothing to learn, and no empty model kept)
             doc = self._fresh_model(prefix, "", budget=0)
