@@ -456,9 +456,9 @@ class Connection:
         served = counts[4] - last[4]
         missed = counts[3] - last[3] - served
         if served:
-            m.pauses_served.inc(served)
+            m.child(m.pauses, "suggestion").inc(served)
         if missed:
-            m.pauses_missed.inc(missed)
+            m.child(m.pauses, "nothing").inc(missed)
         for ms in now.pause_to_visible_ms:
             m.pause_to_visible.observe(ms / 1000)
         now.pause_to_visible_ms.clear()

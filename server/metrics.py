@@ -120,8 +120,8 @@ class ServerMetrics:
             "Documents the offline tier holds a model of (dropped when their connection closes)",
             registry=r,
         )
-        self.pauses_served = self.pauses.labels("suggestion")
-        self.pauses_missed = self.pauses.labels("nothing")
+        for outcome in ("suggestion", "nothing"):  # both series in /metrics from the start, at 0
+            self.child(self.pauses, outcome)
         self.keep_warm = Counter(
             "assistant_keep_warm",
             "count_tokens calls that keep the Anthropic connection open while clients idle",
