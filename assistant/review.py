@@ -522,6 +522,9 @@ class OfflineReviewer:
             latency_ms=(time.monotonic() - started) * 1000,
         )
 
+    def forget(self, document: str) -> None:
+        return None  # (the rules keep nothing between reviews)
+
     async def aclose(self) -> None:
         return None
 

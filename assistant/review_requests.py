@@ -201,3 +201,11 @@ class DocumentBases:
         while len(self._bases) > self.max_documents:
             self._bases.popitem(last=False)
         return Based(text, [])
+
+    def forget(self, key: str) -> None:
+        """Drop what ``key`` was reviewed as (its connection closed): the next review of that
+        key sends the whole text."""
+        self._bases.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._bases)

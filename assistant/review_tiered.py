@@ -112,8 +112,9 @@ class TieredReviewer:
             max_retries=1,  # a tier that keeps failing is degraded around, not waited for
         )
         self.bases = DocumentBases()
-        # Sonnet's answer per checked passage (see _verify)
+        # Sonnet's answer per checked passage (see _verify), and which documents used each one
         self._windows: OrderedDict[str, list[tuple[str, dict]]] = OrderedDict()
+        self._window_users: dict[str, set[str]] = {}
 
     # -- one request -----------------------------------------------------------------------------
 
@@ -155,7 +156,11 @@ class TieredReviewer:
         return hashlib.sha256(blob.encode()).hexdigest()
 
     async def _verify(
-        self, stage: _Stage, plan: VerifyPlan, on_object: Callable[[str, dict], list]
+        self,
+        stage: _Stage,
+        plan: VerifyPlan,
+        on_object: Callable[[str, dict], list],
+        document: str = _DEFAULT_DOCUMENT,
     ) -> AsyncIterator[ReviewEvent]:
         """Sonnet's check of ``plan``: remembered passages replayed, the others sent."""
         todo: dict[int, str] = {}
@@ -167,6 +172,7 @@ class TieredReviewer:
                 todo[w] = key
                 continue
             self._windows.move_to_end(key)
+            self._window_users.setdefault(key, set()).add(document)
             for name, obj in remembered:
                 if name == "verdicts":  # remembered by position within the passage
                     obj = dict(obj, id=items[obj["id"]]["id"])
@@ -200,8 +206,10 @@ class TieredReviewer:
                     answers[w].append((name, obj))
         for w, key in todo.items():
             self._windows[key] = answers[w]
+            self._window_users.setdefault(key, set()).add(document)
         while len(self._windows) > 1024:
-            self._windows.popitem(last=False)
+            key, _ = self._windows.popitem(last=False)
+            self._window_users.pop(key, None)
 
     def _whole_document(self, model: str, system: str, schema: dict, based) -> dict:
         stable, changing = document_blocks(based.base, based.edits)
@@ -213,6 +221,17 @@ class TieredReviewer:
             changing=changing,
             schema=schema,
         )
+
+    def forget(self, document: str) -> None:
+        """``document``'s connection closed: drop the text it was last reviewed as and Sonnet's
+        remembered answers (which quote it) that no other document used, so no writer's draft
+        stays in this process after they leave."""
+        self.bases.forget(document)
+        for key, users in list(self._window_users.items()):
+            users.discard(document)
+            if not users:
+                del self._window_users[key]
+                self._windows.pop(key, None)
 
     # -- the review ------------------------------------------------------------------------------
 
@@ -273,7 +292,9 @@ class TieredReviewer:
             plan = router.plan()
             if plan is not None:
                 try:
-                    async for ev in self._verify(stage, plan, sonnet_objects):
+                    async for ev in self._verify(
+                        stage, plan, sonnet_objects, document or _DEFAULT_DOCUMENT
+                    ):
                         yield ev
                     router.sonnet_done()
                 except ProviderError as err:

@@ -153,6 +153,7 @@ def build_app(
             if conn is not None:
                 hub.remove(conn)
                 hub.forget_offline(conn.offline_documents)
+                hub.forget_review(conn.id)
                 s = conn.stats
                 log_event(
                     "connection_close",

@@ -171,6 +171,14 @@ class Hub:
         else:
             self._forget_now(ids)
 
+    def forget_review(self, document: str) -> None:
+        """A connection closed: the reviewer drops the text it last reviewed for it (the base
+        a re-review would send edits against)."""
+        forget = getattr(self.setup.reviewer if self.setup else None, "forget", None)
+        if forget is not None:
+            with contextlib.suppress(Exception):
+                forget(document)
+
     async def _forget_after(self, pending: list[asyncio.Task], document_ids: tuple) -> None:
         await asyncio.wait(pending)
         self._forget_now(document_ids)

@@ -206,6 +206,33 @@ async def test_documents_never_share_a_base():
     assert second.body["messages"][0]["content"][1]["text"] == "Review the document above."
 
 
+async def test_forgetting_a_document_drops_its_base_and_only_its_own_remembered_answers():
+    name = "report-pilot.md"
+    text = CORPUS.documents[name]
+    async with Emulator(labelled()) as emu:
+        reviewer = TieredReviewer(settings_for(emu))
+        try:
+            await review(reviewer, text, document="a")
+            remembered = dict(reviewer._windows)
+            assert remembered and len(reviewer.bases) == 1
+            await review(reviewer, "A note of another writer's, with no flags in it.", document="b")
+            reviewer.forget("b")  # b's review used no remembered answer: a's stay
+            assert reviewer._windows == remembered and len(reviewer.bases) == 1
+            await review(reviewer, text, document="c")  # replays a's answers
+            reviewer.forget("a")  # c still uses them
+            assert reviewer._windows == remembered and len(reviewer.bases) == 1
+            reviewer.forget("c")
+            assert not reviewer._windows and len(reviewer.bases) == 0
+            sonnet_calls = len(review_calls(emu, SONNET))
+            await review(reviewer, text, document="a")
+        finally:
+            await reviewer.aclose()
+    # Nothing was kept: the whole text went again, and Sonnet was asked again.
+    haiku = review_calls(emu, HAIKU)[-1]
+    assert haiku.body["messages"][0]["content"][1]["text"] == "Review the document above."
+    assert len(review_calls(emu, SONNET)) == sonnet_calls + 1
+
+
 async def test_the_done_when_on_the_corpus():
     """Tiered costs >= 50 % less than Sonnet alone, recall per class within 5 points, precision no
     lower, and a re-review after a one-word edit reads >= 80 % of its input from cache. (Under

@@ -171,3 +171,36 @@ async def test_a_review_with_tier_sonnet_reports_tier_fields_and_the_cost_per_ti
             assert (tier["tier"], tier["model"], tier["status"]) == ("sonnet", done["model"], "ok")
             assert tier["cost_usd"] == pytest.approx(done["cost_usd"])
             assert done["note"] == "" and done["withheld"] == 0
+
+
+class RememberingReviewer(GatedReviewer):
+    """Remembers which document each review was for, as the tiered reviewer keeps its base."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release.set()
+        self.held: set[str] = set()
+        self.forgotten = asyncio.Event()
+
+    async def review(self, text: str, *, tier=None, document=None):
+        self.held.add(document)
+        async for ev in super().review(text, tier=tier, document=document):
+            yield ev
+
+    def forget(self, document: str) -> None:
+        self.held.discard(document)
+        if not self.held:
+            self.forgotten.set()
+
+
+async def test_the_reviewer_forgets_a_closed_connections_document():
+    reviewer = RememberingReviewer()
+    async with ServerHandle(make_settings(), reviewer=reviewer) as srv:
+        async with client(srv) as a, client(srv) as b:
+            for c in (a, b):
+                rid = c.new_id()
+                await c.send({"type": "review", "id": rid, "text": DOCUMENT})
+                await c.until(lambda m, rid=rid: m["type"] == "review_done" and m["id"] == rid)
+            assert len(reviewer.held) == 2
+        await asyncio.wait_for(reviewer.forgotten.wait(), 10)
+        assert reviewer.held == set()
