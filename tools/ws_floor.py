@@ -1,0 +1,242 @@
+"""What one keystroke costs the server before any of the product's code: the floor under
+``tools/doc_sync_bench.py``'s figures.
+
+A minimal starlette app on uvicorn, configured as ``assistant serve`` configures its own (uvloop,
+``websockets-sansio``, permessage-deflate as ``--deflate`` says), in its own process, with one
+client in this process that sends a keystroke-sized JSON frame (the 89 bytes of a protocol 1.1
+``suggest`` carrying its change) and waits for each reply, as the doc-sync bench's typist does.
+Server CPU is the sum of ``/proc/PID/task/*/schedstat`` over the counted frames.
+
+Endpoints, each a step closer to what the product does per keystroke:
+
+- ``read``: parse the frame, send nothing back (the client sends a ``ping`` every 50 frames and
+  waits for that one reply, so nothing piles up): the cost of a frame in;
+- ``echo``: parse it and send one small JSON frame back from the reader (one frame in, one out);
+- ``task``: hand the frame to a writer task through a queue, as ``server/connection.py`` does;
+- ``timer``: as ``task``, but the reply waits for a 1 ms timer first (a debounce that fires);
+- ``echo-v1``: ``echo`` with a v1 ``suggest`` of a ``--v1-chars`` document (prefix and suffix)
+  instead of the 89-byte frame.
+
+    python tools/ws_floor.py                     # deflate on, as the server's default
+    python tools/ws_floor.py --frames 3000 --no-deflate
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+KINDS = ("read", "echo", "task", "timer", "echo-v1")
+FRAME = {
+    "type": "suggest",
+    "id": 123456,
+    "base": 123455,
+    "changes": [[90061, 90061, "e"]],
+    "cursor": 90062,
+}
+
+
+def server_cpu_ns(pid: int) -> int:
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/schedstat") as f:
+            total += int(f.read().split()[0])
+    return total
+
+
+def app():
+    """The starlette app (built in the server process)."""
+    from starlette.applications import Starlette
+    from starlette.routing import WebSocketRoute
+
+    async def read(ws):
+        await ws.accept()
+        n = 0
+        while True:
+            msg = await ws.receive()
+            if msg["type"] == "websocket.disconnect":
+                return
+            frame = orjson.loads(msg["text"])
+            n += 1
+            if frame["type"] == "ping":
+                await ws.send_text(orjson.dumps({"type": "pong", "n": n}).decode())
+
+    async def echo(ws):
+        await ws.accept()
+        while True:
+            msg = await ws.receive()
+            if msg["type"] == "websocket.disconnect":
+                return
+            frame = orjson.loads(msg["text"])
+            await ws.send_text(orjson.dumps({"type": "done", "id": frame["id"]}).decode())
+
+    def writer_endpoint(delay_s: float | None):
+        async def endpoint(ws):
+            await ws.accept()
+            loop = asyncio.get_running_loop()
+            outbox: asyncio.Queue = asyncio.Queue()
+
+            async def write():
+                while True:
+                    await ws.send_text(orjson.dumps(await outbox.get()).decode())
+
+            writer = loop.create_task(write())
+            try:
+                while True:
+                    msg = await ws.receive()
+                    if msg["type"] == "websocket.disconnect":
+                        return
+                    frame = orjson.loads(msg["text"])
+                    reply = {"type": "done", "id": frame["id"]}
+                    if delay_s is None:
+                        outbox.put_nowait(reply)
+                    else:
+                        loop.call_later(delay_s, outbox.put_nowait, reply)
+            finally:
+                writer.cancel()
+
+        return endpoint
+
+    return Starlette(
+        routes=[
+            WebSocketRoute("/read", read),
+            WebSocketRoute("/echo", echo),
+            WebSocketRoute("/task", writer_endpoint(None)),
+            WebSocketRoute("/timer", writer_endpoint(0.001)),
+        ]
+    )
+
+
+def serve(port_file: str, deflate: bool) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(
+        app(),
+        host="127.0.0.1",
+        port=0,
+        ws="websockets-sansio",
+        ws_per_message_deflate=deflate,
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+
+    async def main():
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        Path(port_file).write_text(str(port))
+        await task
+
+    import uvloop
+
+    uvloop.run(main())
+
+
+def v1_frame(chars: int) -> dict:
+    sys.path.insert(0, str(ROOT))
+    from tools.doc_sync_bench import document_of
+
+    text = document_of(chars)
+    cut = len(text) * 9 // 10
+    return {"type": "suggest", "id": 123456, "prefix": text[:cut], "suffix": text[cut:]}
+
+
+async def measure(port: int, pid: int, kind: str, args) -> float:
+    from websockets.asyncio.client import connect
+
+    frames, warmup = args.frames, args.warmup
+    payload = orjson.dumps(v1_frame(args.v1_chars) if kind == "echo-v1" else FRAME).decode()
+    path = "echo" if kind == "echo-v1" else kind
+    async with connect(f"ws://127.0.0.1:{port}/{path}", max_size=None) as ws:
+
+        async def one(i: int) -> None:
+            await ws.send(payload)
+            if kind != "read":
+                await ws.recv()
+            elif i % 50 == 49:
+                await ws.send('{"type":"ping"}')
+                await ws.recv()
+
+        for i in range(warmup):
+            await one(i)
+        cpu0 = server_cpu_ns(pid)
+        for i in range(frames):
+            await one(i)
+        if kind == "read":
+            await ws.send('{"type":"ping"}')
+            await ws.recv()
+        return (server_cpu_ns(pid) - cpu0) / 1000 / frames
+
+
+async def run(args) -> dict[str, float]:
+    port_file = f"/tmp/ws-floor-{os.getpid()}.port"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(port_file)
+    cmd = [sys.executable, __file__, "--serve", port_file]
+    if not args.deflate:
+        cmd.append("--no-deflate")
+    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not os.path.exists(port_file) or not Path(port_file).read_text():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the floor server did not start")
+            await asyncio.sleep(0.05)
+        port = int(Path(port_file).read_text())
+        return {
+            kind: await measure(port, proc.pid, kind, args) for kind in KINDS
+        }
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(port_file)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--frames", type=int, default=2000, help="counted frames per endpoint")
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--v1-chars", type=int, default=100_000, help="document size for echo-v1")
+    p.add_argument("--deflate", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--serve", metavar="PORT_FILE", help=argparse.SUPPRESS)
+    p.add_argument("--json", help="write the figures here")
+    args = p.parse_args(argv)
+    if args.serve:
+        serve(args.serve, args.deflate)
+        return 0
+    figures = asyncio.run(run(args))
+    print(f"server CPU per frame, permessage-deflate {'on' if args.deflate else 'off'}:")
+    print()
+    print("| endpoint | what it does per frame | µs |")
+    print("|---|---|---|")
+    what = {
+        "read": "parse a frame in",
+        "echo": "parse, one frame out",
+        "task": "parse, one frame out from a writer task",
+        "timer": "parse, a 1 ms timer, one frame out from a writer task",
+        "echo-v1": f"echo, with a v1 frame of a {args.v1_chars:,}-character document",
+    }
+    for kind, us in figures.items():
+        print(f"| {kind} | {what[kind]} | {us:.0f} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
