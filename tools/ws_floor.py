@@ -31,7 +31,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import orjson
@@ -118,32 +117,25 @@ def app():
     )
 
 
-def serve(port_file: str, deflate: bool) -> None:
-    import uvicorn
+def serve(deflate: bool) -> None:
+    """Run the app on a socket bound here, and print its port for the parent."""
+    import socket
 
+    import uvicorn
+    import uvloop
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(
         app(),
-        host="127.0.0.1",
-        port=0,
         ws="websockets-sansio",
         ws_per_message_deflate=deflate,
         lifespan="off",
         log_level="warning",
         access_log=False,
     )
-    server = uvicorn.Server(config)
-
-    async def main():
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        Path(port_file).write_text(str(port))
-        await task
-
-    import uvloop
-
-    uvloop.run(main())
+    print(sock.getsockname()[1], flush=True)
+    uvloop.run(uvicorn.Server(config).serve(sockets=[sock]))
 
 
 def v1_frame(chars: int) -> dict:
@@ -182,29 +174,19 @@ async def measure(port: int, pid: int, kind: str, args) -> float:
         return (server_cpu_ns(pid) - cpu0) / 1000 / frames
 
 
-async def run(args) -> dict[str, float]:
-    port_file = f"/tmp/ws-floor-{os.getpid()}.port"
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(port_file)
-    cmd = [sys.executable, __file__, "--serve", port_file]
-    if not args.deflate:
-        cmd.append("--no-deflate")
-    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while not os.path.exists(port_file) or not Path(port_file).read_text():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the floor server did not start")
-            await asyncio.sleep(0.05)
-        port = int(Path(port_file).read_text())
-        return {
-            kind: await measure(port, proc.pid, kind, args) for kind in KINDS
-        }
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(10)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(port_file)
+def start_server(deflate: bool) -> tuple[subprocess.Popen, int]:
+    cmd = [sys.executable, __file__, "--serve"] + ([] if deflate else ["--no-deflate"])
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.strip().isdigit():
+        proc.kill()
+        raise RuntimeError(f"the floor server did not start (rc={proc.poll()})")
+    return proc, int(line)
+
+
+async def run(args, pid: int, port: int) -> dict[str, float]:
+    return {kind: await measure(port, pid, kind, args) for kind in KINDS}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,13 +195,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--v1-chars", type=int, default=100_000, help="document size for echo-v1")
     p.add_argument("--deflate", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--serve", metavar="PORT_FILE", help=argparse.SUPPRESS)
+    p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--json", help="write the figures here")
     args = p.parse_args(argv)
     if args.serve:
-        serve(args.serve, args.deflate)
+        serve(args.deflate)
         return 0
-    figures = asyncio.run(run(args))
+    proc, port = start_server(args.deflate)
+    try:
+        figures = asyncio.run(run(args, proc.pid, port))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
     print(f"server CPU per frame, permessage-deflate {'on' if args.deflate else 'off'}:")
     print()
     print("| endpoint | what it does per frame | µs |")

@@ -211,3 +211,18 @@ def test_the_doc_sync_bench_runs_and_1_1_sends_a_constant_few_bytes(tmp_path):
     assert rows[(20000, "v1")]["bytes_up_per_key"] > 18_000
     assert rows[(20000, "1.1")]["bytes_up_per_key"] < 200
     assert rows[(1000, "1.1")]["bytes_up_per_key"] < 200
+
+
+def test_the_ws_floor_tool_runs_every_endpoint(tmp_path):
+    """tools/ws_floor.py end to end (a few frames): a figure for each endpoint, and the table."""
+    out = tmp_path / "floor.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "ws_floor.py"), "--frames", "20", "--warmup", "5",
+         "--v1-chars", "5000", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    figures = json.loads(out.read_text())
+    assert set(figures) == {"read", "echo", "task", "timer", "echo-v1"}
+    assert all(us > 0 for us in figures.values()), figures
+    assert "| echo-v1 | echo, with a v1 frame of a 5,000-character document |" in proc.stdout
