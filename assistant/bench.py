@@ -74,6 +74,7 @@ class BenchPlan:
     load_budget_s: float = 75.0  # stop doubling the typists past this much wall time
     load_max_typists: int = 1600
     emulator_profile: str = "haiku"
+    connect_ms: float = 0.0  # a new API connection's modelled setup (emulator connect_ms)
     load_profile: str = "fast"
     concurrent_strategies: bool = False  # quick runs only: saves time, skews latency a little
     predictors: tuple[str, ...] = PREDICTOR_ORDER
@@ -242,6 +243,7 @@ async def run_strategy(
         oracle_texts=passages,
         predictor=predictor,
         accuracy=plan.accuracy,
+        connect_ms=plan.connect_ms,
     )
     started = time.monotonic()
     async with Emulator(cfg) as emu:
@@ -268,6 +270,11 @@ async def run_strategy(
             )
         records = [r for r in emu.requests if r.path == "/v1/messages"]
         overruns = emu.predictor_overruns
+        connections = emu.connections_opened
+        first_on = {}  # connection id -> the first request it carried
+        for r in emu.requests:
+            first_on.setdefault(r.connection_id, r.id)
+        on_new_connection = sum(1 for r in records if first_on[r.connection_id] == r.id)
     out = summarize(
         name,
         [
@@ -283,6 +290,8 @@ async def run_strategy(
     out["predictor"] = predictor
     out["predictor_label"] = describe_predictor(predictor, plan.accuracy)
     out["replies_later_than_profile"] = overruns
+    out["connections_opened"] = connections
+    out["model_calls_on_a_new_connection"] = on_new_connection
     return out
 
 
@@ -662,6 +671,10 @@ DETAIL_ROWS: list = [
     ("provider-degraded notices", lambda s: _fmt(s["status_frames"])),
     ("calls cancelled mid-stream", lambda s: _fmt(s["cancelled_calls"])),
     (
+        "  calls on a new connection",
+        lambda s: _fmt(s.get("model_calls_on_a_new_connection")),
+    ),
+    (
         "billed in / out tokens",
         lambda s: f"{_fmt(s['billed_tokens']['input'])} / {_fmt(s['billed_tokens']['output'])}",
     ),
@@ -884,6 +897,7 @@ async def run_bench(plan: BenchPlan, strategies: Sequence[str] | None = None) ->
             "trace_names": first.get("trace_names", []),
             "window_s": plan.window_s,
             "emulator_profile": plan.emulator_profile,
+            "connect_ms": plan.connect_ms,
             "load_profile": plan.load_profile,
             "load_seconds": plan.load_seconds,
             "predictors": list(plan.predictors),
@@ -926,6 +940,9 @@ def plan_from_args(args) -> BenchPlan:
     window = getattr(args, "window", None)
     if window is not None:
         changes["window_s"] = float(window)
+    connect_ms = getattr(args, "connect_ms", 0.0) or 0.0
+    if connect_ms:
+        changes["connect_ms"] = float(connect_ms)
     if quick:
         return BenchPlan.quick(typists, **changes)
     return BenchPlan(load_typists=typists, **changes)

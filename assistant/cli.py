@@ -121,6 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--window", type=float, default=None, metavar="S", help="seconds of each trace to type"
     )
     p.add_argument(
+        "--connect-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="model a new API connection's setup (TCP + TLS) as this much delay on its first "
+        "response (default 0: loopback, none)",
+    )
+    p.add_argument(
         "--no-accept",
         action="store_true",
         help="typists never accept a ghost (type every key, as the benchmark did before)",

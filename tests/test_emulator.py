@@ -334,6 +334,22 @@ async def test_sequential_requests_reuse_one_connection():
         assert {r.connection_id for r in emu.requests} == {1}
 
 
+async def test_a_new_connection_waits_for_its_modelled_setup_and_a_reused_one_does_not():
+    """``connect_ms`` models the TCP + TLS handshake a real client pays on a new connection:
+    the first response on a connection waits that long, the next one on it does not."""
+    setup_ms = 300
+    async with Emulator(EmulatorConfig(profile="instant", connect_ms=setup_ms)) as emu:
+        c = client(emu)
+        took = []
+        for _ in range(2):
+            t0 = asyncio.get_running_loop().time()
+            await c.messages.create(model=MODEL, max_tokens=5, messages=suggestion("a"))
+            took.append((asyncio.get_running_loop().time() - t0) * 1000)
+        assert emu.connections_opened == 1
+    assert took[0] >= setup_ms
+    assert took[1] < took[0] - setup_ms / 2  # (the same connection: no setup again)
+
+
 def test_haiku_ttft_quantiles_match_the_profile():
     rng = random.Random(0)
     samples = sorted(PROFILES["haiku"].sample_ttft_ms(rng) for _ in range(20000))

@@ -33,6 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key", default=None, help="require this key (default: accept any)")
     p.add_argument("--canned-text", default=None, help="always answer with this text")
     p.add_argument("--time-scale", type=float, default=1.0, help="multiply every delay")
+    p.add_argument(
+        "--connect-ms",
+        type=float,
+        default=0.0,
+        help="a new connection's first response waits this long (modelled TCP + TLS setup)",
+    )
     add_predictor_arguments(p, ("--", "--emulator-"))
     return p
 
@@ -47,6 +53,7 @@ async def serve(args: argparse.Namespace, choice: PredictorChoice) -> None:
         predictor=choice.predictors[0],
         accuracy=choice.accuracy,
         time_scale=args.time_scale,
+        connect_ms=args.connect_ms,
         host=args.host,
         port=args.port,
     )

@@ -90,6 +90,9 @@ class EmulatorConfig:
     accuracy: float = DEFAULT_ACCURACY  # noisy: chance the first word is right
     review_labels: Sequence[dict] = ()  # planted review issues (emulator/reviewing.py)
     time_scale: float = 1.0
+    # A new connection's setup, modelled: the first response on each connection waits this
+    # long (TCP + TLS 1.3 to the API is two round trips; loopback has neither). 0: off.
+    connect_ms: float = 0.0
     host: str = "127.0.0.1"
     port: int = 0
     clock: Callable[[], float] = time.monotonic  # prompt-cache TTL clock (inject to test expiry)
@@ -153,6 +156,7 @@ class _Connection(asyncio.Protocol):
         self.buf = bytearray()
         self.gone = False
         self.busy = False
+        self.served = 0  # requests answered on this connection
         self.task: asyncio.Task | None = None
         self._waiters: set[asyncio.Future] = set()
         self._paused = False
@@ -223,6 +227,10 @@ class _Connection(asyncio.Protocol):
     async def _serve(self, request: wire.HttpRequest) -> None:
         keep_alive = False
         try:
+            self.served += 1
+            setup_s = self.emulator.config.connect_ms * self.emulator.config.time_scale / 1000
+            if self.served == 1 and setup_s > 0:
+                await self.sleep(setup_s)  # the handshake a real client would have waited for
             if request.headers.get("expect", "").lower() == "100-continue":
                 self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             keep_alive = await self.emulator._handle(self, request) and request.keep_alive

@@ -52,9 +52,14 @@ def test_bench_quick_writes_the_json_report(tmp_path):
             "stale_output_tokens",
             "cache_read_tokens",
             "cost_per_typing_hour_usd",
+            "connections_opened",
+            "model_calls_on_a_new_connection",
         ):
             assert key in s, (name, key)
         assert s["keystrokes"] > 0 and s["violation_count"] == 0
+        assert s["model_calls_on_a_new_connection"] <= min(
+            s["connections_opened"], s["model_calls"]
+        )
         assert s["predictor_label"] == "noisy (P = 0.3)"
         assert s["pauses"] > 0 and s["accepted"] <= s["shown"]
     naive, ours = report["strategies"]["naive"], report["strategies"]["ours"]
