@@ -5,8 +5,11 @@ Three processes, so each one's memory and CPU can be read apart: the Anthropic e
 uvicorn, API key pointed at the emulator) and this process, which holds the N client
 connections. Each typist types a passage at ``--cps`` characters per second and sends a
 ``suggest`` per keystroke, a ``ping`` every ``--ping-every`` seconds, and records when every id's
-terminal frame comes back. The emulator knows the passage (``--oracle``), so its suggestions are
-what the typist goes on to type and the type-through path is exercised as with a real user.
+terminal frame comes back. The emulator knows the passage (``--oracle``). With ``--predictor
+oracle`` (the default, for comparison with earlier figures) its suggestions are always what the
+typist goes on to type, so most keystrokes take the cheap type-through path: an upper bound.
+``--predictor noisy`` (right with probability ``--accuracy``, 0.3 by default, as the bench's
+headline) sends far more keystrokes to the model, as a real writer's would.
 
 Figures reported per step of the ramp:
 
@@ -149,6 +152,8 @@ def start_stack(
     max_connections: int = 2000,
     max_frames_per_second: float = 200.0,
     oracle: str = PASSAGE,
+    predictor: str = "oracle",
+    accuracy: float = 0.3,
     workers: int = 1,
     offline_only: bool = False,
     loop: str = "auto",
@@ -167,6 +172,10 @@ def start_stack(
             profile,
             "--oracle",
             oracle_file.name,
+            "--predictor",
+            predictor,
+            "--accuracy",
+            str(accuracy),
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -279,6 +288,7 @@ class StepStats:
     suggests: int = 0
     pings: int = 0
     ping_ms: list[float] = field(default_factory=list)
+    ping_at: list[float] = field(default_factory=list)  # wall clock of each pong, for the timeline
     done_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     terminals: Counter = field(default_factory=Counter)
     missing_terminals: int = 0
@@ -309,9 +319,21 @@ class StepStats:
         for key in ("refused", "terminals", "errors", "closed_early"):
             getattr(self, key).update(part[key])
         self.ping_ms += part["ping_ms"]
+        self.ping_at += part["ping_at"]
         for source, values in part["done_ms"].items():
             self.done_ms[source] += values
         self.connect_s = max(self.connect_s, part["connect_s"])
+
+    def ping_timeline(self) -> list[float]:
+        """Ping p99 (ms) in each second of the window, from its first pong: shows whether a
+        step's p99 comes from a burst (the first seconds, every typist starting) or throughout."""
+        if not self.ping_at:
+            return []
+        start = min(self.ping_at)
+        by_second: dict[int, list[float]] = defaultdict(list)
+        for at, rtt in zip(self.ping_at, self.ping_ms, strict=True):
+            by_second[int(at - start)].append(rtt)
+        return [round(pct(by_second[k], 99) or 0.0, 1) for k in range(max(by_second) + 1)]
 
     def summary(self) -> dict:
         def ms(v: float | None) -> float | None:
@@ -334,6 +356,7 @@ class StepStats:
                 "p50_ms": ms(pct(self.ping_ms, 50)),
                 "p99_ms": ms(pct(self.ping_ms, 99)),
                 "max_ms": ms(max(self.ping_ms) if self.ping_ms else None),
+                "p99_ms_by_second": self.ping_timeline(),
             },
             "done": done,
             "terminals": dict(self.terminals),
@@ -428,6 +451,7 @@ class Typist:
                     sent = self.pings.pop(mid, None)
                     if sent is not None:
                         self.stats.ping_ms.append((now - sent) * 1000)
+                        self.stats.ping_at.append(time.time())
                 elif t in ("done", "cancelled", "error"):
                     if t == "error":
                         self.stats.errors[msg.get("code")] += 1
@@ -700,6 +724,8 @@ async def run_ramp(args: argparse.Namespace) -> dict:
         offline_only=args.offline_only,
         loop=args.loop,
         http=args.http,
+        predictor=args.predictor,
+        accuracy=args.accuracy,
     )
     pids = {"server": stack.server.pid, "emulator": stack.emulator.pid}
     steps = []
@@ -745,6 +771,8 @@ async def run_ramp(args: argparse.Namespace) -> dict:
             "duration_s": args.duration,
             "cps": args.cps,
             "profile": args.profile,
+            "predictor": args.predictor,
+            "accuracy": args.accuracy if args.predictor == "noisy" else None,
             "ping_every_s": args.ping_every,
             "p99_limit_ms": args.p99_limit_ms,
             "cores": os.cpu_count(),
@@ -803,6 +831,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cps", type=float, default=4.0, help="keystrokes per second per typist")
     p.add_argument("--ping-every", type=float, default=1.0)
     p.add_argument("--profile", default="fast", choices=("instant", "fast", "haiku"))
+    p.add_argument(
+        "--predictor",
+        default="oracle",
+        choices=("oracle", "noisy"),
+        help="who writes the emulated suggestions: oracle (always right: typists type through "
+        "most of what they are shown, an upper bound on the cheap type-through path) or noisy "
+        "(right with probability --accuracy, as a real writer's suggestions are)",
+    )
+    p.add_argument("--accuracy", type=float, default=0.3, help="noisy predictor's hit rate")
     p.add_argument("--max-connections", type=int, default=2000)
     p.add_argument("--max-frames-per-second", type=float, default=200.0)
     p.add_argument("--p99-limit-ms", type=float, default=250.0)
