@@ -3,6 +3,9 @@ SDK against the emulator (``instant`` profile, a canned one-line answer), one re
 ``time.process_time()`` of this process only (the emulator runs in its own).
 
     python tools/sdk_cost.py                         # this tree
+    python tools/sdk_cost.py --cancel                # each request abandoned after its first
+                                                     # text (the writer typed on): its connection
+                                                     # closes and the next request opens one
     PYTHONPATH=<other checkout> python tools/sdk_cost.py   # another tree's provider, same load
 """
 
@@ -24,13 +27,18 @@ ANSWER = " the quarterly numbers look much better than we expected."
 PREFIX = "Thanks for the quick reply. I have read the report you sent and I think"
 
 
-async def measure(url: str, requests: int, rounds: int) -> list[float]:
+async def measure(url: str, requests: int, rounds: int, cancel: bool = False) -> list[float]:
     provider = AnthropicProvider(Settings(api_key="sk-ant-sdk-cost", base_url=url))
     request = CompletionRequest(prefix=PREFIX, suffix="")
 
     async def one() -> None:
-        async for _ in provider.stream(request):
-            pass
+        stream = provider.stream(request)
+        try:
+            async for _ in stream:
+                if cancel:
+                    break
+        finally:
+            await stream.aclose()
 
     try:
         for _ in range(30):  # the connection, imports and first-use caches
@@ -50,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--requests", type=int, default=300, help="requests per round")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--cancel", action="store_true", help="abandon each after its first text")
     args = p.parse_args(argv)
     emulator = subprocess.Popen(
         [sys.executable, "-m", "assistant.emulator", "--profile", "instant",
@@ -59,11 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         assert emulator.stdout is not None
         url = emulator.stdout.readline().split()[1]
-        rounds = uvloop.run(measure(url, args.requests, args.rounds))
+        rounds = uvloop.run(measure(url, args.requests, args.rounds, args.cancel))
     finally:
         emulator.terminate()
         emulator.wait(10)
-    print(json.dumps({"cpu_us_per_request": [round(r) for r in rounds]}))
+    print(json.dumps({"cancel": args.cancel, "cpu_us_per_request": [round(r) for r in rounds]}))
     return 0
 
 
