@@ -87,6 +87,12 @@ def _timer_delay(seconds: float) -> float:
     return max(1, math.ceil(seconds * 1000 - 1e-6)) / 1000 + 0.0001
 
 
+# After a suggestion's first delta (sent at once: the ghost appears as soon as there is text),
+# more text goes out at most this often, what streamed in between in one frame. A model answer
+# streams a token every few ms; a frame each was 20 WebSocket frames an answer, most of the
+# server's CPU for it (docs/performance.md), for growth no reader sees faster than this.
+DELTA_INTERVAL_S = 0.025
+
 _STREAMING = ("delta", "done")
 _SUGGESTION_REPLIES = ("delta", "done", "cancelled", "error")
 
@@ -169,6 +175,9 @@ class Connection:
         self._stale_below = -1  # no delta/done goes out for a suggest id below this
         self._delta_version: int | None = None
         self._delta_sent = ""
+        self._delta_pending = ""  # the latest text for _delta_version, not yet sent
+        self._delta_last_at = 0.0  # when the last delta for _delta_version went out
+        self._delta_timer: asyncio.TimerHandle | None = None
         self._warmed_offline = False
         self._closing = False  # shutdown or disconnect: the engine gets nothing more
         self._close_queued = False
@@ -242,6 +251,7 @@ class Connection:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._drop_delta()
         for req in list(self._requests.values()):
             self._cancel_request(req, why)
         self._requests.clear()
@@ -392,14 +402,7 @@ class Connection:
                 if req is not None:
                     self._cancel_request(req, cmd.reason)
             case ShowSuggestion(final=False):
-                if cmd.version != self._delta_version:
-                    self._delta_version, self._delta_sent = cmd.version, ""
-                sent = self._delta_sent
-                if cmd.text.startswith(sent) and len(cmd.text) > len(sent):
-                    self._delta_sent = cmd.text
-                    self._emit(
-                        "delta", cmd.version, p.delta_frame(cmd.version, cmd.text[len(sent) :])
-                    )
+                self._show_delta(cmd.version, cmd.text)
             case ShowSuggestion():
                 self._emit_done(cmd)
             case Closed():
@@ -414,9 +417,57 @@ class Connection:
             case ClearSuggestion():
                 pass
 
-    def _emit_done(self, cmd: ShowSuggestion) -> None:
-        if cmd.version == self._delta_version:
+    def _show_delta(self, version: int, text: str) -> None:
+        """Stream ``text`` (the whole suggestion so far) as deltas: the first at once, later
+        growth at most every ``DELTA_INTERVAL_S`` (``done`` carries the whole text anyway)."""
+        if version != self._delta_version:
+            self._drop_delta()
+            self._delta_version, self._delta_sent = version, ""
+        sent = self._delta_sent
+        if not (text.startswith(sent) and len(text) > len(sent)):
+            return  # only appends stream; anything else waits for done
+        now = self.loop.time()
+        due = self._delta_last_at + DELTA_INTERVAL_S
+        if not sent or now >= due:
+            self._send_delta(text, now)
+            return
+        self._delta_pending = text
+        if self._delta_timer is None:
+            self._delta_timer = self.loop.call_later(_timer_delay(due - now), self._flush_delta)
+
+    def _send_delta(self, text: str, now: float) -> None:
+        version, sent = self._delta_version, self._delta_sent
+        assert version is not None
+        self._delta_sent, self._delta_pending, self._delta_last_at = text, "", now
+        self._emit("delta", version, p.delta_frame(version, text[len(sent) :]))
+
+    def _flush_delta(self) -> None:
+        self._delta_timer = None
+        pending = self._delta_pending
+        if (
+            pending
+            and not self._closing
+            and self._delta_version is not None
+            and self._delta_version >= self._stale_below
+        ):
+            self._send_delta(pending, self.loop.time())
+        self._delta_pending = ""
+
+    def _drop_delta(self) -> None:
+        """Forget text not yet streamed (its suggestion ended, or another replaced it)."""
+        self._delta_pending = ""
+        if self._delta_timer is not None:
+            self._delta_timer.cancel()
+            self._delta_timer = None
+
+    def _end_stream(self, fid: int | None) -> None:
+        """``fid``'s terminal frame is going out: no delta for it may follow."""
+        if fid is not None and fid == self._delta_version:
+            self._drop_delta()
             self._delta_version, self._delta_sent = None, ""
+
+    def _emit_done(self, cmd: ShowSuggestion) -> None:
+        self._end_stream(cmd.version)
         usage = cmd.usage
         cost = price(cmd.model, usage) if (usage is not None and cmd.model) else 0.0
         source = cmd.source or "none"
@@ -699,10 +750,12 @@ class Connection:
         return redact(str(err), self._secrets)
 
     def _emit_cancelled(self, fid: int, reason: str) -> None:
+        self._end_stream(fid)
         self.stats.cancelled += 1
         self._emit("cancelled", fid, p.cancelled_frame(fid, reason))
 
     def _emit_error(self, fid: int | None, code: str, message: str) -> None:
+        self._end_stream(fid)
         self.stats.errors += 1
         self.metrics.errors.labels(code).inc()
         self._emit("error", fid, p.error_frame(fid, code, redact(message, self._secrets)))

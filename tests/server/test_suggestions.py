@@ -30,7 +30,8 @@ async def test_delta_then_done_with_usage_and_cost_from_the_emulator():
             done = await c.terminal(fid)
             deltas = [f for f in c.seen if f["type"] == "delta"]
             assert deltas and all(d["id"] == fid for d in deltas)
-            assert "".join(d["text"] for d in deltas) == "the quarterly report"
+            # (done's text is the whole suggestion; the deltas streamed a beginning of it)
+            assert "the quarterly report".startswith("".join(d["text"] for d in deltas))
             assert done["type"] == "done"
             assert done["text"] == "the quarterly report"
             assert done["source"] == "model"
@@ -104,6 +105,38 @@ async def test_no_stale_frames_under_fast_typing_and_one_terminal_per_id():
             assert terminals[last] == ["done"]
             # The engine cancelled superseded requests instead of letting them all run.
             assert len(messages_requests(emu)) < len(sent)
+
+
+async def test_a_streamed_answer_goes_out_in_a_few_deltas_and_none_after_its_end():
+    """A model answer streams a token every few ms. The first text goes out at once; what
+    streams after it goes out at most every DELTA_INTERVAL_S, in one frame; nothing of an id
+    follows its terminal frame, even when text was waiting to go out (cancel, or done)."""
+    from assistant.emulator import LatencyProfile
+    from server.connection import DELTA_INTERVAL_S
+
+    words = " ".join(f"w{i}" for i in range(40))  # one line, 40 tokens or more
+    profile = LatencyProfile(ttft_p50_ms=5, ttft_p95_ms=5, inter_token_ms=2, jitter=0)
+    async with emulator(canned_text=" " + words, profile=profile) as emu:
+        async with ServerHandle(make_settings(emu, suggest_max_tokens=80)) as srv, client(srv) as c:
+            fid = await c.suggest("Please send me ")
+            done = await c.terminal(fid)
+            deltas = [f for f in c.seen if f.get("id") == fid and f["type"] == "delta"]
+            (rec,) = messages_requests(emu)
+            streamed_s = (rec.ended - rec.first_token_at) if rec.ended else 0.0
+            assert 1 <= len(deltas) <= 2 + streamed_s / DELTA_INTERVAL_S < rec.tokens_sent
+            assert done["text"].startswith(deltas[0]["text"])  # (done may trim the end)
+            # Cancelled just after its first text: no delta for it after the cancelled frame.
+            emu.inject(Fault("hang", after_tokens=6))
+            cid = await c.suggest("Please send me a ")
+            await c.until(lambda m: m.get("id") == cid and m["type"] == "delta")
+            await c.send({"type": "cancel", "id": cid})
+            assert (await c.terminal(cid))["type"] == "cancelled"
+            # Another answer, which streams for longer than a delta interval, before looking.
+            last = await c.suggest("Please send me the ")
+            assert (await c.terminal(last))["type"] == "done"
+            for ended in (fid, cid):
+                frames = [f["type"] for f in c.seen if f.get("id") == ended]
+                assert frames[-1] in ("done", "cancelled") and frames.count("done") <= 1, frames
 
 
 async def test_cancel_ends_the_suggestion_and_closes_the_upstream_stream():
