@@ -425,6 +425,7 @@ class Connection:
             self._delta_version, self._delta_sent = version, ""
         sent = self._delta_sent
         if not (text.startswith(sent) and len(text) > len(sent)):
+            self._drop_delta()  # what was waiting is no longer what the engine shows
             return  # only appends stream; anything else waits for done
         now = self.loop.time()
         due = self._delta_last_at + DELTA_INTERVAL_S

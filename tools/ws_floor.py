@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -36,6 +34,10 @@ from pathlib import Path
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tools.doc_sync_bench import document_of, server_cpu_ns  # noqa: E402
+
 KINDS = ("read", "echo", "task", "timer", "echo-v1")
 FRAME = {
     "type": "suggest",
@@ -44,14 +46,6 @@ FRAME = {
     "changes": [[90061, 90061, "e"]],
     "cursor": 90062,
 }
-
-
-def server_cpu_ns(pid: int) -> int:
-    total = 0
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/schedstat") as f:
-            total += int(f.read().split()[0])
-    return total
 
 
 def app():
@@ -126,6 +120,7 @@ def serve(deflate: bool) -> None:
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
+    sock.listen(128)  # connections wait in the backlog until uvicorn accepts them
     config = uvicorn.Config(
         app(),
         ws="websockets-sansio",
@@ -139,9 +134,6 @@ def serve(deflate: bool) -> None:
 
 
 def v1_frame(chars: int) -> dict:
-    sys.path.insert(0, str(ROOT))
-    from tools.doc_sync_bench import document_of
-
     text = document_of(chars)
     cut = len(text) * 9 // 10
     return {"type": "suggest", "id": 123456, "prefix": text[:cut], "suffix": text[cut:]}
