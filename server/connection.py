@@ -89,8 +89,9 @@ def _timer_delay(seconds: float) -> float:
 
 # After a suggestion's first delta (sent at once: the ghost appears as soon as there is text),
 # more text goes out at most this often, what streamed in between in one frame. A model answer
-# streams a token every few ms; a frame each was 20 WebSocket frames an answer, most of the
-# server's CPU for it (docs/performance.md), for growth no reader sees faster than this.
+# streams a token every few ms, and a frame each was 20 WebSocket frames an answer, for growth
+# no reader sees faster than this (9-13 % of the server's CPU per keystroke at 250 typists,
+# docs/reliability.md).
 DELTA_INTERVAL_S = 0.025
 
 _STREAMING = ("delta", "done")
