@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--json", action="store_true", help="print the suggestion, source, latency and cost as JSON"
     )
-    p.set_defaults(run="assistant.suggest_cmd:run")
+    p.set_defaults(run="assistant.commands.suggest:run")
 
     p = sub.add_parser("serve", help="run the WebSocket server (and the web editor at /)")
     p.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         "tier is the local model, because each process would load its own copy of the model "
         "and run it on the same cores)",
     )
-    p.set_defaults(run="server.cli:run")
+    p.set_defaults(run="assistant.commands.serve:run")
 
     p = sub.add_parser("edit", help="open FILE in the terminal editor")
     p.add_argument("file", help="file to edit (created on first save if missing)")
@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--emulator", action="store_true", help="in-process server backed by the emulator"
     )
-    p.set_defaults(run="tui.cli:run")
+    p.set_defaults(run="assistant.commands.edit:run")
 
     p = sub.add_parser(
         "review",
@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server", default=None, metavar="URL", help="use a running server")
     p.add_argument("--token", default=None, help="token for --server (default: $ASSISTANT_TOKEN)")
     p.add_argument("--emulator", action="store_true", help="review against the built-in emulator")
-    p.set_defaults(run="assistant.review_cli:run")
+    p.set_defaults(run="assistant.commands.review:run")
 
     p = sub.add_parser(
         "review-bench",
@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sonnet", default=None, metavar="MODEL", help="the checking model")
     p.add_argument("--seed", type=int, default=0, help="the emulator's seed")
     p.add_argument("--json", default=None, metavar="PATH", help="also write the figures as JSON")
-    p.set_defaults(run="assistant.review_bench:run")
+    p.set_defaults(run="assistant.commands.review_bench:run")
 
     p = sub.add_parser("bench", help="replay typing traces and print latency, calls and cost")
     p.add_argument("--typists", type=int, default=200, help="concurrent typists for the load part")
@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="typists never accept a ghost (type every key, as the benchmark did before)",
     )
     add_predictor_arguments(p, ("--emulator-", "--"), many=True)
-    p.set_defaults(run="assistant.bench:run")
+    p.set_defaults(run="assistant.commands.bench:run")
     return parser
 
 

@@ -33,7 +33,7 @@ from .metrics import ServerMetrics
 from .wiring import start_providers
 
 STATIC_DIR = Path(__file__).parent / "static"
-WS_PATH = "/v1/ws"
+from assistant.endpoint import WS_PATH  # noqa: E402  (one definition, shared with the clients)
 
 _PLACEHOLDER = """<!doctype html><meta charset="utf-8"><title>assistant</title>
 <p>The assistant server is running. The web editor is not installed (server/static/index.html).

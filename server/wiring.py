@@ -18,7 +18,7 @@ from assistant.pricing import Usage, cost_usd, estimate_tokens
 from assistant.providers.base import CompletionRequest, Provider
 from assistant.providers.factory import make_suggest_provider
 from assistant.providers.tiered import TieredProvider, TierStatus
-from assistant.review import make_reviewer
+from assistant.review.factory import make_reviewer
 
 EMULATOR_KEY = "emulator-key"
 StatusListener = Callable[[TierStatus], None]

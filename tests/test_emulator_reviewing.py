@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
+from assistant.bench.reviews import load_corpus
 from assistant.emulator.reviewing import apply_edits, review_reply
-from assistant.review import FINDINGS_SCHEMA
-from assistant.review_bench import load_corpus
-from assistant.review_requests import TRIAGE_SCHEMA, VERIFY_SCHEMA
+from assistant.review.requests import FINDINGS_SCHEMA, TRIAGE_SCHEMA, VERIFY_SCHEMA
 
 CORPUS = load_corpus()
 

@@ -25,7 +25,7 @@ from assistant.emulator import Emulator, EmulatorConfig
 from assistant.pricing import Usage, cost_usd, default_catalog, retirement_warnings
 from assistant.providers.anthropic import AnthropicProvider, stream_messages
 from assistant.providers.base import CompletionRequest, Final, TextChunk
-from assistant.review import review_params
+from assistant.review.requests import review_params
 from tests.serve_process import start_serve, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -360,7 +360,7 @@ async def test_assistant_serve_emulator_serves_model_suggestions_from_haiku_5_5(
 
 
 def test_bench_lead_in_gives_each_typist_their_own_existing_document():
-    from assistant.bench import lead_in_text
+    from assistant.bench.suggestions import lead_in_text
 
     passages = ("One short passage about the river.", "Another about the mill and the bakery.")
     docs = [lead_in_text(3_000, passages, i) for i in range(12)]

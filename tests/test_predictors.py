@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from assistant.bench.traces import load_passages
 from assistant.emulator import Emulator, EmulatorConfig
 from assistant.emulator.options import (
     OptionError,
@@ -27,7 +28,6 @@ from assistant.emulator.predictors import (
     make_predictor,
     parse_passages,
 )
-from assistant.traces import load_passages
 
 PASSAGES = tuple(load_passages().values())
 PROSE = load_passages()["prose"]

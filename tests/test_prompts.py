@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from assistant.pricing import default_catalog
-from assistant.prompts import (
+from assistant.providers.prompts import (
     AFTER_CLOSE,
     AFTER_OPEN,
     BEFORE_CLOSE,

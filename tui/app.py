@@ -24,9 +24,9 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer
 
-from assistant.review import Finding, StaleFinding, locate_finding, rebase_finding
-from assistant.review_frames import finding_from_frame, format_tiers, tiers_from_frame
-from assistant.usefulness_frames import FrameUsefulness
+from assistant.review.findings import Finding, StaleFinding, locate_finding, rebase_finding
+from assistant.review.frames import finding_from_frame, format_tiers, tiers_from_frame
+from assistant.suggest.usefulness_frames import FrameUsefulness
 
 from . import files
 from .client import AssistantClient, ConnectionState

@@ -20,6 +20,8 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
+from assistant.endpoint import ws_endpoint
+
 
 class ConnectionState(StrEnum):
     CONNECTING = "connecting"
@@ -30,18 +32,6 @@ class ConnectionState(StrEnum):
     OFFLINE = "offline fallback"  # Anthropic is down or rate limited; the offline tier covers
     REFUSED = "refused (check the token)"
     CLOSED = "closed"
-
-
-def ws_endpoint(url: str) -> str:
-    """``ws://host:port`` (or ``http://…``, or with a path already) -> the protocol endpoint."""
-    url = url.rstrip("/")
-    for scheme, ws_scheme in (("http://", "ws://"), ("https://", "wss://")):
-        if url.startswith(scheme):
-            url = ws_scheme + url[len(scheme) :]
-    _, _, rest = url.partition("://")
-    if "/" not in rest:
-        url += "/v1/ws"
-    return url
 
 
 def state_from_frame(frame: dict[str, Any]) -> ConnectionState | None:

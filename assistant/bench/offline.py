@@ -1,4 +1,4 @@
-"""Measure the offline tier: ``python -m assistant.providers.measure_offline [--json PATH]``.
+"""Measure the offline tier: ``python -m assistant.bench.offline [--json PATH]``.
 
 Prints model load time and RSS, first-token latency cold and with the prefix cache (one char,
 one word appended), per-token time, how long a cancelled request keeps its slot, two documents
@@ -20,9 +20,9 @@ import statistics
 import threading
 import time
 
-from .base import CompletionRequest, TextChunk
-from .local import LocalModelProvider, available, shared_model
-from .statistical import StatisticalProvider, lexicon
+from ..providers.base import CompletionRequest, TextChunk
+from ..providers.local import LocalModelProvider, available, shared_model
+from ..providers.statistical import StatisticalProvider, lexicon
 
 EXAMPLES = [
     ("prose", "The quick brown fox jumps over the"),
@@ -229,7 +229,7 @@ def measure_llama_cpp_python() -> dict:
     """The engine before xllamacpp, same .gguf and settings (n_ctx 2048, greedy, 2 threads)."""
     from llama_cpp import Llama
 
-    from .local import N_CTX, N_THREADS, weights_path
+    from ..providers.local import N_CTX, N_THREADS, weights_path
 
     t = time.perf_counter()
     llm = Llama(

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 
 from websockets.asyncio.client import connect
 
-from .emulator.text import last_user_text
-from .suggestion_text import next_word
+from ..emulator.text import last_user_text
+from ..suggest.text import next_word
+from ..suggest.usefulness import PAUSE_MS, Usefulness, UsefulnessTracker
 from .traces import Keystroke
-from .usefulness import PAUSE_MS, Usefulness, UsefulnessTracker
 
 SUGGESTION_FRAMES = ("delta", "done")
 TERMINAL_FRAMES = ("done", "cancelled", "error")

@@ -14,21 +14,18 @@ model's emulator latency profile, requests of one review run one after the other
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import load_settings
-from .emulator.latency import PROFILES
-from .pricing import Usage
-from .review import CLASSES, Finding, FindingRetracted, ReviewDone
+from ..emulator.latency import PROFILES
+from ..pricing import Usage
+from ..review.findings import CLASSES, Finding, FindingRetracted, ReviewDone
 
 ROUTES = ("sonnet", "haiku", "auto")
 ROUTE_NAMES = {"sonnet": "Sonnet only", "haiku": "Haiku only", "auto": "tiered"}
-DEFAULT_CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "review_corpus"
+DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "tests" / "data" / "review_corpus"
 
 
 @dataclass
@@ -132,8 +129,8 @@ def one_word_edit(text: str) -> str:
 
 
 async def run_bench(corpus: Corpus, settings, seed: int = 0) -> dict:
-    from .emulator import Emulator, EmulatorConfig
-    from .review_tiered import TieredReviewer
+    from ..emulator import Emulator, EmulatorConfig
+    from ..review.tiered import TieredReviewer
 
     results: dict[str, RouteResult] = {}
     cache: dict[str, dict] = {}
@@ -266,28 +263,3 @@ def format_report(report: dict, settings) -> str:
     lines += [""]
     lines += [("PASS " if ok else "FAIL ") + text for text, ok in verdict(report)]
     return "\n".join(lines)
-
-
-def run(args) -> int:
-    directory = Path(args.corpus) if args.corpus else DEFAULT_CORPUS
-    try:
-        corpus = load_corpus(directory)
-    except (OSError, ValueError, KeyError) as exc:
-        print(
-            f"assistant review-bench: cannot read the corpus in {directory}: {exc}", file=sys.stderr
-        )
-        return 2
-    overrides = {}
-    if args.haiku:
-        overrides["review_triage_model"] = args.haiku
-    if args.sonnet:
-        overrides["review_model"] = args.sonnet
-    settings = load_settings(**overrides)
-    report = asyncio.run(run_bench(corpus, settings, seed=args.seed))
-    report["documents"] = len(corpus.documents)
-    print(format_report(report, settings))
-    if args.json:
-        report.pop("_results")
-        report["checks"] = [{"check": t, "ok": ok} for t, ok in verdict(report)]
-        Path(args.json).write_text(json.dumps(report, indent=2))
-    return 0

@@ -22,7 +22,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from .engine import (
+from ..suggest.engine import (
     Accept,
     CancelRequest,
     ClearSuggestion,
@@ -43,7 +43,7 @@ from .engine import (
     SuggestionEngine,
     Tick,
 )
-from .suggestion_text import finalize, visible_prefix
+from ..suggest.text import finalize, visible_prefix
 
 
 @dataclass

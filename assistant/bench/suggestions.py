@@ -1,4 +1,4 @@
-"""``assistant bench``: replay the typing traces through the real server and the emulator, and
+"""The suggestion bench (``assistant bench``): replay the typing traces through the real server and the emulator, and
 compare four ways of deciding when to ask the model, on the same traces in one run, under each
 chosen predictor (who writes the emulated model's suggestions: ``noisy`` at P = 0.3 by default,
 ``oracle``, the upper bound, and ``local``, the embedded local model).
@@ -36,14 +36,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .config import Settings, load_settings
-from .emulator.predictors import describe_predictor
-from .engine import CancelRequest, Clock, ShowSuggestion, StartRequest
-from .pricing import Usage, cost_usd
+from ..config import Settings, load_settings
+from ..emulator.predictors import describe_predictor
+from ..pricing import Usage, cost_usd
+from ..suggest.engine import CancelRequest, Clock, ShowSuggestion, StartRequest
+from ..suggest.usefulness import per_thousand_saved, total
 from .replay import AcceptingTypist, ReplayResult, replay, requested_prefix
 from .strategies import ENGINE_VARIANTS, make_engine
 from .traces import Keystroke, Trace, generate, load_passages, load_traces
-from .usefulness import per_thousand_saved, total
 
 STRATEGY_ORDER = ("naive", "continue", "copilot", "ours")
 # The report's rows: the strategies, then the engine's before/after variants when a run has them.
@@ -231,7 +231,7 @@ def _useful(prefix: str, text: str, passage: str) -> bool:
 async def run_strategy(
     name: str, traces: Sequence[Trace], plan: BenchPlan, predictor: str = "oracle"
 ) -> dict:
-    from .emulator import Emulator, EmulatorConfig
+    from ..emulator import Emulator, EmulatorConfig
 
     log = EngineLog()
     passages = plan.oracle_texts or tuple(load_passages().values())
@@ -417,7 +417,7 @@ def _serve_child(profile: str) -> None:
     async def main() -> None:
         from server.runner import ServerHandle
 
-        from .emulator import Emulator, EmulatorConfig
+        from ..emulator import Emulator, EmulatorConfig
 
         passages = tuple(load_passages().values())
         cfg = EmulatorConfig(profile=profile, seed=0, oracle_texts=passages)
@@ -529,7 +529,7 @@ async def _load_step(url: str, token: str, typists: int, plan: BenchPlan, seed: 
     }
 
 
-_ROOT = str(Path(__file__).resolve().parent.parent)
+_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 async def run_load(plan: BenchPlan) -> list[dict]:
@@ -838,7 +838,7 @@ print(repr(asyncio.run(LocalPredictor().continuation("Dear Sam, thanks for", "",
 async def local_model_problem() -> str:
     """Why the local predictor cannot run here ("" when it can). The model is tried once in a
     child process first: a broken native build crashes that process, not the benchmark."""
-    from .emulator.predictors import LOCAL_MISSING, LocalPredictor
+    from ..emulator.predictors import LOCAL_MISSING, LocalPredictor
 
     if not LocalPredictor.available():
         return LOCAL_MISSING
@@ -912,69 +912,3 @@ async def run_bench(plan: BenchPlan, strategies: Sequence[str] | None = None) ->
         "load": load,
         "wall_seconds": round(time.monotonic() - t0, 1),
     }
-
-
-def plan_from_args(args) -> BenchPlan:
-    """The plan ``assistant bench`` options ask for (OptionError for a bad choice)."""
-    from .emulator.options import parse_name_list, predictor_choice
-
-    typists = getattr(args, "typists", 200)
-    quick = bool(getattr(args, "quick", False))
-    choice = predictor_choice(args, default=("noisy",) if quick else PREDICTOR_ORDER)
-    changes: dict[str, Any] = {
-        "predictors": tuple(p for p in PREDICTOR_ORDER if p in choice.predictors),
-        "accuracy": choice.accuracy,
-    }
-    if choice.oracle_file is not None:
-        changes["oracle_texts"] = choice.passages
-    strategies = getattr(args, "strategies", None)
-    if strategies:
-        # (also the engine's before/after variants, assistant/strategies.py ENGINE_VARIANTS)
-        allowed = (*STRATEGY_ORDER, *ENGINE_VARIANTS)
-        changes["strategies"] = parse_name_list(strategies, allowed, "strategy")
-    if getattr(args, "no_accept", False):
-        changes["accepting"] = False
-    lead_in = getattr(args, "lead_in", 0) or 0
-    if lead_in:
-        changes["lead_in_chars"] = lead_in
-    window = getattr(args, "window", None)
-    if window is not None:
-        changes["window_s"] = float(window)
-    connect_ms = getattr(args, "connect_ms", 0.0) or 0.0
-    if connect_ms:
-        changes["connect_ms"] = float(connect_ms)
-    if quick:
-        return BenchPlan.quick(typists, **changes)
-    return BenchPlan(load_typists=typists, **changes)
-
-
-def run(args) -> int:
-    from .emulator.options import OptionError
-
-    # The servers it starts log provider status changes as warnings; the report says it all.
-    logging.getLogger("assistant.server").setLevel(logging.ERROR)
-    try:
-        plan = plan_from_args(args)
-    except OptionError as exc:
-        print(f"assistant bench: {exc}", file=sys.stderr)
-        return 2
-    report = asyncio.run(run_bench(plan))
-    print(format_report(report))
-    if getattr(args, "json", None):
-        Path(args.json).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-    if getattr(args, "markdown", None):
-        Path(args.markdown).write_text(headline_markdown(report) + "\n", encoding="utf-8")
-    bad = sum(
-        s["violation_count"] for r in report["runs"].values() for s in r["strategies"].values()
-    )
-    bad += sum(st["violations"] for st in report["load"])
-    return 1 if bad else 0
-
-
-if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--serve-child":
-        _serve_child(sys.argv[2])
-    else:
-        from .cli import main
-
-        raise SystemExit(main(["bench", *sys.argv[1:]]))

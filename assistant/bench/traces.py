@@ -10,7 +10,7 @@ inter-key interval near 230-240 ms, fast typists reach 80-100 WPM and slow ones 
 intervals are right-skewed (lognormal), shorter inside common letter pairs, longer at word starts,
 much longer at sentence starts, and a few percent of words get corrected with backspace.
 
-A trace is seeded, so ``python -m assistant.traces --out assistant/data/traces`` regenerates
+A trace is seeded, so ``python -m assistant.bench.traces --out assistant/data/traces`` regenerates
 byte-identical files. Events are appended at the end of the document (the cursor stays at the
 end): ``type`` appends ``text``, ``backspace`` removes the last character.
 """
@@ -352,7 +352,7 @@ def write_all(out: str | Path, seed: int = 0) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m assistant.traces", description="regenerate the seeded typing traces"
+        prog="python -m assistant.bench.traces", description="regenerate the seeded typing traces"
     )
     parser.add_argument("--out", default="assistant/data/traces", help="directory to write")
     parser.add_argument("--seed", type=int, default=0)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 
 def run(args) -> int:
-    from assistant.config import load_settings
+    from tui.app import EditorApp
 
-    from .app import EditorApp
+    from ..config import load_settings
 
     path = Path(args.file)
     if path.is_dir():

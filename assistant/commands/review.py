@@ -17,17 +17,18 @@ from collections.abc import AsyncIterator
 from contextlib import ExitStack
 from pathlib import Path
 
-from .config import load_settings
-from .providers.base import ProviderError
-from .review import (
+from ..config import load_settings
+from ..endpoint import ws_endpoint
+from ..providers.base import ProviderError
+from ..review.factory import make_reviewer
+from ..review.findings import (
     Finding,
     FindingRetracted,
     ReviewDelta,
     ReviewDone,
     ReviewEvent,
-    make_reviewer,
 )
-from .review_frames import (
+from ..review.frames import (
     finding_from_frame,
     format_tiers,
     tier_label,
@@ -41,19 +42,6 @@ EMULATOR_LABELS_ENV = "ASSISTANT_EMULATOR_REVIEW_LABELS"  # a review corpus's la
 
 class ReviewFailed(Exception):
     pass
-
-
-def ws_endpoint(url: str) -> str:
-    """``ws://host:port`` (or with a path) -> the protocol endpoint."""
-    url = url.rstrip("/")
-    if url.startswith("http://"):
-        url = "ws://" + url[len("http://") :]
-    elif url.startswith("https://"):
-        url = "wss://" + url[len("https://") :]
-    head, sep, path = url.partition("://")
-    if "/" not in path:
-        url = f"{url}/v1/ws"
-    return url
 
 
 async def review_over_server(
@@ -204,7 +192,7 @@ def run(args) -> int:
             else:
                 settings = load_settings()
                 if getattr(args, "emulator", False):
-                    from .emulator import EmulatorConfig, EmulatorThread
+                    from ..emulator import EmulatorConfig, EmulatorThread
 
                     profile = os.environ.get(EMULATOR_PROFILE_ENV, "sonnet")
                     labels = ()

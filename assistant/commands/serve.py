@@ -6,12 +6,12 @@ import logging
 import secrets
 import sys
 
-from assistant.config import load_settings
+from server.app import WS_PATH, build_app
+from server.logs import configure_json_logging
+from server.runner import GracefulServer, serve_until_signalled, uvicorn_config
+from server.workers import Supervisor, bind_socket, default_workers
 
-from .app import WS_PATH, build_app
-from .logs import configure_json_logging
-from .runner import GracefulServer, serve_until_signalled, uvicorn_config
-from .workers import Supervisor, bind_socket, default_workers
+from ..config import load_settings
 
 _WILDCARD = {"0.0.0.0", "::", ""}
 
@@ -40,8 +40,8 @@ def emulator_config(args):
         if getattr(args, "emulator_oracle", None) or predictor not in (None, "oracle"):
             raise ValueError("--emulator-predictor and --emulator-oracle need --emulator")
         return False
-    from assistant.emulator import EmulatorConfig
-    from assistant.emulator.options import predictor_choice, require_available
+    from ..emulator import EmulatorConfig
+    from ..emulator.options import predictor_choice, require_available
 
     choice = predictor_choice(args)
     require_available(choice.predictors[0])

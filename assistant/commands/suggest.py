@@ -14,14 +14,14 @@ import time
 
 import orjson
 
-from .config import load_settings
-from .pricing import cost_usd
-from .providers.base import CompletionRequest, Final, ProviderError, TextChunk
-from .providers.factory import make_suggest_provider
-from .providers.local import LocalModelProvider
-from .providers.offline import OfflineProvider
-from .providers.tiered import TieredProvider
-from .suggestion_text import finalize
+from ..config import load_settings
+from ..pricing import cost_usd
+from ..providers.base import CompletionRequest, Final, ProviderError, TextChunk
+from ..providers.factory import make_suggest_provider
+from ..providers.local import LocalModelProvider
+from ..providers.offline import OfflineProvider
+from ..providers.tiered import TieredProvider
+from ..suggest.text import finalize
 
 
 def _progress(message: str) -> None:

@@ -115,7 +115,7 @@ def predictor_choice(args: argparse.Namespace, default: tuple[str, ...] = ("orac
         except OracleFileError as exc:
             raise OptionError(str(exc)) from None
     else:
-        from ..traces import load_passages
+        from ..bench.traces import load_passages
 
         passages = tuple(load_passages().values())
     accuracy = getattr(args, "emulator_accuracy", DEFAULT_ACCURACY)

@@ -23,11 +23,11 @@ from . import wire
 from .cache import PromptCache, input_token_count
 from .latency import LatencyProfile, resolve_profile
 from .predictors import DEFAULT_ACCURACY, describe_predictor, make_predictor
+from .replies import reply_for
 from .request_rules import rule_problem, rules_for, signature, thinking_tokens
 from .text import (
     Reply,
     is_review_request,
-    reply_for,
     request_context,
     shaped_for,
     warm_vocabulary,

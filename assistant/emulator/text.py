@@ -331,25 +331,6 @@ def shape_reply(full_text: str, max_tokens: int, stop_sequences: Sequence[str] =
     return Reply(tokens, "end_turn")
 
 
-def reply_for(
-    body: dict,
-    *,
-    canned_text: str | None,
-    passages: Sequence[str],
-    seed: int,
-    review_labels: Sequence[dict] = (),
-) -> Reply:
-    if canned_text is not None:
-        text = canned_text
-    elif is_review_request(body):
-        from .reviewing import review_reply
-
-        text = review_reply(body, labels=review_labels, seed=seed)
-    else:
-        text = derived_continuation(body, passages, seed)
-    return shaped_for(body, text)
-
-
 def shaped_for(body: dict, text: str) -> Reply:
     """``text`` cut where the request's ``max_tokens`` and ``stop_sequences`` stop it."""
     max_tokens = body.get("max_tokens")

@@ -24,9 +24,9 @@ import orjson
 
 from ..config import Settings
 from ..pricing import ModelRules, Usage, default_catalog, estimate_tokens
-from ..prompts import build_suggest_params
 from .admission import GateTimeout, LagGate
 from .base import CompletionRequest, Final, ProviderError, ProviderErrorKind, StreamEvent, TextChunk
+from .prompts import build_suggest_params
 
 PROVIDER_NAME = "anthropic"
 KEEPALIVE_EXPIRY_S = 30.0

@@ -23,7 +23,7 @@ streamed text at the first newline; the stop sequences here catch the model echo
 
 from __future__ import annotations
 
-from .pricing import ModelRules, estimate_tokens
+from ..pricing import ModelRules, estimate_tokens
 
 SUGGEST_SYSTEM = """\
 You are an inline autocomplete engine inside a text editor. The user is typing; you predict the \

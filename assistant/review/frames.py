@@ -6,8 +6,8 @@ terminal editor) so the optional tier fields are parsed once.
 
 from __future__ import annotations
 
-from .pricing import Usage
-from .review import Finding, TierReport
+from ..pricing import Usage
+from .findings import Finding, TierReport
 
 
 def usage_from(u: dict | None) -> Usage:

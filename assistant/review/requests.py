@@ -1,6 +1,6 @@
 """The requests of a tiered review: prompts, output schemas, and cacheable prompt layout.
 
-Every request is built by :func:`tier_params`, which starts from :func:`review.review_params` (the
+Every request is built by :func:`tier_params`, which starts from :func:`review_params` (the
 one place that knows each model's request rules: sampling parameters, thinking, prefill) and
 only swaps in the tier's system prompt, content blocks and schema.
 
@@ -18,8 +18,75 @@ import json
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from .pricing import Catalog, default_catalog, estimate_tokens
-from .review import FINDING_ITEM, REVIEW_SYSTEM, review_params
+from ..pricing import Catalog, ModelRules, default_catalog, estimate_tokens
+from .findings import CLASSES, SEVERITIES
+
+FINDING_ITEM: dict = {
+    "type": "object",
+    "properties": {
+        "quote": {"type": "string"},
+        "problem": {"type": "string"},
+        "replacement": {"type": "string"},
+        "severity": {"type": "string", "enum": list(SEVERITIES)},
+        "category": {"type": "string", "enum": list(CLASSES)},
+        "confidence": {"type": "number"},
+    },
+    "required": ["quote", "problem", "replacement", "severity", "category", "confidence"],
+    "additionalProperties": False,
+}
+
+FINDINGS_SCHEMA: dict = {
+    "type": "object",
+    "properties": {"findings": {"type": "array", "items": FINDING_ITEM}},
+    "required": ["findings"],
+    "additionalProperties": False,
+}
+
+REVIEW_SYSTEM = """\
+You are a careful copy editor reviewing a document for its author. The document is in \
+<document> tags. If <edits> follow it, the author has edited it since: each edit gives "at" (an \
+offset into the text in <document>), "old" (the text there) and "new" (what replaced it); \
+review the document as it is after the edits and quote its current text.
+
+Report real problems only, each with:
+- quote: the exact text with the problem, copied character for character from the current \
+document, as short as possible while still unique;
+- problem: one short sentence;
+- replacement: the text that should replace the whole quote;
+- severity: "high", "medium" or "low";
+- category: spelling, doubled_word, spacing, grammar (surface), or numbers (figures that \
+disagree), fact (a wrong fact), argument (a conclusion that does not follow), structure, tone \
+(reasoning);
+- confidence: from 0 to 1, how sure you are that this is a real problem and the fix is right.
+
+Do not restyle text that is already correct. List findings in document order."""
+
+
+def review_params(text: str, *, model: str, max_tokens: int) -> dict:
+    """The review request, shaped by the model's rules in models.toml: up-front thinking kept off
+    (it would delay the first finding and eat ``max_tokens``), and the findings schema sent as
+    structured output where the model takes it (else the prompt alone asks for the JSON)."""
+    rules = default_catalog().rules(model) or ModelRules()
+    params: dict = {
+        "model": model,
+        "max_tokens": rules.tokens(max_tokens),
+        "system": REVIEW_SYSTEM,
+        "messages": [
+            {
+                "role": "user",
+                "content": f"Review this document.\n\n<document>{text}</document>",
+            }
+        ],
+    }
+    extra = rules.quiet_thinking()
+    if rules.structured_output:
+        output_config = dict(extra.pop("output_config", {}))
+        output_config["format"] = {"type": "json_schema", "schema": FINDINGS_SCHEMA}
+        params["output_config"] = output_config
+    if extra:
+        params["extra_body"] = extra
+    return params
+
 
 TRIAGE_SCHEMA: dict = {
     "type": "object",

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-from .review import REASONING_CLASSES, Finding, FindingLocator, FindingRetracted
+from .findings import REASONING_CLASSES, Finding, FindingLocator, FindingRetracted
 
 CONFIDENT = 0.8  # a Haiku surface finding at least this sure is shown without Sonnet
 _SENTENCE_END = re.compile(r"[.!?](?=\s)|\n")

@@ -19,20 +19,19 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 
-from .config import Settings
-from .pricing import Usage, cost_usd
-from .providers.base import Final, ProviderError, ProviderErrorKind
-from .review import FINDINGS_SCHEMA as REVIEW_SCHEMA
-from .review import (
-    REVIEW_SYSTEM,
+from ..config import Settings
+from ..pricing import Usage, cost_usd
+from ..providers.base import Final, ProviderError, ProviderErrorKind
+from .findings import (
     FindingsScanner,
     ReviewDelta,
     ReviewDone,
     ReviewEvent,
     TierReport,
-    rule_findings,
 )
-from .review_requests import (
+from .requests import FINDINGS_SCHEMA as REVIEW_SCHEMA
+from .requests import (
+    REVIEW_SYSTEM,
     TRIAGE_SCHEMA,
     TRIAGE_SYSTEM,
     VERIFY_SCHEMA,
@@ -42,7 +41,8 @@ from .review_requests import (
     tier_params,
     verify_blocks,
 )
-from .review_router import ReviewRouter, VerifyPlan
+from .router import ReviewRouter, VerifyPlan
+from .rules import rule_findings
 
 TIERS = ("auto", "haiku", "sonnet")
 # Failures a review degrades around (the other tier can still answer). A refused key or a
@@ -98,7 +98,7 @@ class TieredReviewer:
     name = "anthropic"
 
     def __init__(self, settings: Settings, *, client=None) -> None:
-        from .providers.anthropic import make_client
+        from ..providers.anthropic import make_client
 
         self.settings = settings
         self.model = settings.review_model
@@ -123,7 +123,7 @@ class TieredReviewer:
     ) -> AsyncIterator[ReviewEvent]:
         """Stream ``params``; hand each completed object to ``on_object`` and yield its events.
         Raises ProviderError (after the events of what did arrive)."""
-        from .providers.anthropic import stream_messages
+        from ..providers.anthropic import stream_messages
 
         scanner = FindingsScanner()
         final: Final | None = None

@@ -34,9 +34,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from .pricing import Usage
-from .providers.base import ProviderError
-from .suggestion_text import finalize, likely_rejected, trim_restated_fragment, visible_prefix
+from ..pricing import Usage
+from ..providers.base import ProviderError
+from .text import finalize, likely_rejected, trim_restated_fragment, visible_prefix
 
 Clock = Callable[[], float]
 

@@ -3,12 +3,19 @@ the engine serving the rest of a partly accepted ghost with no new model call.""
 
 from __future__ import annotations
 
+from assistant.bench.replay import AcceptingTypist, replay
+from assistant.bench.strategies import CopilotStyleEngine
+from assistant.bench.traces import Keystroke
 from assistant.config import Settings
 from assistant.emulator import Emulator, EmulatorConfig
-from assistant.engine import Edit, ManualClock, ProviderChunk, ProviderDone, SuggestionEngine, Tick
-from assistant.replay import AcceptingTypist, replay
-from assistant.strategies import CopilotStyleEngine
-from assistant.traces import Keystroke
+from assistant.suggest.engine import (
+    Edit,
+    ManualClock,
+    ProviderChunk,
+    ProviderDone,
+    SuggestionEngine,
+    Tick,
+)
 
 TARGET = "Dear Sam, thanks for everything you did."
 

@@ -6,7 +6,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assistant.engine import (
+from assistant.bench.strategies import (
+    ContinueConfig,
+    ContinueStyleEngine,
+    CopilotStyleEngine,
+    NaiveEngine,
+    make_engine,
+)
+from assistant.providers.base import ProviderError, ProviderErrorKind
+from assistant.suggest.engine import (
     CancelRequest,
     Closed,
     CursorMoved,
@@ -20,14 +28,6 @@ from assistant.engine import (
     StartRequest,
     SuggestionEngine,
     Tick,
-)
-from assistant.providers.base import ProviderError, ProviderErrorKind
-from assistant.strategies import (
-    ContinueConfig,
-    ContinueStyleEngine,
-    CopilotStyleEngine,
-    NaiveEngine,
-    make_engine,
 )
 
 

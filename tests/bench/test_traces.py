@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import assistant
-from assistant.traces import (
+from assistant.bench.traces import (
     COMMON_BIGRAMS,
     TYPISTS,
     Keystroke,

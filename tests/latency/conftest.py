@@ -21,13 +21,13 @@ from dataclasses import dataclass
 
 import pytest
 
+from assistant.bench.replay import AcceptingTypist, ReplayResult, replay
+from assistant.bench.traces import Keystroke, Trace, load_passages, load_traces
 from assistant.config import Settings
 from assistant.emulator import Emulator, EmulatorConfig, RequestRecord
 from assistant.emulator.options import OptionError, parse_name_list
 from assistant.emulator.predictors import PREDICTORS, describe_predictor
-from assistant.replay import AcceptingTypist, ReplayResult, replay
-from assistant.traces import Keystroke, Trace, load_passages, load_traces
-from assistant.usefulness import Usefulness, total
+from assistant.suggest.usefulness import Usefulness, total
 
 # (typist, passage, first keystroke, seconds of typing): ~40 s each, replayed concurrently, so
 # the whole run takes under a minute of wall time. Starting a little into each passage gives the
@@ -112,7 +112,7 @@ async def _run(predictor: str, accepting: bool) -> LatencyRun:
 
 
 async def _run_all() -> tuple[LatencyRun, dict[str, LatencyRun]]:
-    from assistant.bench import local_model_problem
+    from assistant.bench.suggestions import local_model_problem
 
     names = [p for p in LATENCY_PREDICTORS if p != "local" or not await local_model_problem()]
     through, *runs = await asyncio.gather(

@@ -7,11 +7,11 @@ Bounds carry wide margins for a loaded 2-core CI machine; docs/performance.md ex
 
 from __future__ import annotations
 
-from assistant.bench import percentile
+from assistant.bench.replay import replay, requested_prefix
+from assistant.bench.suggestions import percentile
+from assistant.bench.traces import Keystroke, load_passages
 from assistant.config import Settings
 from assistant.emulator import Emulator, EmulatorConfig
-from assistant.replay import replay, requested_prefix
-from assistant.traces import Keystroke, load_passages
 
 from .conftest import SLICES, slice_of
 

@@ -16,22 +16,21 @@ from hypothesis import strategies as st
 from assistant.config import Settings
 from assistant.emulator import Emulator, EmulatorConfig, EmulatorThread, Fault
 from assistant.providers.base import ProviderError, ProviderErrorKind
-from assistant.review import (
+from assistant.review.factory import make_reviewer
+from assistant.review.findings import (
     Finding,
     FindingLocator,
     FindingsScanner,
-    OfflineReviewer,
     ReviewDelta,
     ReviewDone,
     StaleFinding,
     apply_finding,
-    make_reviewer,
     rebase_finding,
-    rule_findings,
 )
-from assistant.review_tiered import TieredReviewer
+from assistant.review.rules import OfflineReviewer, rule_findings
+from assistant.review.tiered import TieredReviewer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOC = "I recieve teh letter  today. so i think it occured and and we are done.\n"
 
 

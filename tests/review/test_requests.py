@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from assistant.pricing import default_catalog
-from assistant.review_requests import (
+from assistant.review.requests import (
     TRIAGE_SCHEMA,
     TRIAGE_SYSTEM,
     DocumentBases,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assistant.review import REASONING_CLASSES, Finding, FindingRetracted
-from assistant.review_router import ReviewRouter, merge_windows, sentence_window
+from assistant.review.findings import REASONING_CLASSES, Finding, FindingRetracted
+from assistant.review.router import ReviewRouter, merge_windows, sentence_window
 
 TEXT = (
     "The team asked for $48,000 for contractors. We could definately trim travel.\n\n"

@@ -7,12 +7,12 @@ import json
 
 import pytest
 
+from assistant.bench.reviews import load_corpus, run_bench, verdict
 from assistant.config import Settings
 from assistant.emulator import Emulator, EmulatorConfig, Fault
 from assistant.providers.base import ProviderError, ProviderErrorKind
-from assistant.review import REASONING_CLASSES, Finding, FindingRetracted, ReviewDone
-from assistant.review_bench import load_corpus, run_bench, verdict
-from assistant.review_tiered import TieredReviewer
+from assistant.review.findings import REASONING_CLASSES, Finding, FindingRetracted, ReviewDone
+from assistant.review.tiered import TieredReviewer
 
 CORPUS = load_corpus()
 HAIKU, SONNET = "claude-haiku-5-5", "claude-sonnet-5-5"

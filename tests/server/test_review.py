@@ -9,7 +9,7 @@ from websockets.exceptions import ConnectionClosed
 
 from assistant.pricing import Usage
 from assistant.providers.base import ProviderError, ProviderErrorKind
-from assistant.review import Finding, ReviewDelta, ReviewDone
+from assistant.review.findings import Finding, ReviewDelta, ReviewDone
 from server.runner import ServerHandle
 
 from .conftest import client, emulator, make_settings

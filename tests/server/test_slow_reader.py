@@ -28,14 +28,14 @@ async def test_a_client_that_never_reads_is_closed_with_1008_and_the_outbox_stay
         try:
             for i in range(200_000):  # junk: each earns an error reply that nobody reads
                 await ws.send("x")
-                largest = max(largest, len(conn._outbox))
-                if conn._close_queued:
+                largest = max(largest, len(conn.outbox))
+                if conn.outbox.close_queued:
                     break
                 if i % 500 == 0:
                     await asyncio.sleep(0)  # let the server run
         except ConnectionClosed:
             pass
-        assert conn._close_queued, "the server kept queueing for a client that does not read"
+        assert conn.outbox.close_queued, "the server kept queueing for a client that does not read"
         assert largest <= cap
         # Reading now drains what was sent before the close, then the close code.
         try:

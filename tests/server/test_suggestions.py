@@ -112,7 +112,7 @@ async def test_a_streamed_answer_goes_out_in_a_few_deltas_and_none_after_its_end
     streams after it goes out at most every DELTA_INTERVAL_S, in one frame; nothing of an id
     follows its terminal frame, even when text was waiting to go out (cancel, or done)."""
     from assistant.emulator import LatencyProfile
-    from server.connection import DELTA_INTERVAL_S
+    from server.suggestions import DELTA_INTERVAL_S
 
     words = " ".join(f"w{i}" for i in range(40))  # one line, 40 tokens or more
     profile = LatencyProfile(ttft_p50_ms=5, ttft_p95_ms=5, inter_token_ms=2, jitter=0)
@@ -213,7 +213,7 @@ async def _get_json(srv: ServerHandle, path: str) -> dict:
 
 async def test_engine_factory_swaps_the_strategy_per_connection():
     """The benchmark's hook: a naive engine asks the model on every keystroke."""
-    from assistant.strategies import NaiveEngine
+    from assistant.bench.strategies import NaiveEngine
 
     async with emulator(canned_text=CANNED) as emu:
         handle = ServerHandle(

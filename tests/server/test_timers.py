@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from server.connection import _timer_delay
+from server.suggestions import _timer_delay
 
 uvloop = pytest.importorskip("uvloop")
 

@@ -6,7 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assistant.engine import (
+from assistant.pricing import Usage
+from assistant.providers.base import ProviderError, ProviderErrorKind
+from assistant.suggest.engine import (
     Accept,
     CancelRequest,
     ClearSuggestion,
@@ -24,8 +26,6 @@ from assistant.engine import (
     SuggestionEngine,
     Tick,
 )
-from assistant.pricing import Usage
-from assistant.providers.base import ProviderError, ProviderErrorKind
 
 
 def make(**cfg) -> tuple[SuggestionEngine, ManualClock]:

@@ -6,7 +6,7 @@ for the same version, so a pause after fast typing still gets the model's sugges
 
 from __future__ import annotations
 
-from assistant.engine import (
+from assistant.suggest.engine import (
     Closed,
     Edit,
     ProviderChunk,
@@ -15,7 +15,7 @@ from assistant.engine import (
     Tick,
     TierFree,
 )
-from tests.test_engine import finals, make, of
+from tests.suggest.test_engine import finals, make, of
 
 TEXT = "Thank you for your email. I will get back to you as soon as "
 

@@ -5,7 +5,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from assistant.suggestion_text import _repeats, finalize, last_words, next_word, visible_prefix
+from assistant.suggest.text import _repeats, finalize, last_words, next_word, visible_prefix
 
 
 def test_single_line_and_one_space_between_words():
@@ -73,7 +73,7 @@ def test_finalize_is_single_line_and_never_raises(raw, prefix, suffix, truncated
 
 
 def test_a_restated_fragment_is_trimmed_and_held_back_while_streaming():
-    from assistant.suggestion_text import trim_restated_fragment as trim
+    from assistant.suggest.text import trim_restated_fragment as trim
 
     assert trim("quarterly report", "The quar") == "terly report"
     assert trim("terly report", "The quar") == "terly report"
@@ -85,7 +85,7 @@ def test_a_restated_fragment_is_trimmed_and_held_back_while_streaming():
 
 
 def test_too_short_and_echoing_suggestions_are_likely_rejected():
-    from assistant.suggestion_text import likely_rejected
+    from assistant.suggest.text import likely_rejected
 
     assert likely_rejected("ok", "It is ")
     assert likely_rejected(" the board.", "We met the board.")
@@ -99,7 +99,7 @@ def test_word_before_matches_a_whole_prefix_search(prefix):
     than the first window too."""
     import re
 
-    from assistant.suggestion_text import word_before
+    from assistant.suggest.text import word_before
 
     m = re.search(r"\w+$", prefix)
     assert word_before(prefix) == (m.group(0) if m else "")

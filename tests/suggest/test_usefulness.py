@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from assistant.usefulness import (
+from assistant.suggest.usefulness import (
     Usefulness,
     UsefulnessTracker,
     is_continuation,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from assistant.usefulness_frames import FrameUsefulness
+from assistant.suggest.usefulness_frames import FrameUsefulness
 
 
 def test_a_ghost_accepted_word_by_word_is_one_accepted_suggestion():

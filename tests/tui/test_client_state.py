@@ -3,9 +3,10 @@ command palette's editor commands."""
 
 from __future__ import annotations
 
+from assistant.endpoint import ws_endpoint
 from tests.tui.conftest import TOKEN
 from tui.app import EditorApp
-from tui.client import ConnectionState, state_from_frame, ws_endpoint
+from tui.client import ConnectionState, state_from_frame
 
 
 def test_ready_and_status_frames_set_the_connection_state():

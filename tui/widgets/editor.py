@@ -27,7 +27,7 @@ from textual.message import Message
 from textual.widgets import TextArea
 from textual.widgets.text_area import Edit, EditResult, Selection
 
-from assistant.suggestion_text import next_word
+from assistant.suggest.text import next_word
 
 
 class _LinesWithGhost:

@@ -20,8 +20,8 @@ from textual.message import Message
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from assistant.review import Finding
-from assistant.review_frames import tier_label
+from assistant.review.findings import Finding
+from assistant.review.frames import tier_label
 
 _SEVERITY_STYLE = {"high": "bold red", "medium": "bold yellow", "low": "bold blue"}
 

@@ -10,7 +10,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from assistant.pricing import Usage
-from assistant.usefulness import Usefulness
+from assistant.suggest.usefulness import Usefulness
 
 _STATE_STYLE = {
     "connected": "green",

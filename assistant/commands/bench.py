@@ -1,0 +1,78 @@
+"""``assistant bench``: the suggestion bench's options turned into a plan, run, and reported
+(the bench itself is ``assistant.bench.suggestions``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..bench.strategies import ENGINE_VARIANTS
+from ..bench.suggestions import (
+    PREDICTOR_ORDER,
+    STRATEGY_ORDER,
+    BenchPlan,
+    format_report,
+    headline_markdown,
+    run_bench,
+)
+
+
+def plan_from_args(args) -> BenchPlan:
+    """The plan ``assistant bench`` options ask for (OptionError for a bad choice)."""
+    from ..emulator.options import parse_name_list, predictor_choice
+
+    typists = getattr(args, "typists", 200)
+    quick = bool(getattr(args, "quick", False))
+    choice = predictor_choice(args, default=("noisy",) if quick else PREDICTOR_ORDER)
+    changes: dict[str, Any] = {
+        "predictors": tuple(p for p in PREDICTOR_ORDER if p in choice.predictors),
+        "accuracy": choice.accuracy,
+    }
+    if choice.oracle_file is not None:
+        changes["oracle_texts"] = choice.passages
+    strategies = getattr(args, "strategies", None)
+    if strategies:
+        # (also the engine's before/after variants, assistant/strategies.py ENGINE_VARIANTS)
+        allowed = (*STRATEGY_ORDER, *ENGINE_VARIANTS)
+        changes["strategies"] = parse_name_list(strategies, allowed, "strategy")
+    if getattr(args, "no_accept", False):
+        changes["accepting"] = False
+    lead_in = getattr(args, "lead_in", 0) or 0
+    if lead_in:
+        changes["lead_in_chars"] = lead_in
+    window = getattr(args, "window", None)
+    if window is not None:
+        changes["window_s"] = float(window)
+    connect_ms = getattr(args, "connect_ms", 0.0) or 0.0
+    if connect_ms:
+        changes["connect_ms"] = float(connect_ms)
+    if quick:
+        return BenchPlan.quick(typists, **changes)
+    return BenchPlan(load_typists=typists, **changes)
+
+
+def run(args) -> int:
+    from ..emulator.options import OptionError
+
+    # The servers it starts log provider status changes as warnings; the report says it all.
+    logging.getLogger("assistant.server").setLevel(logging.ERROR)
+    try:
+        plan = plan_from_args(args)
+    except OptionError as exc:
+        print(f"assistant bench: {exc}", file=sys.stderr)
+        return 2
+    report = asyncio.run(run_bench(plan))
+    print(format_report(report))
+    if getattr(args, "json", None):
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    if getattr(args, "markdown", None):
+        Path(args.markdown).write_text(headline_markdown(report) + "\n", encoding="utf-8")
+    bad = sum(
+        s["violation_count"] for r in report["runs"].values() for s in r["strategies"].values()
+    )
+    bad += sum(st["violations"] for st in report["load"])
+    return 1 if bad else 0
