@@ -65,7 +65,7 @@ METRICS: dict[str, Metric] = {
             "pauses with a suggestion visible",
             "share",
             True,
-            _field("pauses_shown"),
+            _field("visible_at_pause_share"),
         ),
         Metric(
             "acceptance",

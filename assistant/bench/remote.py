@@ -30,7 +30,17 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from ..endpoint import client_ssl_context
 from ..suggest.usefulness import per_thousand_saved, total
 from .replay import AcceptingTypist, ReplayResult, replay
-from .suggestions import BenchPlan, _fmt, _lat, _pct, _usd, pick_traces, summary_ms, trace_window
+from .suggestions import (
+    BenchPlan,
+    _fmt,
+    _lat,
+    _pct,
+    _usd,
+    pick_traces,
+    summary_ms,
+    trace_window,
+    usefulness_figures,
+)
 from .traces import Keystroke
 
 # Up to this many typists the bench starts without asking (one per shipped trace: what the
@@ -242,26 +252,14 @@ def summarize_remote(
         "traces": sorted({r.name.split("#")[0] for r in results}),
         "accepting_typists": plan.accepting,
         "keystrokes": keys,
-        "typed_keys": use.typed_keys,
-        "accept_keys": use.accept_keys,
         "typing_seconds": round(typing_hours * 3600, 1),
         "wall_seconds": round(wall_s, 1),
-        "pause_to_visible_ms": summary_ms(use.pause_to_visible_ms),
-        "pauses": use.pauses,
-        "pauses_shown": round(use.visible_at_pause_share, 3),
+        **usefulness_figures(use, written),
         "key_to_visible_ms": summary_ms([s.visible_ms for s in visible]),
         "key_to_visible_ms_by_source": {k: summary_ms(v) for k, v in sorted(by_source.items())},
         "server_latency_ms": summary_ms(
             [s.server_latency_ms for s in done if isinstance(s.server_latency_ms, int | float)]
         ),
-        "shown": use.shown,
-        "accepted": use.accepted,
-        "acceptance_rate": round(use.acceptance_rate, 3),
-        "rejected": use.rejected,
-        "accepted_chars": use.accepted_chars,
-        "chars_saved": use.chars_saved,
-        "chars_written": written,
-        "saved_share": round(use.saved_share(written), 3),
         "done_by_source": dict(Counter(s.source or "?" for s in done).most_common()),
         "cancelled_by_reason": dict(
             Counter(s.reason or "?" for s in suggestions if s.terminal == "cancelled").most_common()
@@ -304,7 +302,7 @@ def format_remote_report(report: dict) -> str:
         ("typists connected / failed", f"{r['typists_connected']} / {len(r['typists_failed'])}"),
         ("keys pressed (typed + accept)", f"{_fmt(r['typed_keys'])} + {_fmt(r['accept_keys'])}"),
         ("pause -> visible ms p50/p95/p99", _lat(r["pause_to_visible_ms"])),
-        ("pauses with a suggestion visible", _pct(r["pauses_shown"])),
+        ("pauses with a suggestion visible", _pct(r["visible_at_pause_share"])),
         ("key -> visible ms p50/p95/p99", _lat(r["key_to_visible_ms"])),
         *(
             (f"  from {src}", _lat(stats))

@@ -23,7 +23,7 @@ from assistant.endpoint import client_ssl_context, endpoint_problem, ws_endpoint
 REPORT = {
     "pause_to_visible_ms": {"n": 40, "p50": 210.0, "p95": 640.0, "p99": 900.0},
     "key_to_visible_ms": {"n": 300, "p50": 1.0, "p95": 400.0, "p99": 700.0},
-    "pauses_shown": 0.72,
+    "visible_at_pause_share": 0.72,
     "acceptance_rate": 0.6,
     "saved_share": 0.3,
     "errors": 0,
