@@ -145,10 +145,8 @@ def _confirmed(plan: RemotePlan, yes: bool) -> bool:
             file=sys.stderr,
         )
         return False
-    try:
-        answer = input("Go ahead? [y/N] ")
-    except EOFError:
-        return False
+    print("Go ahead? [y/N] ", end="", file=sys.stderr, flush=True)  # stdout is the report's
+    answer = sys.stdin.readline()
     return answer.strip().lower() in ("y", "yes")
 
 

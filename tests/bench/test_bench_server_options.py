@@ -3,11 +3,19 @@ mistake, and the built-in bench's options unchanged."""
 
 from __future__ import annotations
 
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from assistant.cli import build_parser
 from assistant.commands import bench, bench_server
 from assistant.commands.bench_server import UsageError, plan_from_args, wants_server
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def args(*argv: str):
@@ -73,3 +81,35 @@ def test_the_built_in_bench_is_unchanged():
     assert bench.plan_from_args(args()).load_typists == 200
     assert bench.plan_from_args(args("--typists", "0")).load_typists == 0
     assert wants_server(args("--server", "ws://h:1")) and bench_server.SUITE
+
+
+def _asked(answer: bytes, tmp_path) -> tuple[int, str]:
+    """``assistant bench --server`` with 13 typists at a terminal that answers ``answer``; the
+    server address is closed, so a run that goes ahead fails to connect (exit 2, "cannot run")."""
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "ASSISTANT_"))}
+    env.update(PYTHONPATH=str(ROOT), ASSISTANT_CONFIG=str(tmp_path / "none.toml"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "assistant", "bench", "--server", "ws://127.0.0.1:9"]
+        + ["--token", "t", "--typists", "13"],
+        stdin=follower,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=env,
+    )
+    os.close(follower)
+    os.write(leader, answer)
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        os.close(leader)
+    return proc.returncode, err.decode()
+
+
+def test_more_than_a_few_typists_are_asked_for_at_a_terminal(tmp_path):
+    code, err = _asked(b"n\n", tmp_path)
+    assert code == 2 and "13 typists will connect" in err and "Go ahead? [y/N]" in err
+    assert "cannot run" not in err  # nothing was sent
+    code, err = _asked(b"y\n", tmp_path)
+    assert code == 2 and "cannot run against ws://127.0.0.1:9/v1/ws: cannot reach" in err
