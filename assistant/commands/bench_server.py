@@ -22,6 +22,7 @@ from ..bench.remote import (
     jobs_for,
     run_remote,
 )
+from ..emulator.predictors import DEFAULT_ACCURACY
 from ..endpoint import endpoint_problem, ws_endpoint
 
 # Options that only mean something against a deployment, and the built-in bench's that do not
@@ -43,6 +44,7 @@ BUILT_IN_ONLY = (
     ("connect_ms", "--connect-ms", 0.0),
     ("emulator_predictors", "--predictors", None),
     ("emulator_oracle", "--emulator-oracle", None),
+    ("emulator_accuracy", "--emulator-accuracy", DEFAULT_ACCURACY),
 )
 SUITE = "assistant bench --server"
 

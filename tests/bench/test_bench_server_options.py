@@ -27,6 +27,7 @@ def args(*argv: str):
     [
         (("--budget", "pause_p50=1"), "--budget needs --server URL"),
         (("--server", "ws://h:1", "--token", "t", "--quick"), "--quick applies to the built-in"),
+        (("--server", "ws://h:1", "--token", "t", "--accuracy", "0.5"), "--emulator-accuracy"),
         (("--server", "ftp://h:1", "--token", "t"), "the scheme must be ws://"),
         (("--server", "ws://h:1"), "needs the server's token"),
         (("--server", "ws://h:1", "--token", "t", "--typists", "0"), "at least 1"),
