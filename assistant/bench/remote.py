@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import ssl
 import time
 from collections import Counter
@@ -34,6 +35,7 @@ from .suggestions import (
     BenchPlan,
     _fmt,
     _lat,
+    _loadavg,
     _pct,
     _usd,
     pick_traces,
@@ -205,12 +207,19 @@ async def run_remote(plan: RemotePlan, jobs: Sequence[Job] | None = None) -> dic
         except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed, ValueError) as exc:
             return TypistFailure(job.name, describe_connect_error(exc, plan.url))
 
-    started = time.monotonic()
+    started, load_before = time.monotonic(), _loadavg()
     outcomes = await asyncio.gather(*(one(j) for j in jobs))
     if not any(isinstance(o, ReplayResult) for o in outcomes):
         first = next(o for o in outcomes if isinstance(o, TypistFailure))
         raise ConnectError(f"no typist could connect: {first.error}")
-    return summarize_remote(plan, outcomes, ready, time.monotonic() - started)
+    report = summarize_remote(plan, outcomes, ready, time.monotonic() - started)
+    # The bench's own machine: a loaded one adds its scheduling delay to every figure.
+    report["machine"] = {
+        "cpus": os.cpu_count(),
+        "load_average_before": load_before,
+        "load_average_after": _loadavg(),
+    }
+    return report
 
 
 def summarize_remote(
@@ -347,6 +356,12 @@ def format_remote_report(report: dict) -> str:
         f"{r['wall_seconds']:g} s",
         *(label.ljust(width) + value for label, value in rows),
     ]
+    m = r.get("machine")
+    if m:
+        lines.append(
+            f"(this machine: {m['cpus']} CPUs, load average before {m['load_average_before']}, "
+            f"after {m['load_average_after']})"
+        )
     for f in r["typists_failed"][:5]:
         lines.append(f"  {f['typist']} failed: {f['error']}")
     for v in r["violations"][:5]:

@@ -46,6 +46,7 @@ async def test_a_budget_that_holds_exits_0_and_one_that_is_missed_exits_1(tmp_pa
         assert r["errors"] == 0 and r["disconnects"] == 0 and r["violation_count"] == 0
         assert "held    pause_p95 <= 5,000 ms" in held.out
         assert "pause -> visible ms p50/p95/p99" in held.out
+        assert r["machine"]["cpus"] and "load average before" in held.out
         suite = held.junit.find("testsuite")
         assert (suite.get("tests"), suite.get("failures")) == ("4", "0")
 
