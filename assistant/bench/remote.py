@@ -68,6 +68,12 @@ class RemotePlan:
     settle_s: float = 5.0  # after a typist's last key, how long to wait for the last frames
     connect_timeout_s: float = 10.0
 
+    @property
+    def shown_url(self) -> str:
+        """The endpoint as printed and written to reports: without its query, which may hold
+        a ``?token=``."""
+        return self.url.split("?", 1)[0]
+
 
 @dataclass(frozen=True)
 class Job:
@@ -117,7 +123,7 @@ def describe(plan: RemotePlan, jobs: Sequence[Job]) -> str:
     traces = "your passages" if plan.passages else "the shipped traces"
     accepting = "accepting ghosts that match (an accept frame each)" if plan.accepting else ""
     return (
-        f"assistant bench: {plan.typists} typists will connect to {plan.url} (at most "
+        f"assistant bench: {plan.typists} typists will connect to {plan.shown_url} (at most "
         f"{plan.rate:g} new connections a second) and type {traces}, up to {plan.window_s:g} s "
         f"each at their recorded pace: {keys:,} keystrokes, one suggest frame each (at most "
         f"{peak_keys_per_second(jobs):,} in any second){', ' + accepting if accepting else ''}; "
@@ -173,12 +179,12 @@ async def probe(plan: RemotePlan, context: ssl.SSLContext | None) -> dict:
         ) as ws:
             ready = json.loads(await asyncio.wait_for(ws.recv(), plan.connect_timeout_s))
     except (OSError, TimeoutError, InvalidHandshake, InvalidURI, ConnectionClosed) as exc:
-        raise ConnectError(describe_connect_error(exc, plan.url)) from None
+        raise ConnectError(describe_connect_error(exc, plan.shown_url)) from None
     except ValueError as exc:
-        raise ConnectError(f"{plan.url}: {exc}") from None
+        raise ConnectError(f"{plan.shown_url}: {exc}") from None
     if not isinstance(ready, dict) or ready.get("type") != "ready":
         raise ConnectError(
-            f"{plan.url} is not an assistant server (its first frame: {ready!r:.80})"
+            f"{plan.shown_url} is not an assistant server (its first frame: {ready!r:.80})"
         )
     return ready
 
@@ -205,7 +211,7 @@ async def run_remote(plan: RemotePlan, jobs: Sequence[Job] | None = None) -> dic
                 keep_on_close=True,
             )
         except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed, ValueError) as exc:
-            return TypistFailure(job.name, describe_connect_error(exc, plan.url))
+            return TypistFailure(job.name, describe_connect_error(exc, plan.shown_url))
 
     started, load_before = time.monotonic(), _loadavg()
     outcomes = await asyncio.gather(*(one(j) for j in jobs))
@@ -250,7 +256,7 @@ def summarize_remote(
     error_frames = Counter(s.reason or "?" for s in suggestions if s.terminal == "error")
     violations = [f"{r.name}: {v}" for r in results for v in r.violations]
     return {
-        "server": plan.url,
+        "server": plan.shown_url,
         "provider": ready.get("provider"),
         "server_model": ready.get("model"),
         "typists": len(outcomes),

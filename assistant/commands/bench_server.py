@@ -170,8 +170,10 @@ def run(args) -> int:
     try:
         report = asyncio.run(run_remote(plan, jobs))
     except ConnectError as exc:
-        print(f"assistant bench: cannot run against {plan.url}: {exc}", file=sys.stderr)
-        _write(args.json, json.dumps({"server": plan.url, "error": str(exc)}, indent=1) + "\n")
+        print(f"assistant bench: cannot run against {plan.shown_url}: {exc}", file=sys.stderr)
+        _write(
+            args.json, json.dumps({"server": plan.shown_url, "error": str(exc)}, indent=1) + "\n"
+        )
         _write(args.junit, budgets.junit_xml([], suite=SUITE, seconds=0.0, error=str(exc)))
         return 2
     outcomes = budgets.check(lines, report)

@@ -103,6 +103,12 @@ def test_the_remote_typists_type_the_built_in_benchs_traces():
     assert {j.target for j in own} == {text}
 
 
+def test_a_token_in_the_address_is_never_printed():
+    plan = RemotePlan(url="wss://h/v1/ws?token=s3cret-token", token="s3cret-token")
+    assert plan.shown_url == "wss://h/v1/ws"
+    assert "s3cret" not in describe(plan, jobs_for(plan))
+
+
 def test_the_summary_says_how_much_will_be_sent():
     plan = RemotePlan(url="wss://h/v1/ws", token="t", typists=30, rate=5.0, window_s=10.0)
     jobs = jobs_for(plan)
