@@ -22,10 +22,12 @@ def ws_endpoint(url: str) -> str:
     for scheme, ws_scheme in (("http://", "ws://"), ("https://", "wss://")):
         if url.startswith(scheme):
             url = ws_scheme + url[len(scheme) :]
-    _, _, rest = url.partition("://")
-    if "/" not in rest:
-        url += WS_PATH
-    return url
+    address, query_mark, query = url.partition("?")
+    scheme, _, rest = address.partition("://")
+    host, _, path = rest.partition("/")
+    if not path:
+        address = f"{scheme}://{host}{WS_PATH}"
+    return address + query_mark + query
 
 
 def endpoint_problem(url: str) -> str:

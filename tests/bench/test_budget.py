@@ -123,6 +123,9 @@ def test_the_summary_says_how_much_will_be_sent():
 def test_endpoints_and_their_tls_context(tmp_path):
     assert ws_endpoint("127.0.0.1:8765") == "ws://127.0.0.1:8765/v1/ws"
     assert ws_endpoint("https://bench.example/") == "wss://bench.example/v1/ws"
+    assert ws_endpoint("ws://h:1?token=t") == ws_endpoint("ws://h:1/?token=t")
+    assert ws_endpoint("ws://h:1?token=t") == "ws://h:1/v1/ws?token=t"
+    assert ws_endpoint("ws://h:1/v1/ws?token=t") == "ws://h:1/v1/ws?token=t"
     assert endpoint_problem("https://bench.example") == ""
     assert "scheme must be" in endpoint_problem("ftp://h:1")
     assert "port" in endpoint_problem("ws://h:notaport")
