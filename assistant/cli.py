@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .bench.budget import METRICS as BUDGET_METRICS
 from .emulator.options import add_predictor_arguments
 
 
@@ -97,8 +98,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, metavar="PATH", help="also write the figures as JSON")
     p.set_defaults(run="assistant.commands.review_bench:run")
 
-    p = sub.add_parser("bench", help="replay typing traces and print latency, calls and cost")
-    p.add_argument("--typists", type=int, default=200, help="concurrent typists for the load part")
+    p = sub.add_parser(
+        "bench",
+        help="replay typing traces and print latency, calls and cost (--server: against a "
+        "deployment, with a budget)",
+    )
+    p.add_argument(
+        "--typists",
+        type=int,
+        default=None,
+        help="concurrent typists for the load part (default 200); with --server, typists "
+        "against the deployment (default: one per shipped trace)",
+    )
     p.add_argument("--json", default=None, metavar="PATH", help="also write the figures as JSON")
     p.add_argument(
         "--markdown", default=None, metavar="PATH", help="also write the headline table (Markdown)"
@@ -134,6 +145,53 @@ def build_parser() -> argparse.ArgumentParser:
         help="typists never accept a ghost (type every key, as the benchmark did before)",
     )
     add_predictor_arguments(p, ("--emulator-", "--"), many=True)
+    remote = p.add_argument_group(
+        "against a running deployment",
+        "replay the traces over ws:// or wss:// against a server someone runs (its model, its "
+        "key, its proxy) and hold it to a budget: exit 0 all held, 1 a line missed, 2 a usage "
+        "or connection error",
+    )
+    remote.add_argument(
+        "--server", default=None, metavar="URL", help="ws://, wss://, http:// or https:// address"
+    )
+    remote.add_argument(
+        "--token", default=None, help="the server's token (default: $ASSISTANT_TOKEN)"
+    )
+    remote.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        metavar="R",
+        help="typists started (connections opened) per second, at most (default 10)",
+    )
+    remote.add_argument(
+        "--passages",
+        default=None,
+        metavar="FILE",
+        help="plain-text passages (blank-line separated) to type instead of the shipped traces",
+    )
+    remote.add_argument(
+        "--budget",
+        default=None,
+        metavar="K=V,...",
+        help="thresholds, e.g. pause_p50=300,pause_p95=900,pauses_shown=0.9,errors=0 "
+        f"(any of {', '.join(BUDGET_METRICS)})",
+    )
+    remote.add_argument(
+        "--junit", default=None, metavar="PATH", help="also write the budget as JUnit XML"
+    )
+    remote.add_argument(
+        "--cafile",
+        default=None,
+        metavar="FILE",
+        help="PEM CA certificate(s) to verify a wss:// server with, instead of the system's "
+        "(SSL_CERT_FILE works too)",
+    )
+    remote.add_argument(
+        "--yes",
+        action="store_true",
+        help="start more typists than there are shipped traces without asking",
+    )
     p.set_defaults(run="assistant.commands.bench:run")
     return parser
 

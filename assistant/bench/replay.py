@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl as ssl_module
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from ..emulator.text import last_user_text
 from ..suggest.text import next_word
@@ -87,6 +89,7 @@ class ReplayResult:
     usefulness: Usefulness = field(default_factory=Usefulness)
     initial_text: str = ""
     final_text: str = ""  # the document when the typist stopped
+    closed: str = ""  # the server closed the connection before the typist was done: how
 
     @property
     def chars_written(self) -> int:
@@ -100,6 +103,8 @@ class ReplayResult:
         """Broken guarantees: a terminal count other than one, a stale frame, an unknown id."""
         out = []
         for s in self.suggestions:
+            if s.terminals == 0 and self.closed:
+                continue  # in flight when the connection closed: that is a disconnect
             if s.terminals != 1:
                 out.append(f"id {s.id}: {s.terminals} terminal frames")
             if s.after_newer:
@@ -167,11 +172,16 @@ async def replay(
     settle_s: float = 5.0,
     connect_timeout_s: float = 10.0,
     typist: AcceptingTypist | None = None,
+    ssl: ssl_module.SSLContext | None = None,
+    keep_on_close: bool = False,
 ) -> ReplayResult:
     """Type ``events`` into a fresh connection at their recorded pace (``time_scale`` < 1 types
     faster) and return what came back. Waits up to ``settle_s`` after the last keystroke for
     the terminal frame of every id. With ``typist``, matching ghosts are accepted (see the
-    module's docstring) and the keystrokes they cover are skipped."""
+    module's docstring) and the keystrokes they cover are skipped. ``ssl``: the context a
+    ``wss://`` endpoint is verified with. ``keep_on_close``: when the server closes the
+    connection once it is ready, return what was seen so far, with ``closed`` saying how, instead
+    of raising."""
     loop = asyncio.get_running_loop()
     sent: dict[int, Suggestion] = {}
     result = ReplayResult(name=name, keystrokes=0, suggestions=[], initial_text=initial_text)
@@ -229,24 +239,30 @@ async def replay(
             if not state["typing"] and all(x.terminal for x in sent.values()):
                 all_done.set()
 
+    tls = {"ssl": ssl} if ssl is not None else {}
     async with connect(
         ws_url,
         additional_headers={"Authorization": f"Bearer {token}"},
         open_timeout=connect_timeout_s,
         max_size=None,
         compression=None,
+        **tls,
     ) as ws:
         result.ready = json.loads(await asyncio.wait_for(ws.recv(), connect_timeout_s))
 
         async def receive() -> None:
-            async for raw in ws:
-                at = loop.time()
-                try:
-                    frame = json.loads(raw)
-                except ValueError:
-                    continue
-                if isinstance(frame, dict):
-                    on_frame(frame, at)
+            try:
+                async for raw in ws:
+                    at = loop.time()
+                    try:
+                        frame = json.loads(raw)
+                    except ValueError:
+                        continue
+                    if isinstance(frame, dict):
+                        on_frame(frame, at)
+            finally:
+                all_done.set()  # the connection is gone: nothing more will come
+                screen_changed.set()
 
         async def send_suggest(key: str) -> None:
             i = len(sent) + 1
@@ -265,8 +281,8 @@ async def replay(
 
         receiver = asyncio.create_task(receive())
         docs = _documents(initial_text, events)
+        t0 = loop.time()
         try:
-            t0 = loop.time()
             shift = 0.0  # seconds the remaining keystrokes moved (earlier) after accepts
             last_accept = float("-inf")
             i = 0
@@ -333,12 +349,21 @@ async def replay(
             except TimeoutError:
                 pass
             result.duration_s = loop.time() - t0
+        except ConnectionClosed as exc:
+            if not keep_on_close:
+                raise
+            rcvd = exc.rcvd
+            result.closed = f"{rcvd.code} {rcvd.reason}".strip() if rcvd else "no close frame"
+            result.typing_s = max((x.sent_at for x in sent.values()), default=t0) - t0
+            result.duration_s = loop.time() - t0
         finally:
             receiver.cancel()
             try:
                 await receiver
             except (asyncio.CancelledError, Exception):
                 pass
+        if keep_on_close and not result.closed and ws.close_code is not None:
+            result.closed = f"{ws.close_code} {ws.close_reason or ''}".strip()
     result.usefulness = tracker.finish(loop.time())
     result.final_text = doc
     result.suggestions = [sent[i] for i in sorted(sent)]

@@ -40,7 +40,7 @@ from ..config import Settings, load_settings
 from ..emulator.predictors import describe_predictor
 from ..pricing import Usage, cost_usd
 from ..suggest.engine import CancelRequest, Clock, ShowSuggestion, StartRequest
-from ..suggest.usefulness import per_thousand_saved, total
+from ..suggest.usefulness import Usefulness, per_thousand_saved, total
 from .replay import AcceptingTypist, ReplayResult, replay, requested_prefix
 from .strategies import ENGINE_VARIANTS, make_engine
 from .traces import Keystroke, Trace, generate, load_passages, load_traces
@@ -299,6 +299,26 @@ def _round(v: float | None, digits: int) -> float | None:
     return None if v is None else round(v, digits)
 
 
+def usefulness_figures(use: Usefulness, written: int) -> dict:
+    """What the writers got, as the report's fields (the built-in bench's and ``--server``'s)."""
+    return {
+        "typed_keys": use.typed_keys,
+        "accept_keys": use.accept_keys,
+        "suggestions": use.suggestions,
+        "shown": use.shown,
+        "accepted": use.accepted,
+        "acceptance_rate": round(use.acceptance_rate, 3),
+        "rejected": use.rejected,
+        "accepted_chars": use.accepted_chars,
+        "chars_saved": use.chars_saved,
+        "chars_written": written,
+        "saved_share": round(use.saved_share(written), 3),
+        "pauses": use.pauses,
+        "visible_at_pause_share": round(use.visible_at_pause_share, 3),
+        "pause_to_visible_ms": summary_ms(use.pause_to_visible_ms),
+    }
+
+
 def summarize(
     name: str,
     runs: list[tuple[Trace, ReplayResult]],
@@ -383,20 +403,7 @@ def summarize(
         "typethrough_displays": len(by_source.get("typethrough", [])),
         "cost_usd": round(cost, 6),
         "cost_per_typing_hour_usd": round(cost / typing_hours, 4) if typing_hours else 0.0,
-        "typed_keys": use.typed_keys,
-        "accept_keys": use.accept_keys,
-        "suggestions": use.suggestions,
-        "shown": use.shown,
-        "accepted": use.accepted,
-        "acceptance_rate": round(use.acceptance_rate, 3),
-        "rejected": use.rejected,
-        "accepted_chars": use.accepted_chars,
-        "chars_saved": use.chars_saved,
-        "chars_written": written,
-        "saved_share": round(use.saved_share(written), 3),
-        "pauses": use.pauses,
-        "visible_at_pause_share": round(use.visible_at_pause_share, 3),
-        "pause_to_visible_ms": summary_ms(use.pause_to_visible_ms),
+        **usefulness_figures(use, written),
         "model_calls_per_1000_saved": _round(per_thousand_saved(len(records), use.chars_saved), 1),
         "cost_per_1000_saved_usd": _round(per_thousand_saved(cost, use.chars_saved), 5),
         "model": model,

@@ -25,7 +25,9 @@ def plan_from_args(args) -> BenchPlan:
     """The plan ``assistant bench`` options ask for (OptionError for a bad choice)."""
     from ..emulator.options import parse_name_list, predictor_choice
 
-    typists = getattr(args, "typists", 200)
+    typists = getattr(args, "typists", None)
+    if typists is None:
+        typists = 200
     quick = bool(getattr(args, "quick", False))
     choice = predictor_choice(args, default=("noisy",) if quick else PREDICTOR_ORDER)
     changes: dict[str, Any] = {
@@ -57,6 +59,12 @@ def plan_from_args(args) -> BenchPlan:
 
 def run(args) -> int:
     from ..emulator.options import OptionError
+    from .bench_server import wants_server
+
+    if wants_server(args):  # against a running deployment: assistant/commands/bench_server.py
+        from .bench_server import run as run_against_server
+
+        return run_against_server(args)
 
     # The servers it starts log provider status changes as warnings; the report says it all.
     logging.getLogger("assistant.server").setLevel(logging.ERROR)

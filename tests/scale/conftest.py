@@ -52,8 +52,11 @@ async def start_serve(
     return await serve_process.start_serve(tmp_path, *extra, token=TOKEN, own_group=own_group)
 
 
-def nginx_config(prefix: Path, port: int, upstreams: list[int]) -> str:
-    """docs/deployment.md's configuration, with a private prefix, pid file and temp paths."""
+def nginx_config(
+    prefix: Path, port: int, upstreams: list[int], tls: tuple[Path, Path] | None = None
+) -> str:
+    """docs/deployment.md's configuration, with a private prefix, pid file and temp paths;
+    ``tls``: (certificate chain, key) PEM files to listen with TLS, as in production."""
     servers = "\n".join(
         f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=5s;" for p in upstreams
     )
@@ -62,6 +65,14 @@ def nginx_config(prefix: Path, port: int, upstreams: list[int]) -> str:
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
     user = "user root root;\n" if os.geteuid() == 0 else ""
+    listen = f"listen 127.0.0.1:{port};"
+    if tls is not None:
+        cert, key = tls
+        listen = (
+            f"listen 127.0.0.1:{port} ssl;\n"
+            f"        ssl_certificate {cert};\n"
+            f"        ssl_certificate_key {key};"
+        )
     return f"""{user}worker_processes 1;
 pid {prefix}/nginx.pid;
 error_log stderr warn;
@@ -77,7 +88,7 @@ http {{
 {servers}
     }}
     server {{
-        listen 127.0.0.1:{port};
+        {listen}
         location / {{
             proxy_pass http://assistant;
             proxy_http_version 1.1;
@@ -116,14 +127,15 @@ async def _accepting(port: int, proc: asyncio.subprocess.Process) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def nginx_in_front_of(upstreams: list[int]):
-    """Debian's nginx as a non-daemon child with its own prefix; yields its port."""
+async def nginx_in_front_of(upstreams: list[int], tls: tuple[Path, Path] | None = None):
+    """Debian's nginx as a non-daemon child with its own prefix; yields its port. ``tls``:
+    (certificate chain, key) PEM files: it listens with TLS."""
     with tempfile.TemporaryDirectory(prefix="assistant-nginx-") as tmp:
         prefix = Path(tmp)
         for attempt in range(3):  # the free port may be taken between choosing and binding
             port = _free_port()
             conf = prefix / "nginx.conf"
-            conf.write_text(nginx_config(prefix, port, upstreams))
+            conf.write_text(nginx_config(prefix, port, upstreams, tls))
             proc = await asyncio.create_subprocess_exec(
                 str(NGINX),
                 "-e",

@@ -1,0 +1,116 @@
+"""``assistant bench --server`` options: a clear usage error (exit 2, nothing sent) for each
+mistake, and the built-in bench's options unchanged."""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from assistant.cli import build_parser
+from assistant.commands import bench, bench_server
+from assistant.commands.bench_server import UsageError, plan_from_args, wants_server
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def args(*argv: str):
+    return build_parser().parse_args(["bench", *argv])
+
+
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (("--budget", "pause_p50=1"), "--budget needs --server URL"),
+        (("--server", "ws://h:1", "--token", "t", "--quick"), "--quick applies to the built-in"),
+        (("--server", "ws://h:1", "--token", "t", "--accuracy", "0.5"), "--emulator-accuracy"),
+        (("--server", "ftp://h:1", "--token", "t"), "the scheme must be ws://"),
+        (("--server", "ws://h:1"), "needs the server's token"),
+        (("--server", "ws://h:1", "--token", "t", "--typists", "0"), "at least 1"),
+        (("--server", "ws://h:1", "--token", "t", "--rate", "0"), "--rate must be more than 0"),
+        (("--server", "ws://h:1", "--token", "t", "--cafile", "ca.pem"), "is for a wss://"),
+        (("--server", "wss://h:1", "--token", "t", "--cafile", "/nope.pem"), "no such file"),
+        (("--server", "ws://h:1", "--token", "t", "--passages", "/nope.txt"), "does not exist"),
+        (("--server", "ws://h:1", "--token", "t", "--budget", "p50=1"), "unknown budget"),
+        (("--server", "ws://h:1", "--token", "t", "--json", "/nope/r.json"), "does not exist"),
+    ],
+)
+def test_each_mistake_is_a_usage_error_that_says_what_to_fix(argv, says, monkeypatch):
+    monkeypatch.delenv("ASSISTANT_TOKEN", raising=False)
+    with pytest.raises(UsageError) as info:
+        plan_from_args(args(*argv))
+    assert says in str(info.value)
+
+
+def test_a_bad_cafile_is_a_usage_error(tmp_path):
+    bad = tmp_path / "ca.pem"
+    bad.write_text("not a certificate\n")
+    with pytest.raises(UsageError, match="not a PEM CA certificate"):
+        plan_from_args(args("--server", "wss://h", "--token", "t", "--cafile", str(bad)))
+
+
+def test_the_plan_from_good_options(monkeypatch, tmp_path):
+    monkeypatch.setenv("ASSISTANT_TOKEN", "from-the-env")
+    passages = tmp_path / "mine.txt"
+    passages.write_text("First passage here.\n\nSecond one, longer than that.\n")
+    plan, lines = plan_from_args(
+        args(
+            "--server",
+            "https://gate.example",
+            "--passages",
+            str(passages),
+            "--budget",
+            "pause_p95=900,pauses_shown=0.9",
+            "--rate",
+            "2",
+            "--window",
+            "30",
+        )
+    )
+    assert plan.url == "wss://gate.example/v1/ws" and plan.token == "from-the-env"
+    assert (plan.typists, plan.rate, plan.window_s) == (12, 2.0, 30.0)
+    assert plan.passages == ("First passage here.", "Second one, longer than that.")
+    assert [line.text for line in lines] == ["pause_p95 <= 900 ms", "pauses_shown >= 0.9"]
+
+
+def test_the_built_in_bench_is_unchanged():
+    assert not wants_server(args("--quick"))
+    assert bench.plan_from_args(args()).load_typists == 200
+    assert bench.plan_from_args(args("--typists", "0")).load_typists == 0
+    assert wants_server(args("--server", "ws://h:1")) and bench_server.SUITE
+
+
+def _asked(answer: bytes, tmp_path) -> tuple[int, str]:
+    """``assistant bench --server`` with 13 typists at a terminal that answers ``answer``; the
+    server address is closed, so a run that goes ahead fails to connect (exit 2, "cannot run")."""
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "ASSISTANT_"))}
+    env.update(PYTHONPATH=str(ROOT), ASSISTANT_CONFIG=str(tmp_path / "none.toml"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "assistant", "bench", "--server", "ws://127.0.0.1:9"]
+        + ["--token", "t", "--typists", "13"],
+        stdin=follower,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=env,
+    )
+    os.close(follower)
+    os.write(leader, answer)
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        os.close(leader)
+    return proc.returncode, err.decode()
+
+
+def test_more_than_a_few_typists_are_asked_for_at_a_terminal(tmp_path):
+    code, err = _asked(b"n\n", tmp_path)
+    assert code == 2 and "13 typists will connect" in err and "Go ahead? [y/N]" in err
+    assert "cannot run" not in err  # nothing was sent
+    code, err = _asked(b"y\n", tmp_path)
+    assert code == 2 and "cannot run against ws://127.0.0.1:9/v1/ws: cannot reach" in err
