@@ -28,9 +28,7 @@ def test_the_committed_bundles_are_a_fresh_build(tmp_path):
     node = shutil.which("node")
     if node is None or not (WEB / "node_modules" / "esbuild").is_dir():
         pytest.skip("node or web/node_modules missing: run .ci/setup-node.sh")
-    subprocess.run(
-        [node, "build.mjs", "--outdir", str(tmp_path)], cwd=WEB, check=True, timeout=120
-    )
+    subprocess.run([node, "build.mjs", "--outdir", str(tmp_path)], cwd=WEB, check=True, timeout=120)
     for name in SHIPPED:
         fresh = (tmp_path / name).read_bytes()
         assert fresh == (STATIC / name).read_bytes(), (
