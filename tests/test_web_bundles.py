@@ -60,3 +60,15 @@ def test_a_wheel_carries_the_demos_and_their_bundles(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in SHIPPED + DEMO_PAGES:
         assert f"server/static/{name}" in names, name
+
+
+def test_serve_prints_the_demo_urls_with_the_token():
+    from assistant.commands.serve import banner
+    from assistant.config import Settings
+
+    lines = banner(Settings(token="tok-123", host="0.0.0.0"), 8765, "offline", 1).splitlines()
+    demos = next(x for x in lines if x.startswith("editor demos:")).split()[2:]
+    assert demos == [
+        "http://127.0.0.1:8765/demo/codemirror#token=tok-123",
+        "http://127.0.0.1:8765/demo/prosemirror#token=tok-123",
+    ]
