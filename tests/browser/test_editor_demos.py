@@ -289,3 +289,67 @@ def test_a_review_finding_is_applied_as_one_undo_step(demo):
     page.keyboard.press("Control+z")
     assert demo.text() == before
     assert page.page_errors == []
+
+
+def test_a_finding_follows_edits_and_an_edited_one_cannot_be_applied(demo):
+    """Findings in both paragraphs: one moved by an edit before it applies at its new place,
+    one whose quoted text was edited is withdrawn (its fix would now be wrong)."""
+    page = demo.page
+    demo.set_text(REVIEWED)
+    page.click("#review-btn")
+    page.wait_for_function("document.getElementById('review-status').dataset.ended === 'true'")
+    # an edit before both findings, then one inside "teh"
+    page.evaluate(
+        """(editor) => {
+          const v = window.assistantView;
+          if (editor === 'codemirror') {
+            v.dispatch({changes: {from: 0, insert: 'Hello. '}, userEvent: 'input.type'});
+            const i = v.state.doc.toString().indexOf('teh');
+            v.dispatch({changes: {from: i + 1, insert: 'x'}, userEvent: 'input.type'});
+          } else {
+            v.dispatch(v.state.tr.insertText('Hello. ', 1));
+            let at = null;
+            v.state.doc.descendants((n, pos) => {
+              if (n.isText && at === null && n.text.includes('teh')) at = pos + n.text.indexOf('teh');
+            });
+            v.dispatch(v.state.tr.insertText('x', at + 1));
+          }
+        }""",
+        demo.editor,
+    )
+    before = demo.text()
+    assert "txeh" in before and before.startswith("Hello. ")
+    if demo.editor == "codemirror":
+        assert page.locator(".cm-lintRange >> text=txeh").count() == 0
+    else:
+        assert page.locator(".finding:has(del:text-is('teh'))").count() == 0
+    apply_finding(demo, "Alot")  # in the second paragraph
+    assert demo.text() == before.replace("Alot", "A lot")
+    assert page.page_errors == []
+
+
+def test_no_ghost_during_an_ime_composition(demo):
+    page = demo.page
+    typed = "Thanks for the quick "
+    suggestion = demo.type_and_wait_for_ghost(typed)
+    composed = suggestion[:2]  # the ghost's own next characters: typing through would keep it
+    cdp = page.context.new_cdp_session(page)
+    latest = page.evaluate("window.assistantClient.latestSuggestId")
+    shown = page.evaluate("window.assistantLog.length")
+    # a composition starts: the ghost goes at once, and composing asks for nothing
+    cdp.send(
+        "Input.imeSetComposition", {"text": composed[0], "selectionStart": 1, "selectionEnd": 1}
+    )
+    assert page.evaluate("window.assistantView.composing") is True
+    page.wait_for_function("(sel) => document.querySelector(sel) === null", arg=demo.ghost_selector)
+    cdp.send("Input.imeSetComposition", {"text": composed, "selectionStart": 2, "selectionEnd": 2})
+    assert page.evaluate("window.assistantClient.latestSuggestId") == latest
+    assert demo.ghost() == ""
+    assert page.evaluate("window.assistantLog.length") == shown
+    # committed: the writer gets a suggestion for the composed text
+    cdp.send("Input.insertText", {"text": composed})
+    page.wait_for_function(
+        "(t) => window.assistantLog.some((s) => s.before === t)", arg=typed + composed
+    )
+    assert demo.text() == typed + composed
+    assert page.page_errors == []

@@ -21,6 +21,9 @@ import { ReviewSession, SuggestionSession, firstWord } from "./session.js";
 /** Sets (or, with null, clears) the ghost. */
 export const setGhost = StateEffect.define();
 
+/** The options given to assistant() (the last one wins if it is added twice). */
+const optionsFacet = Facet.define({ combine: (values) => values[values.length - 1] });
+
 /** Marks the assistant's own non-typing edits (an applied fix): they ask for no suggestion. */
 const assistantEdit = Annotation.define();
 
@@ -177,10 +180,10 @@ class AssistantPlugin {
 
   dismiss() {
     const shown = this.view.state.field(ghostField, false);
-    const pending = this.session.pending;
     this.session.cancel();
     if (shown) this.view.dispatch({ effects: setGhost.of(null) });
-    return !!shown || !!pending;
+    // Esc is ours only when a ghost was on screen; otherwise it goes on to the page.
+    return !!shown;
   }
 
   // ---- review findings -------------------------------------------------------------------
@@ -275,9 +278,6 @@ const assistantPlugin = ViewPlugin.define((view) => new AssistantPlugin(view, vi
     },
   },
 });
-
-/** The options given to assistant() (the last one wins if it is added twice). */
-const optionsFacet = Facet.define({ combine: (values) => values[values.length - 1] });
 
 const theme = EditorView.baseTheme({
   ".cm-assistant-ghost": { color: "#8a8f98", pointerEvents: "none" },

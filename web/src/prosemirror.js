@@ -108,6 +108,9 @@ export const assistantKey = new PluginKey("assistant");
 
 const SEVERITIES = ["high", "medium", "low"];
 
+/** Ctrl+Right moves between desktops on a Mac, where Alt+Right is the word key. */
+const MAC = typeof navigator !== "undefined" && /Mac|iP(hone|[oa]d)/.test(navigator.platform);
+
 /** What is left of the ghost after `tr` when the writer typed its next characters at its place
  * (and nothing else), else null. */
 function typedThrough(ghost, tr, selection) {
@@ -208,6 +211,7 @@ function decorations(state) {
       const span = document.createElement("span");
       span.className = "assistant-ghost";
       span.setAttribute("aria-hidden", "true");
+      span.style.opacity = "0.5"; // told apart from the text even with no stylesheet
       span.textContent = text;
       return span;
     };
@@ -289,10 +293,10 @@ class AssistantView {
 
   dismiss() {
     const shown = assistantKey.getState(this.view.state).ghost;
-    const pending = this.session.pending;
     this.session.cancel();
     if (shown) this.view.dispatch(this.view.state.tr.setMeta(assistantKey, { ghost: null }));
-    return !!shown || !!pending;
+    // Esc is ours only when a ghost was on screen; otherwise it goes on to the page.
+    return !!shown;
   }
 
   startReview() {
@@ -357,7 +361,7 @@ export function assistantPlugins(options) {
   });
   const keys = keymap({
     Tab: (_state, _dispatch, view) => !!view && (viewOf(view)?.accept("all") ?? false),
-    "Ctrl-ArrowRight": (_state, _dispatch, view) => !!view && (viewOf(view)?.accept("word") ?? false),
+    [MAC ? "Alt-ArrowRight" : "Ctrl-ArrowRight"]: (_state, _dispatch, view) => !!view && (viewOf(view)?.accept("word") ?? false),
     Escape: (_state, _dispatch, view) => !!view && (viewOf(view)?.dismiss() ?? false),
   });
   return [plugin, keys];
