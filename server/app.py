@@ -33,7 +33,7 @@ from .metrics import ServerMetrics
 from .wiring import start_providers
 
 STATIC_DIR = Path(__file__).parent / "static"
-DEMO_EDITORS = ("codemirror", "prosemirror")
+DEMO_EDITORS = {"codemirror": "CodeMirror", "prosemirror": "ProseMirror"}
 from assistant.endpoint import WS_PATH  # noqa: E402  (one definition, shared with the clients)
 
 _PLACEHOLDER = """<!doctype html><meta charset="utf-8"><title>assistant</title>
@@ -199,9 +199,9 @@ def build_app(
         name = request.path_params["editor"]
         if name not in DEMO_EDITORS:
             return Response("no such demo", status_code=404, media_type="text/plain")
-        return FileResponse(
-            STATIC_DIR / "demo" / f"{name}.html", headers={"cache-control": "no-cache"}
-        )
+        page = (STATIC_DIR / "demo" / "page.html").read_text(encoding="utf-8")
+        page = page.replace("{{editor}}", name).replace("{{title}}", DEMO_EDITORS[name])
+        return HTMLResponse(page, headers={"cache-control": "no-cache"})
 
     routes = [
         WebSocketRoute(WS_PATH, websocket_endpoint),

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WEB = ROOT / "web"
 STATIC = ROOT / "server" / "static"
 SHIPPED = ["bundles/codemirror.js", "bundles/prosemirror.js", "client.js"]
-DEMO_PAGES = ["demo/codemirror.html", "demo/prosemirror.html", "demo/demo.css"]
+DEMO_PAGES = ["demo/page.html", "demo/demo.css"]
 
 
 def test_the_committed_bundles_are_a_fresh_build(tmp_path):

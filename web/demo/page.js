@@ -1,35 +1,12 @@
 // What both demo pages share: the token from the URL fragment (as the editor at / takes it:
 // never sent in a request line, then kept for this tab), the client, and the status line.
 
-import { AssistantClient } from "../src/client.js";
-
-const TOKEN_KEY = "assistant.token";
-
-function takeToken() {
-  const params = new URLSearchParams(location.hash.slice(1));
-  const fromUrl = params.get("token");
-  if (fromUrl) {
-    try {
-      sessionStorage.setItem(TOKEN_KEY, fromUrl);
-    } catch {
-      // storage disabled: the token lives for this page only
-    }
-    params.delete("token");
-    const rest = params.toString();
-    history.replaceState(null, "", location.pathname + location.search + (rest ? `#${rest}` : ""));
-    return fromUrl;
-  }
-  try {
-    return sessionStorage.getItem(TOKEN_KEY);
-  } catch {
-    return null;
-  }
-}
+import { AssistantClient, tokenFromFragment } from "../src/client.js";
 
 /** The page's client (connected when there is a token), with the connection shown in #conn
  * and a review's progress in #review-status. */
 export function demoClient() {
-  const token = takeToken();
+  const token = tokenFromFragment();
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`;
   const client = new AssistantClient({ url, token: token || "" });
   const conn = document.getElementById("conn");

@@ -110,6 +110,7 @@ class AssistantPlugin {
       show: (ghost) => this.view.dispatch({ effects: setGhost.of(ghost) }),
       composing: () => this.view.composing || this.view.compositionStarted,
       focused: () => this.view.hasFocus,
+      current: () => this.view.state.field(ghostField, false),
     });
     this.review = new ReviewSession(options.client, {
       finding: (f, range) => this.addFinding(f, range),
@@ -143,14 +144,7 @@ class AssistantPlugin {
       (tr) => tr.docChanged && !tr.annotation(assistantEdit) && WRITING.some((event) => tr.isUserEvent(event)),
     );
     if (typed) this.session.request();
-    else if (update.docChanged || update.selectionSet) this.cancelIfMoved();
-  }
-
-  /** A cursor move, a selection or someone else's edit stops the request for the old place. */
-  cancelIfMoved() {
-    const p = this.session.pending;
-    const sel = this.view.state.selection.main;
-    if (p && (p.snap.key !== this.view.state.doc || !sel.empty || sel.head !== p.snap.at)) this.session.cancel();
+    else if (update.docChanged || update.selectionSet) this.session.cancelIfMoved();
   }
 
   destroy() {

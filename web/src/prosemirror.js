@@ -240,6 +240,7 @@ class AssistantView {
       show: (ghost) => this.view.dispatch(this.view.state.tr.setMeta(assistantKey, { ghost })),
       composing: () => this.view.composing,
       focused: () => this.view.hasFocus(),
+      current: () => assistantKey.getState(this.view.state).ghost,
     });
     this.review = new ReviewSession(options.client, {
       finding: (f, range) => this.view.dispatch(this.view.state.tr.setMeta(assistantKey, { finding: f, range })),
@@ -267,9 +268,7 @@ class AssistantView {
       this.session.request();
       return;
     }
-    const p = this.session.pending;
-    const sel = view.state.selection;
-    if (p && (p.snap.key !== view.state.doc || !sel.empty || sel.head !== p.snap.at)) this.session.cancel();
+    this.session.cancelIfMoved();
   }
 
   destroy() {

@@ -22,6 +22,7 @@
  * @property {(ghost: {id: number, text: string, at: number} | null) => void} show
  * @property {() => boolean} composing  an IME composition is under way
  * @property {() => boolean} focused
+ * @property {() => {text: string} | null} current  the ghost on screen
  */
 
 /** Bounded log of the ghosts shown, for tests and debugging (oldest dropped first). */
@@ -73,6 +74,14 @@ export class SuggestionSession {
     }
   }
 
+  /** A cursor move, a selection or someone else's edit stops the request for the old place. */
+  cancelIfMoved() {
+    const p = this.pending;
+    if (!p) return;
+    const now = this.host.snapshot();
+    if (!now || now.key !== p.snap.key || now.at !== p.snap.at) this.cancel();
+  }
+
   /** The writer took `chars` characters of suggestion `id` (telemetry for the server). */
   accepted(id, chars) {
     this.client.accept(id, chars);
@@ -84,7 +93,14 @@ export class SuggestionSession {
     if (this.host.composing()) return;
     const now = this.host.snapshot();
     if (!now || now.key !== p.snap.key || now.at !== p.snap.at) return;
-    if (d.final) this.pending = null;
+    if (d.final) {
+      this.pending = null;
+    } else {
+      // After a type-through the rest of the old ghost is still up: an answer that has not
+      // caught up with it yet would only make it flicker shorter.
+      const g = this.host.current();
+      if (g && g.text.startsWith(d.text)) return;
+    }
     this.host.show(d.text ? { id: d.id, text: d.text, at: p.snap.at } : null);
     if (!d.text) return;
     this.shown.push({
