@@ -14,7 +14,7 @@ import { isolateHistory } from "@codemirror/commands";
 import { setDiagnostics } from "@codemirror/lint";
 import { Annotation, Facet, Prec, StateEffect, StateField } from "@codemirror/state";
 import { Decoration, EditorView, ViewPlugin, WidgetType, keymap } from "@codemirror/view";
-import { ReviewSession, SuggestionSession, firstWord } from "./session.js";
+import { ReviewSession, SuggestionSession } from "./session.js";
 
 /** @typedef {{id: number, text: string, at: number}} Ghost */
 
@@ -158,9 +158,7 @@ class AssistantPlugin {
   accept(part) {
     const ghost = liveGhost(this.view.state);
     if (!ghost) return false;
-    const text = part === "word" ? firstWord(ghost.text) : ghost.text;
-    const rest = ghost.text.slice(text.length);
-    this.session.accepted(ghost.id, text.length);
+    const { text, rest } = this.session.take(ghost, part);
     this.view.dispatch({
       changes: { from: ghost.at, insert: text },
       selection: { anchor: ghost.at + text.length },

@@ -16,7 +16,7 @@ import { keymap } from "prosemirror-keymap";
 import { Plugin, PluginKey, TextSelection } from "prosemirror-state";
 import { Mapping } from "prosemirror-transform";
 import { Decoration, DecorationSet } from "prosemirror-view";
-import { ReviewSession, SuggestionSession, firstWord } from "./session.js";
+import { ReviewSession, SuggestionSession } from "./session.js";
 
 const BLOCK_SEPARATOR = "\n\n";
 const OBJECT = "\uFFFC";
@@ -279,9 +279,7 @@ class AssistantView {
   accept(part) {
     const ghost = liveGhost(this.view.state);
     if (!ghost) return false;
-    const text = part === "word" ? firstWord(ghost.text) : ghost.text;
-    const rest = ghost.text.slice(text.length);
-    this.session.accepted(ghost.id, text.length);
+    const { text, rest } = this.session.take(ghost, part);
     const tr = this.view.state.tr;
     const end = insertProse(tr, ghost.at, text);
     tr.setSelection(TextSelection.create(tr.doc, end));

@@ -82,9 +82,12 @@ export class SuggestionSession {
     if (!now || now.key !== p.snap.key || now.at !== p.snap.at) this.cancel();
   }
 
-  /** The writer took `chars` characters of suggestion `id` (telemetry for the server). */
-  accepted(id, chars) {
-    this.client.accept(id, chars);
+  /** What accepting `part` ("all", or "word" for Ctrl+Right) of `ghost` inserts and leaves;
+   * the server is told how much was taken (it counts what a writer gets). */
+  take(ghost, part) {
+    const text = part === "word" ? firstWord(ghost.text) : ghost.text;
+    this.client.accept(ghost.id, text.length);
+    return { text, rest: ghost.text.slice(text.length) };
   }
 
   _onSuggestion(d) {
