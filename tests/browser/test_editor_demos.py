@@ -15,6 +15,7 @@ import pytest
 
 from assistant.config import Settings
 from assistant.emulator import EmulatorConfig, EmulatorThread
+from tests.retraction_case import RETRACTED_LABELS, RETRACTED_SEED, RETRACTED_TEXT
 
 TOKEN = "demo-test-token"
 EDITORS = ("codemirror", "prosemirror")
@@ -63,6 +64,20 @@ def server() -> Iterator[object]:
 def demo(request, page, server):
     """The demo page for one editor, connected and focused; returns a driver."""
     return Demo(page, server, request.param)
+
+
+@pytest.fixture(scope="module")
+def retracting_server() -> Iterator[object]:
+    """A server whose review shows a finding, then withdraws it (tests/retraction_case.py)."""
+    from server.runner import ServerThread
+
+    config = EmulatorConfig(profile="fast", seed=RETRACTED_SEED, review_labels=RETRACTED_LABELS)
+    with EmulatorThread(config) as emu:
+        settings = Settings(
+            api_key="test-key", base_url=emu.base_url, token=TOKEN, offline="statistical"
+        )
+        with ServerThread(settings) as srv:
+            yield srv
 
 
 class Demo:
@@ -352,4 +367,30 @@ def test_no_ghost_during_an_ime_composition(demo):
         "(t) => window.assistantLog.some((s) => s.before === t)", arg=typed + composed
     )
     assert demo.text() == typed + composed
+    assert page.page_errors == []
+
+
+@pytest.mark.parametrize("editor", EDITORS)
+def test_a_finding_the_review_withdraws_is_gone_and_the_other_applies(
+    page, retracting_server, editor
+):
+    demo = Demo(page, retracting_server, editor)
+    demo.set_text(RETRACTED_TEXT.rstrip("\n"))
+    page.evaluate(
+        """() => {
+          window.__events = [];
+          const c = window.assistantClient;
+          c.addEventListener('finding', (e) => window.__events.push(['finding', e.detail.quote]));
+          c.addEventListener('finding-retracted', (e) => window.__events.push(['retracted', e.detail.index]));
+        }"""
+    )
+    page.click("#review-btn")
+    page.wait_for_function("document.getElementById('review-status').dataset.ended === 'true'")
+    events = page.evaluate("window.__events")
+    assert ["finding", "Monday. The budjet"] in events and ["retracted", 0] in events, events
+    quotes = page.evaluate("window.assistantFindings().map((f) => f.quote)")
+    assert "Monday. The budjet" not in quotes and "budjet" in quotes, quotes
+    before = demo.text()
+    apply_finding(demo, "budjet")
+    assert demo.text() == before.replace("budjet", "budget")
     assert page.page_errors == []

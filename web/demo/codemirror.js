@@ -3,7 +3,7 @@
 import { defaultKeymap, history, historyKeymap } from "@codemirror/commands";
 import { lintGutter } from "@codemirror/lint";
 import { EditorView, drawSelection, keymap } from "@codemirror/view";
-import { assistant, startReview, suggestionLog } from "../src/codemirror.js";
+import { assistant, reviewFindings, startReview, suggestionLog } from "../src/codemirror.js";
 import { demoClient, onReviewClick, reviewStatus } from "./page.js";
 
 const client = demoClient();
@@ -22,4 +22,5 @@ onReviewClick(() => startReview(view));
 window.assistantView = view;
 window.assistantClient = client;
 window.assistantLog = suggestionLog(view);
+window.assistantFindings = () => reviewFindings(view);
 view.focus();

@@ -53,4 +53,5 @@ onReviewClick(() => startReview(view));
 window.assistantView = view;
 window.assistantClient = client;
 window.assistantLog = suggestionLog(view);
+window.assistantFindings = () => reviewFindings(view.state);
 view.focus();

@@ -306,6 +306,11 @@ export function startReview(view) {
   return pluginOf(view)?.startReview() ?? null;
 }
 
+/** The review findings in `view`: [{index, from, to, quote, replacement, severity, message}]. */
+export function reviewFindings(view) {
+  return pluginOf(view)?.findings ?? [];
+}
+
 /** The ghost on screen in `view`, or null. */
 export function currentGhost(view) {
   return view.state.field(ghostField, false) || null;
