@@ -27,7 +27,8 @@ DOC_TEXT = {
     "codemirror": "() => window.assistantView.state.doc.toString()",
     "prosemirror": """() => {
       const doc = window.assistantView.state.doc;
-      return doc.textBetween(0, doc.content.size, '\\n\\n', '\\ufffc');
+      const leaf = (n) => (n.type.name === 'hard_break' ? '\\n' : '\\ufffc');
+      return doc.textBetween(0, doc.content.size, '\\n\\n', leaf);
     }""",
 }
 
@@ -393,4 +394,41 @@ def test_a_finding_the_review_withdraws_is_gone_and_the_other_applies(
     before = demo.text()
     apply_finding(demo, "budjet")
     assert demo.text() == before.replace("budjet", "budget")
+    assert page.page_errors == []
+
+
+def test_across_paragraphs_and_marks_the_server_sees_the_text_and_tab_lands_in_place(demo, server):
+    """Bold text (separate text nodes in ProseMirror), a new paragraph and a line break: the
+    server's copy is the editor's text (paragraphs joined by a blank line in ProseMirror) and
+    the accepted ghost lands at the cursor, in the last paragraph."""
+    page = demo.page
+    page.keyboard.type("We met on ", delay=15)
+    page.keyboard.press("Control+b")
+    page.keyboard.type("Monday", delay=15)
+    page.keyboard.press("Control+b")
+    page.keyboard.type(".", delay=15)
+    page.keyboard.press("Enter")
+    page.keyboard.type("The plan", delay=15)
+    page.keyboard.press("Shift+Enter")
+    suggestion = demo.type_and_wait_for_ghost("is to ")
+    typed = demo.text()
+    separator = "\n\n" if demo.editor == "prosemirror" else "\n"
+    assert typed == f"We met on Monday.{separator}The plan\nis to "
+    assert page.evaluate("window.assistantLog.at(-1).requestPrefix") == typed
+
+    async def server_copies():
+        return [
+            c.documents.document.text
+            for c in server.hub.connections
+            if c.documents.document is not None
+        ]
+
+    assert typed in server.call(server_copies())
+    page.keyboard.press("Tab")
+    assert demo.text() == typed + suggestion
+    if demo.editor == "prosemirror":
+        assert page.evaluate("window.assistantView.state.doc.childCount") == 2
+        assert page.locator(".ProseMirror strong").text_content() == "Monday"
+    page.keyboard.press("Control+z")
+    assert demo.text() == typed
     assert page.page_errors == []

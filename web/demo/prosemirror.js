@@ -1,7 +1,7 @@
 // /demo/prosemirror: a ProseMirror editor (basic schema, history) with the assistant plugins,
 // and the review's findings listed beside it with Apply buttons.
 
-import { baseKeymap } from "prosemirror-commands";
+import { baseKeymap, toggleMark } from "prosemirror-commands";
 import { history, redo, undo } from "prosemirror-history";
 import { keymap } from "prosemirror-keymap";
 import { schema } from "prosemirror-schema-basic";
@@ -11,6 +11,12 @@ import { applyFinding, assistantPlugins, reviewFindings, startReview, suggestion
 import { demoClient, onReviewClick, reviewStatus } from "./page.js";
 
 const client = demoClient();
+
+/** Shift+Enter: a line break inside the paragraph. */
+function hardBreak(state, dispatch) {
+  if (dispatch) dispatch(state.tr.replaceSelectionWith(schema.nodes.hard_break.create()).scrollIntoView());
+  return true;
+}
 const list = document.getElementById("findings");
 
 function renderFindings(state) {
@@ -39,7 +45,14 @@ const view = new EditorView(document.getElementById("editor"), {
     plugins: [
       ...assistantPlugins({ client, onReviewStatus: reviewStatus }),
       history(),
-      keymap({ "Mod-z": undo, "Mod-y": redo, "Shift-Mod-z": redo }),
+      keymap({
+        "Mod-z": undo,
+        "Mod-y": redo,
+        "Shift-Mod-z": redo,
+        "Mod-b": toggleMark(schema.marks.strong),
+        "Mod-i": toggleMark(schema.marks.em),
+        "Shift-Enter": hardBreak,
+      }),
       keymap(baseKeymap),
     ],
   }),
