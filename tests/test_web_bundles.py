@@ -50,9 +50,17 @@ def test_the_client_is_the_packages_client():
 
 @pytest.mark.slow
 def test_a_wheel_carries_the_demos_and_their_bundles(tmp_path):
-    """What `pip install` gets: the demo pages and the built bundles, no web/ sources needed."""
+    """What `pip install` gets: the demo pages and the built bundles, no web/ sources needed.
+    Built from a copy of the sources (setuptools' build/ folder in the tree would keep files
+    since deleted, and this test must not leave one behind)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    for package in ("assistant", "server", "tui"):
+        shutil.copytree(ROOT / package, src / package, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(src)],
         check=True,
         timeout=280,
     )
@@ -60,6 +68,7 @@ def test_a_wheel_carries_the_demos_and_their_bundles(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in SHIPPED + DEMO_PAGES:
         assert f"server/static/{name}" in names, name
+    assert not any(n.startswith("web/") for n in names)
 
 
 def test_serve_prints_the_demo_urls_with_the_token():
