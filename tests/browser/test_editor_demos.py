@@ -432,3 +432,45 @@ def test_across_paragraphs_and_marks_the_server_sees_the_text_and_tab_lands_in_p
     page.keyboard.press("Control+z")
     assert demo.text() == typed
     assert page.page_errors == []
+
+
+HEAD = {
+    "codemirror": "window.assistantView.state.selection.main.head",
+    "prosemirror": "window.assistantView.state.selection.head",
+}
+
+
+def test_a_cursor_move_clears_the_ghost_and_stops_its_request(demo):
+    page = demo.page
+    typed = "Please send me the "
+    assert demo.type_and_wait_for_ghost(typed)
+    head = page.evaluate(HEAD[demo.editor])
+    page.keyboard.press("ArrowLeft")
+    # ProseMirror leaves arrow keys to the browser and reads the caret on selectionchange:
+    # once the editor has the new caret, the ghost is gone in the same update
+    page.wait_for_function(f"() => {HEAD[demo.editor]} !== {head}")
+    assert demo.ghost() == ""
+    # a key typed here asks for this place; moving away at once stops that request, so
+    # nothing for it can surface (the client no longer listens for its id)
+    page.keyboard.type("x")
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function(f"() => {HEAD[demo.editor]} === {head - 1}")
+    latest = page.evaluate("window.assistantClient.latestSuggestId")
+    assert page.evaluate(f"window.assistantClient._isLive({latest})") is False
+    assert demo.ghost() == ""
+    page.keyboard.press("End")
+    page.wait_for_function(f"() => {HEAD[demo.editor]} === {head + 1}")
+    suggestion = demo.type_and_wait_for_ghost("y")
+    assert suggestion and demo.text() == typed[:-1] + "x " + "y"
+    assert page.page_errors == []
+
+
+@pytest.mark.parametrize("editor", EDITORS)
+def test_a_wrong_token_is_refused_and_the_editor_still_edits(page, server, editor):
+    page.goto(f"{server.http_url}/demo/{editor}#token=wrong")
+    page.wait_for_selector("#conn[data-state=refused]")
+    page.click(CONTENT_SELECTOR[editor])
+    page.keyboard.type("Still my text. ", delay=10)
+    page.keyboard.press("Tab")
+    assert page.evaluate(DOC_TEXT[editor]) == "Still my text. "
+    assert page.page_errors == []
