@@ -159,6 +159,15 @@ def test_type_pause_tab_accepts_and_ctrl_z_takes_it_back_in_one_step(demo):
     assert demo.text() == typed
     page.keyboard.press("Control+z")
     assert demo.text() == ""  # the typing was its own step
+    # typing right after an accept is a step of its own too
+    suggestion = demo.type_and_wait_for_ghost(typed)
+    page.keyboard.press("Tab")
+    page.keyboard.type(" ok", delay=15)
+    assert demo.text() == typed + suggestion + " ok"
+    page.keyboard.press("Control+z")
+    assert demo.text() == typed + suggestion
+    page.keyboard.press("Control+z")
+    assert demo.text() == typed
     assert page.page_errors == []
 
 
