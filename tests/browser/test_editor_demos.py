@@ -7,6 +7,7 @@ finding applied."""
 
 from __future__ import annotations
 
+import contextlib
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -49,36 +50,37 @@ SET_TEXT = {
 }
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[object]:
+@contextlib.contextmanager
+def emulated_server(config: EmulatorConfig) -> Iterator[object]:
+    """The real server on loopback, the real SDK inside it talking to the emulator."""
     from server.runner import ServerThread
 
-    with EmulatorThread(EmulatorConfig(profile="fast", seed=0)) as emu:
-        settings = Settings(
-            api_key="test-key", base_url=emu.base_url, token=TOKEN, offline="statistical"
-        )
-        with ServerThread(settings) as srv:
-            yield srv
-
-
-@pytest.fixture(params=EDITORS)
-def demo(request, page, server):
-    """The demo page for one editor, connected and focused; returns a driver."""
-    return Demo(page, server, request.param)
-
-
-@pytest.fixture(scope="module")
-def retracting_server() -> Iterator[object]:
-    """A server whose review shows a finding, then withdraws it (tests/retraction_case.py)."""
-    from server.runner import ServerThread
-
-    config = EmulatorConfig(profile="fast", seed=RETRACTED_SEED, review_labels=RETRACTED_LABELS)
     with EmulatorThread(config) as emu:
         settings = Settings(
             api_key="test-key", base_url=emu.base_url, token=TOKEN, offline="statistical"
         )
         with ServerThread(settings) as srv:
             yield srv
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[object]:
+    with emulated_server(EmulatorConfig(profile="fast", seed=0)) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def retracting_server() -> Iterator[object]:
+    """A server whose review shows a finding, then withdraws it (tests/retraction_case.py)."""
+    config = EmulatorConfig(profile="fast", seed=RETRACTED_SEED, review_labels=RETRACTED_LABELS)
+    with emulated_server(config) as srv:
+        yield srv
+
+
+@pytest.fixture(params=EDITORS)
+def demo(request, page, server):
+    """The demo page for one editor, connected and focused; returns a driver."""
+    return Demo(page, server, request.param)
 
 
 class Demo:
