@@ -485,3 +485,38 @@ def test_a_wrong_token_is_refused_and_the_editor_still_edits(page, server, edito
     page.keyboard.press("Tab")
     assert page.evaluate(DOC_TEXT[editor]) == "Still my text. "
     assert page.page_errors == []
+
+
+# Type one character through the editor, then answer its request at once with `text` (as the
+# client surfaces a server's final answer): a ghost whose content the test chooses.
+TYPE_AND_ANSWER = {
+    "codemirror": """(text) => {
+      const v = window.assistantView;
+      const at = v.state.selection.main.head;
+      v.dispatch({changes: {from: at, insert: 'x'}, selection: {anchor: at + 1},
+                  userEvent: 'input.type'});""",
+    "prosemirror": """(text) => {
+      const v = window.assistantView;
+      v.dispatch(v.state.tr.insertText('x'));""",
+}
+ANSWER = """
+      const c = window.assistantClient;
+      c.dispatchEvent(new CustomEvent('suggestion', {detail: {
+        id: c.latestSuggestId, text, final: true, source: 'model'}}));
+    }"""
+
+
+def test_a_ghost_with_a_paragraph_break_is_accepted_as_one_step(demo):
+    page = demo.page
+    demo.type_and_wait_for_ghost("The notes are ready ")
+    page.evaluate(TYPE_AND_ANSWER[demo.editor] + ANSWER, "for Friday.\n\nNext, the plan")
+    assert demo.ghost() == "for Friday.\n\nNext, the plan"
+    typed = demo.text()
+    assert typed == "The notes are ready x"
+    page.keyboard.press("Tab")
+    assert demo.text() == typed + "for Friday.\n\nNext, the plan"
+    if demo.editor == "prosemirror":
+        assert page.evaluate("window.assistantView.state.doc.childCount") == 2
+    page.keyboard.press("Control+z")
+    assert demo.text() == typed
+    assert page.page_errors == []

@@ -82,8 +82,8 @@ function insertProse(tr, pos, text) {
   const breakType = tr.doc.type.schema.nodes.hard_break;
   text.split(BLOCK_SEPARATOR).forEach((para, i) => {
     if (i > 0) {
-      tr.split(pos);
-      pos = tr.mapping.map(pos);
+      tr.split(pos); // closes this textblock and opens the next: two positions on
+      pos += 2;
     }
     para.split("\n").forEach((line, j) => {
       if (j > 0) {
