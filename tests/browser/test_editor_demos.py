@@ -509,14 +509,17 @@ ANSWER = """
 def test_a_ghost_with_a_paragraph_break_is_accepted_as_one_step(demo):
     page = demo.page
     demo.type_and_wait_for_ghost("The notes are ready ")
-    page.evaluate(TYPE_AND_ANSWER[demo.editor] + ANSWER, "for Friday.\n\nNext, the plan")
-    assert demo.ghost() == "for Friday.\n\nNext, the plan"
+    page.evaluate(
+        TYPE_AND_ANSWER[demo.editor] + ANSWER, "for Friday.\n\nNext, the plan\nand the notes"
+    )
+    assert demo.ghost() == "for Friday.\n\nNext, the plan\nand the notes"
     typed = demo.text()
     assert typed == "The notes are ready x"
     page.keyboard.press("Tab")
-    assert demo.text() == typed + "for Friday.\n\nNext, the plan"
-    if demo.editor == "prosemirror":
+    assert demo.text() == typed + "for Friday.\n\nNext, the plan\nand the notes"
+    if demo.editor == "prosemirror":  # a new paragraph, and a line break in it
         assert page.evaluate("window.assistantView.state.doc.childCount") == 2
+        assert page.locator(".ProseMirror p:nth-child(2) br").count() == 1
     page.keyboard.press("Control+z")
     assert demo.text() == typed
     assert page.page_errors == []
