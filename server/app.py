@@ -33,6 +33,7 @@ from .metrics import ServerMetrics
 from .wiring import start_providers
 
 STATIC_DIR = Path(__file__).parent / "static"
+DEMO_EDITORS = {"codemirror": "CodeMirror", "prosemirror": "ProseMirror"}
 from assistant.endpoint import WS_PATH  # noqa: E402  (one definition, shared with the clients)
 
 _PLACEHOLDER = """<!doctype html><meta charset="utf-8"><title>assistant</title>
@@ -193,11 +194,21 @@ def build_app(
             return FileResponse(page, headers={"cache-control": "no-cache"})
         return HTMLResponse(_PLACEHOLDER)
 
+    async def demo(request: Request) -> Response:
+        # The package's editors (web/, built into static/bundles/): a fixed set of pages.
+        name = request.path_params["editor"]
+        if name not in DEMO_EDITORS:
+            return Response("no such demo", status_code=404, media_type="text/plain")
+        page = (STATIC_DIR / "demo" / "page.html").read_text(encoding="utf-8")
+        page = page.replace("{{editor}}", name).replace("{{title}}", DEMO_EDITORS[name])
+        return HTMLResponse(page, headers={"cache-control": "no-cache"})
+
     routes = [
         WebSocketRoute(WS_PATH, websocket_endpoint),
         Route("/healthz", healthz),
         Route("/metrics", metrics_endpoint),
         Route("/", index),
+        Route("/demo/{editor}", demo),
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

@@ -22,6 +22,8 @@ def banner(settings, port: int, label: str, workers: int) -> str:
     lines = [
         f"assistant server: http://{shown}:{port}  (provider: {label})",
         f"web editor: http://{shown}:{port}/#token={settings.token}",
+        f"editor demos: http://{shown}:{port}/demo/codemirror#token={settings.token}"
+        f"  http://{shown}:{port}/demo/prosemirror#token={settings.token}",
         f"websocket: ws://{shown}:{port}{WS_PATH}",
     ]
     if workers > 1:

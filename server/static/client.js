@@ -65,6 +65,30 @@ function isLow(c) {
   return c >= 0xdc00 && c <= 0xdfff;
 }
 
+/** The server's token for this page: taken from the URL fragment (`#token=…`, which a browser
+ * never sends in a request line) and then removed from the address bar, or, after that, the one
+ * kept for this tab under `key` in sessionStorage. null when there is none. */
+export function tokenFromFragment(key = "assistant.token") {
+  const params = new URLSearchParams(location.hash.slice(1));
+  const fromUrl = params.get("token");
+  if (fromUrl) {
+    try {
+      sessionStorage.setItem(key, fromUrl);
+    } catch {
+      // storage disabled: the token lives for this page only
+    }
+    params.delete("token");
+    const rest = params.toString();
+    history.replaceState(null, "", location.pathname + location.search + (rest ? `#${rest}` : ""));
+    return fromUrl;
+  }
+  try {
+    return sessionStorage.getItem(key);
+  } catch {
+    return null;
+  }
+}
+
 export class AssistantClient extends EventTarget {
   /**
    * @param {object} options
