@@ -16,6 +16,11 @@ The ghost is TextArea's native ``suggestion`` (drawn after the cursor in the
   rows in view hold (cut at a word; :meth:`GhostEditor.shown_ghost`). A writer once pressed Tab
   on the last row and got "children played on the beach while" for a screen showing
   "children".
+- Esc followed quickly by a key arrives as Alt+key (Textual's key parser cannot tell them
+  apart, the terminal sends the same bytes, and tmux's escape-time makes it common): Alt plus a
+  printable character is handled as Esc then that character, so the ghost is dismissed.
+- Ctrl+Home / Ctrl+End go to the start / end of the document; a resize keeps the cursor (and
+  its ghost) in view.
 - It posts messages for the app to turn into protocol frames: ``Edited`` (send ``suggest``),
   ``Dismissed`` (send ``cancel``), ``Accepted`` (send ``accept``), ``EscapePressed`` (Esc with
   no ghost: the app may cancel a review).
@@ -26,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rich.cells import cell_len
+from textual import events
 from textual.actions import SkipAction
 from textual.binding import Binding
 from textual.geometry import Offset, Size
@@ -74,6 +80,8 @@ class GhostEditor(TextArea):
         Binding("tab", "accept_all", "Accept", show=False, priority=True),
         Binding("ctrl+right", "accept_word", "Accept word", show=False, priority=True),
         Binding("escape", "dismiss", "Dismiss", show=False, priority=True),
+        Binding("ctrl+home", "document_start", "Start of document", show=False),
+        Binding("ctrl+end", "document_end", "End of document", show=False),
     ]
 
     @dataclass
@@ -339,8 +347,48 @@ class GhostEditor(TextArea):
             return
         super().action_cursor_right(select)
 
+    def action_document_start(self) -> None:
+        self.move_cursor((0, 0))
+        self.scroll_cursor_visible()
+
+    def action_document_end(self) -> None:
+        self.move_cursor(self.document.end)
+        self.scroll_cursor_visible()
+
+    async def _on_key(self, event: events.Key) -> None:
+        character = _escaped_character(event)
+        if character is None:
+            await super()._on_key(event)
+            return
+        # Esc then a character, read as Alt+character: dismiss, then type the character.
+        event.stop()
+        event.prevent_default()
+        self.action_dismiss()
+        self._replace_via_keyboard(character, *self.selection)  # as TextArea types a key
+
+    def _on_resize(self, event: events.Resize) -> None:
+        super()._on_resize()
+        # The text re-wraps to the new width; without this the view stays at the old row
+        # offset and shows another part of the document until the writer types.
+        self.call_after_refresh(self._keep_cursor_in_view)
+
+    def _keep_cursor_in_view(self) -> None:
+        self.scroll_cursor_visible()
+        self.scroll_ghost_visible()
+
     def action_dismiss(self) -> None:
         if self.suggestion:
             self.clear_ghost()
         else:
             self.post_message(self.EscapePressed(self))
+
+
+def _escaped_character(event: events.Key) -> str | None:
+    """The character of an Alt+character key (Esc then the character), else None."""
+    if not event.key.startswith("alt+") or event.key.count("+") != 1:
+        return None
+    character = event.character
+    if character is None or len(character) != 1:
+        rest = event.key.removeprefix("alt+")
+        character = {"space": " "}.get(rest, rest)
+    return character if len(character) == 1 and character.isprintable() else None
