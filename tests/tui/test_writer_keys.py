@@ -205,3 +205,33 @@ async def test_save_as_rescues_a_text_whose_directory_went_away(tmp_path):
             await wait_until(pilot, lambda: isinstance(app.screen, SaveAsScreen), what="save as")
             await pilot.press("escape")
             assert app.editor.text == "Draft and more"
+
+
+async def test_no_ghost_is_offered_with_words_after_the_cursor_on_its_line(tmp_path):
+    """As docs/editor.md says: a Markdown paragraph is one line, so inside one there is no
+    ghost (and no model call); at the end of the line there is."""
+    path = tmp_path / "draft.md"
+    path.write_text("The quick brown fox near the river bank.\n")
+    async with stack() as (emu, srv):
+        app = EditorApp(path, server_url=srv.ws_url, token=TOKEN)
+        async with app.run_test(size=(100, 24)) as pilot:
+            await connected(pilot, app)
+            app.editor.move_cursor((0, len("The quick brown ")))
+
+            def answered() -> bool:
+                done = app.last_done
+                return done is not None and done.get("id") == app.suggest_id
+
+            def calls() -> int:
+                return len([r for r in emu.requests if r.path == "/v1/messages"])
+
+            before = calls()
+            await pilot.press("a", "space")
+            await wait_until(pilot, answered, what="the answer to the suggest")
+            assert app.last_done.get("text") in ("", None)
+            assert app.editor.suggestion == ""
+            assert calls() == before  # the model was not asked
+            app.editor.move_cursor((0, len(app.editor.document.get_line(0))))
+            await pilot.press("space", "T", "h", "e", "space")
+            await wait_until(pilot, lambda: app.editor.suggestion, what="a ghost at the end")
+            assert calls() > before
