@@ -192,22 +192,6 @@ def test_a_right_to_left_ghost_follows_the_typed_text(page, server):
     assert page.page_errors == []
 
 
-@pytest.fixture
-def phone(browser):
-    context = browser.new_context(
-        viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True
-    )
-    pg = context.new_page()
-    pg.set_default_timeout(15_000)
-    errors: list[str] = []
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    pg.page_errors = errors  # type: ignore[attr-defined]
-    try:
-        yield pg
-    finally:
-        context.close()
-
-
 def test_at_phone_width_nothing_scrolls_sideways_and_a_tap_accepts(phone, server):
     open_editor(phone, server)
     widths = phone.evaluate(
