@@ -271,9 +271,10 @@ class GhostEditor {
         this.acceptShown(nextWord(this.ghost.text));
       }
     } else if (e.key === "Escape" && !modified) {
+      // With a ghost, Esc dismisses it; with none on screen it also arms Esc-then-Tab.
+      this.escaped = !this.ghost;
       if (this.ghost) e.preventDefault();
       if (this.ghost || this.pending) this.dismiss();
-      else this.escaped = true;
     }
   }
 
