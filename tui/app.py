@@ -45,7 +45,7 @@ class EditorApp(App):
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", priority=True),
         # Most terminals send Ctrl+Shift+S as Ctrl+S; F4 works in all of them.
-        Binding("ctrl+shift+s,f4", "save_as", "Save as", priority=True),
+        Binding("f4,ctrl+shift+s", "save_as", "Save as", priority=True),
         Binding("ctrl+r", "review", "Review", priority=True),
         Binding("f2", "toggle_focus", "Findings", priority=True),
         Binding("f3", "toggle_panel", "Panel", priority=True),
