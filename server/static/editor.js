@@ -426,7 +426,10 @@ class GhostEditor {
     const box = this.visibleBox();
     const over = last.bottom - box.bottom;
     const room = first.top - box.top;
-    if (over <= 0.5 || room < 0) return;
+    // Only when the ghost starts in view or on the row just below it (where the text ran out
+    // of room): a writer who scrolled away to read is not pulled back by a ghost.
+    const justBelow = first.top <= box.bottom + first.height;
+    if (over <= 0.5 || room < 0 || !justBelow) return;
     const cs = getComputedStyle(this.ta);
     const base = parseFloat(cs.paddingBottom) || 0;
     // The room below may not take the whole box: a border-box textarea would grow to fit it.

@@ -249,7 +249,9 @@ class GhostEditor(TextArea):
             return
         height = self.scrollable_content_region.height
         top = self.scroll_offset.y
-        if first >= top and last >= top + height:
+        # Only when the ghost starts in view or on the row just below it (where the text ran
+        # out of room): a writer who scrolled away to read is not pulled back by a ghost.
+        if top <= first <= top + height and last >= top + height:
             # All of it, or (taller than the view) as much as fits from the cursor's row.
             self.scroll_to(y=min(last - height + 1, first), animate=False, immediate=True)
 
