@@ -104,3 +104,30 @@ async def test_without_soft_wrap_the_ghost_is_cut_at_the_right_edge_and_tab_take
         await pilot.press("tab")
         inserted = editor.text[len("In the summer the ") :]
         assert inserted and words(inserted) in screen and len(inserted) < len(GHOST)
+
+
+async def test_in_the_editor_at_60x20_tab_on_the_last_row_takes_only_what_shows(tmp_path):
+    """The whole app against a real server (the emulator's oracle continues PASSAGE): the
+    cursor on the last visible row, the ghost wrapping below it."""
+    from tests.tui.conftest import TOKEN, stack, wait_until
+    from tui.app import EditorApp
+
+    typed = "The quick brown "
+    path = tmp_path / "draft.md"
+    path.write_text("\n".join(f"Line {n} of the notes." for n in range(40)) + "\n" + typed[:-1])
+    async with stack() as (emu, srv):
+        app = EditorApp(path, server_url=srv.ws_url, token=TOKEN)
+        async with app.run_test(size=(60, 20)) as pilot:
+            await wait_until(pilot, lambda: app.status.connection == "connected", what="ready")
+            editor = app.editor
+            editor.move_cursor(editor.document.end)
+            await pilot.press("space")
+            await wait_until(
+                pilot, lambda: editor.suggestion.endswith("bank."), what="the whole ghost"
+            )
+            await pilot.pause()
+            screen = screen_words(editor)
+            before = editor.text
+            await pilot.press("tab")
+            inserted = editor.text[len(before) :]
+            assert inserted and words(inserted) in screen
