@@ -11,6 +11,8 @@ import re
 
 from textual.app import App, ComposeResult
 
+from tests.tui.conftest import TOKEN, stack, wait_until
+from tui.app import EditorApp
 from tui.widgets.editor import GhostEditor
 
 LINES = "\n".join(f"Line {n} of the notes." for n in range(40)) + "\nIn the summer the "
@@ -109,9 +111,6 @@ async def test_without_soft_wrap_the_ghost_is_cut_at_the_right_edge_and_tab_take
 async def test_in_the_editor_at_60x20_tab_on_the_last_row_takes_only_what_shows(tmp_path):
     """The whole app against a real server (the emulator's oracle continues PASSAGE): the
     cursor on the last visible row, the ghost wrapping below it."""
-    from tests.tui.conftest import TOKEN, stack, wait_until
-    from tui.app import EditorApp
-
     typed = "The quick brown "
     path = tmp_path / "draft.md"
     path.write_text("\n".join(f"Line {n} of the notes." for n in range(40)) + "\n" + typed[:-1])
