@@ -126,6 +126,11 @@ async def test_escape_typed_fast_before_a_letter_still_dismisses_the_ghost():
         assert editor.text == "The g"
         await pilot.press("alt+ctrl+g")  # not a character: nothing inserted
         assert editor.text == "The g"
+        editor.show_ghost("Ardens were full of roses")  # typed through, were it not Esc
+        await pilot.pause()
+        await pilot.press("alt+shift+a")  # ESC A
+        assert editor.suggestion == ""
+        assert editor.text == "The gA"
 
 
 async def test_a_resize_keeps_the_cursor_in_view_and_ctrl_home_end_move_through_the_text():

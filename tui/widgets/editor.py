@@ -386,11 +386,12 @@ class GhostEditor(TextArea):
 
 
 def _escaped_character(event: events.Key) -> str | None:
-    """The character of an Alt+character key (Esc then the character), else None."""
-    if not event.key.startswith("alt+") or event.key.count("+") != 1:
+    """The character of an Alt+character key (Esc then the character: ``alt+g``, or
+    ``alt+shift+g`` for G), else None."""
+    *modifiers, name = event.key.split("+")
+    if "alt" not in modifiers or not set(modifiers) <= {"alt", "shift"}:
         return None
     character = event.character
     if character is None or len(character) != 1:
-        rest = event.key.removeprefix("alt+")
-        character = {"space": " "}.get(rest, rest)
+        character = " " if name == "space" else name.upper() if "shift" in modifiers else name
     return character if len(character) == 1 and character.isprintable() else None
