@@ -495,7 +495,6 @@ class GhostEditor {
     this.acceptButton.hidden = false;
   }
 
-
   syncScroll() {
     this.layer.scrollTop = this.ta.scrollTop;
     this.layer.scrollLeft = this.ta.scrollLeft;
