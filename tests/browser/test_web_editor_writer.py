@@ -100,6 +100,8 @@ def test_tab_inserts_only_ghost_text_that_is_on_screen(page, server, height):
     assert len(whole) > 40  # wraps over several rows at 260 px
     before = value(page)
     page.wait_for_function(GHOST_ON_SCREEN)  # the writer sees (part of) it
+    # two frames: what is painted once the page has placed the ghost
+    page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
     seen = page.evaluate(GHOST_ON_SCREEN)
     page.keyboard.press("Tab")
     inserted = value(page)[len(before) :]
