@@ -140,6 +140,17 @@ async def test_mid_word_prompt_continues_the_word(provider):
 
 @pytest.mark.local_model
 @needs_model
+async def test_stopping_on_the_token_cap_says_so(provider):
+    # finalize keeps whole words only when told the cap cut the text; "end_turn" here let a
+    # ghost end mid-word ("the chil")
+    text, final = await collect(provider, "The quick brown fox jumps over the", max_tokens=2)
+    assert text.strip()
+    assert final.stop_reason == "max_tokens"
+    assert final.usage.output_tokens <= 2
+
+
+@pytest.mark.local_model
+@needs_model
 async def test_a_fragment_no_likely_word_starts_with_gives_nothing(provider):
     # the grammar could force "todya…" out of it; the model's own odds say it knows no such word
     text, final = await collect(provider, "The weather todya")

@@ -35,6 +35,7 @@ from .messages import ConnectionChanged, ServerFrame
 from .widgets.choice import ChoiceScreen
 from .widgets.editor import GhostEditor
 from .widgets.review_panel import ReviewPanel
+from .widgets.save_as import SaveAsScreen
 from .widgets.status_bar import StatusBar
 
 
@@ -43,11 +44,17 @@ class EditorApp(App):
     TITLE = "assistant"
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", priority=True),
+        # Most terminals send Ctrl+Shift+S as Ctrl+S; F4 works in all of them.
+        Binding("f4,ctrl+shift+s", "save_as", "Save as", priority=True),
         Binding("ctrl+r", "review", "Review", priority=True),
         Binding("f2", "toggle_focus", "Findings", priority=True),
+        Binding("f3", "toggle_panel", "Panel", priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
         Binding("escape", "cancel_review", "Cancel review", show=False),
     ]
+    # Below 90 columns the review panel goes under the text instead of beside it (app.tcss):
+    # at 60 columns a 52-column panel left the text 7 cells wide.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-wide")]
 
     def __init__(
         self,
@@ -143,6 +150,10 @@ class EditorApp(App):
         if self.review_id is not None:
             yield SystemCommand("Cancel review", "Stop the review in flight", self.cancel_review)
         yield SystemCommand("Save", "Save the file (Ctrl+S)", self.action_save)
+        yield SystemCommand("Save as", "Save under another name (F4)", self.action_save_as)
+        yield SystemCommand(
+            "Review panel", "Show or hide the review panel (F3)", self.action_toggle_panel
+        )
         yield SystemCommand("Reconnect", "Reconnect to the server now", self.client.reconnect_now)
 
     # -- edits -> suggest / cancel / accept -----------------------------------------------------
@@ -392,6 +403,14 @@ class EditorApp(App):
         else:
             self.editor.focus()
 
+    def action_toggle_panel(self) -> None:
+        """Show or hide the review panel; a review in flight goes on either way."""
+        if self.panel.has_class("visible"):
+            self.panel.remove_class("visible")
+            self.editor.focus()
+        else:
+            self.panel.add_class("visible")
+
     def on_review_panel_selected(self, message: ReviewPanel.Selected) -> None:
         try:
             start, end = locate_finding(self.editor.text, message.finding)
@@ -460,12 +479,16 @@ class EditorApp(App):
             return
         self.recovery_writes += 1
 
-    def action_save(self) -> bool:
+    def action_save(self, *, then_exit: bool = False) -> bool:
+        """Save; when the file cannot be written, offer Save as (the text stays in the editor)."""
         text = self.editor.text
         try:
             files.save_file(self.path, text)
         except OSError as exc:
             self.notify(f"Not saved: {exc}", title="Save failed", severity="error")
+            self.action_save_as(
+                reason=f"{self.path} could not be saved: {exc}", then_exit=then_exit
+            )
             return False
         self.saved_text = text
         if self._recovery_timer is not None:
@@ -476,6 +499,25 @@ class EditorApp(App):
         self.notify(f"Saved {self.path.name}", timeout=2)
         return True
 
+    def action_save_as(self, reason: str = "", *, then_exit: bool = False) -> None:
+        if isinstance(self.screen, SaveAsScreen):
+            return
+
+        def chosen(path: Path | None) -> None:
+            if path is None:
+                return
+            old = self.path
+            self.path = path
+            if self.action_save(then_exit=then_exit):
+                if old != path:
+                    files.discard_recovery(old)
+                if then_exit:
+                    self.exit()
+            else:
+                self.path = old
+
+        self.push_screen(SaveAsScreen(self.path, reason), chosen)
+
     async def action_quit(self) -> None:
         if not self.dirty:
             self.exit()
@@ -483,7 +525,7 @@ class EditorApp(App):
 
         def answer(choice: str | None) -> None:
             if choice == "save":
-                if self.action_save():
+                if self.action_save(then_exit=True):
                     self.exit()
             elif choice == "discard":
                 files.discard_recovery(self.path)

@@ -78,13 +78,19 @@ def read_text(path: Path) -> str:
 
 
 def open_file(path: Path) -> OpenedFile:
-    """The file's text ("" when it does not exist yet) and any recovery copy worth offering."""
+    """The file's text ("" when it does not exist yet) and any recovery copy worth offering.
+
+    Raises FileNotFoundError when neither the file nor its directory exists."""
     path = Path(path)
     try:
         text = read_text(path)
         exists = True
         mtime = path.stat().st_mtime
     except FileNotFoundError:
+        if not path.parent.is_dir():
+            # Opening would work, but no save or recovery copy ever could: refuse up front
+            # rather than let the writer type into a text with nowhere to go.
+            raise FileNotFoundError(f"the directory {path.parent} does not exist") from None
         text, exists, mtime = "", False, float("-inf")
     recovery: str | None = None
     rpath = recovery_path(path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,23 @@ def plan_from_args(args) -> BenchPlan:
     return BenchPlan(load_typists=typists, **changes)
 
 
+def check_output_path(name: str | None, option: str) -> None:
+    """OptionError unless a report could be written to ``name``: checked before the run, which
+    takes minutes (``--json /nonexistent/x.json`` once ran the whole bench, then crashed)."""
+    from ..emulator.options import OptionError
+
+    if not name:
+        return
+    path = Path(name)
+    directory = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise OptionError(f"{option} {name}: is a directory")
+    if not directory.is_dir():
+        raise OptionError(f"{option} {name}: the directory {directory} does not exist")
+    if not os.access(directory, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise OptionError(f"{option} {name}: not writable")
+
+
 def run(args) -> int:
     from ..emulator.options import OptionError
     from .bench_server import wants_server
@@ -70,6 +88,8 @@ def run(args) -> int:
     logging.getLogger("assistant.server").setLevel(logging.ERROR)
     try:
         plan = plan_from_args(args)
+        for option in ("json", "markdown"):
+            check_output_path(getattr(args, option, None), f"--{option}")
     except OptionError as exc:
         print(f"assistant bench: {exc}", file=sys.stderr)
         return 2

@@ -18,6 +18,14 @@ def run(args) -> int:
     if path.is_dir():
         print(f"assistant edit: {path} is a directory", file=sys.stderr)
         return 2
+    if not path.exists() and not path.parent.is_dir():
+        # Before any server starts: a text typed here could never be saved (nor its recovery
+        # copy written), so it is refused rather than trapped.
+        print(
+            f"assistant edit: cannot open {path}: the directory {path.parent} does not exist",
+            file=sys.stderr,
+        )
+        return 2
     with ExitStack() as stack:
         if args.server:
             url = args.server

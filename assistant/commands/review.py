@@ -172,12 +172,24 @@ def _route(settings, tier: str | None) -> str:
 def run(args) -> int:
     path = Path(args.file)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         print(f"assistant review: {path}: no such file", file=sys.stderr)
         return 2
-    except (OSError, UnicodeDecodeError) as exc:
-        print(f"assistant review: {path}: cannot read it ({exc})", file=sys.stderr)
+    except OSError as exc:
+        print(f"assistant review: {path}: cannot read it ({exc.strerror or exc})", file=sys.stderr)
+        return 2
+    try:
+        if b"\x00" in data:
+            raise ValueError("it holds NUL bytes")
+        text = data.decode("utf-8")
+    except (UnicodeDecodeError, ValueError) as exc:
+        where = f"byte {exc.start} is not UTF-8" if isinstance(exc, UnicodeDecodeError) else exc
+        print(
+            f"assistant review: {path} is not a text file ({where}); "
+            "review takes UTF-8 text such as Markdown",
+            file=sys.stderr,
+        )
         return 2
     as_json = bool(getattr(args, "json", False))
     tier = getattr(args, "tier", None)

@@ -73,12 +73,45 @@ async def suggest_once(prefix: str, suffix: str, *, offline: bool = False) -> di
     }
 
 
-def run(args) -> int:
-    if sys.stdin.isatty():
-        print("assistant suggest: type or pipe text on stdin (end with Ctrl+D)", file=sys.stderr)
-    prefix = sys.stdin.read()
+class BadInput(ValueError):
+    """Stdin holds nothing a suggestion could continue."""
+
+
+def read_prefix(stream) -> str:
+    """The text on ``stream`` (stdin), or BadInput saying why it cannot be continued.
+
+    Checked here, before any model sees it: empty input once made the local model invent a
+    line (``<h1><i>Pterodroma</i></h1>``), binary input surfaced llama.cpp's internal JSON
+    error, and a closed stdin a traceback."""
+    if stream is None:
+        raise BadInput("stdin is closed: pipe the text to continue into it")
+    try:
+        data = stream.buffer.read() if hasattr(stream, "buffer") else stream.read().encode()
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"cannot read stdin ({exc})") from None
+    if b"\x00" in data:
+        raise BadInput("stdin looks binary (it holds NUL bytes): give it text")
+    try:
+        prefix = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"stdin is not UTF-8 text (byte {exc.start}): give it text") from None
+    if not prefix.strip():
+        raise BadInput("stdin is empty: there is no text to continue")
     if prefix.endswith("\n") and not prefix.endswith("\n\n"):
         prefix = prefix[:-1]  # the newline `echo` adds is not where the cursor is
+    return prefix
+
+
+def run(args) -> int:
+    """Exit 0 with the suggestion on stdout (nothing on stdout, and "no suggestion" on stderr,
+    when there is none); 1 when the provider failed; 2 for input that cannot be continued."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        print("assistant suggest: type or pipe text on stdin (end with Ctrl+D)", file=sys.stderr)
+    try:
+        prefix = read_prefix(sys.stdin)
+    except BadInput as exc:
+        print(f"assistant suggest: {exc}", file=sys.stderr)
+        return 2
     try:
         result = asyncio.run(suggest_once(prefix, args.suffix, offline=args.offline))
     except ProviderError as exc:
@@ -86,6 +119,8 @@ def run(args) -> int:
         return 1
     if args.json:
         sys.stdout.write(orjson.dumps(result).decode() + "\n")
-    else:
+    elif result["text"]:
         sys.stdout.write(result["text"] + "\n")
+    if not result["text"]:
+        print(f"assistant suggest: no suggestion ({result['source']})", file=sys.stderr)
     return 0

@@ -364,6 +364,8 @@ class LocalModel:
                 return True
             choice = (chunk.get("choices") or [{}])[0]
             text = choice.get("text") or ""
+            if choice.get("finish_reason") == "length" and stats is not None:
+                stats["stopped_on_cap"] = True
             nonlocal written
             if text and written < len(expected) and _unlikely(choice.get("logprobs")):
                 # The grammar forced a token the model all but ruled out ("docum" →
@@ -548,7 +550,16 @@ class LocalModelProvider:
                 model=self.model,
                 source="offline",
                 provider=self.name,
-                stop_reason="end_turn" if ok else "rejected",
+                # On the token cap the last word may be cut: finalize keeps whole words only
+                # when told ("end_turn" here once let "the chil" through as a ghost).
+                stop_reason=(
+                    "rejected"
+                    if not ok
+                    else "max_tokens"
+                    if stats.get("stopped_on_cap")
+                    or stats.get("output_tokens", 0) >= max(1, request.max_tokens)
+                    else "end_turn"
+                ),
             )
         finally:
             cancel.set()  # the worker stops at the next chunk and gives its slot back

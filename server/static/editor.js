@@ -4,6 +4,12 @@
 // same way (font, padding, wrapping, scroll): the text before the cursor invisibly, then the
 // suggestion in grey. A ghost is shown only if it answers the latest request, made for exactly
 // the text and cursor on screen; window.__shown records every one shown, for the browser tests.
+//
+// Only what is on screen is accepted: a ghost that wraps past the bottom edge scrolls into view
+// (the textarea gets room below its text while it shows), and Tab, Ctrl+Right and the Accept
+// button take no more of it than the rows in view (a writer once saw "dge before" and got
+// "dge before winter"). Tab never leaves the text area: without a ghost it does nothing, so a
+// space typed next cannot press a button; Esc then Tab moves the focus on, for keyboard users.
 
 import { AssistantClient } from "./client.js";
 
@@ -49,6 +55,13 @@ function cpToUtf16(text, cp) {
     i += c >= 0xd800 && c <= 0xdbff && i + 1 < text.length ? 2 : 1;
   }
   return i;
+}
+
+/** The next word of a suggestion, with the spaces before it and punctuation stuck to it (as
+ * assistant/suggest/text.py next_word). */
+function nextWord(text) {
+  const m = /^\s*\S+/.exec(text);
+  return m ? m[0] : text;
 }
 
 /** The single edit that turns `before` into `after`: {pos, removed, inserted} (UTF-16). */
@@ -150,6 +163,8 @@ class GhostEditor {
     this.before = $("ghost-before");
     this.ghostEl = $("ghost");
     this.after = $("ghost-after");
+    this.acceptButton = $("accept-btn");
+    this.escaped = false; // Esc with nothing to dismiss: a Tab right after moves the focus on
     this.ghost = null; // {id, text, at}: suggestion `text` shown at caret offset `at`
     this.pending = null; // {id, prefix, at}: the latest suggest request
     this.prevValue = this.ta.value;
@@ -163,7 +178,12 @@ class GhostEditor {
     ta.addEventListener("keydown", (e) => this.onKeydown(e));
     ta.addEventListener("scroll", () => this.syncScroll());
     ta.addEventListener("compositionend", () => this.requestSuggestion());
-    ta.addEventListener("blur", () => this.dismiss());
+    ta.addEventListener("blur", (e) => {
+      if (e.relatedTarget !== this.acceptButton) this.dismiss();
+    });
+    // The touch Accept button: keep the focus (and the ghost) in the text while it is pressed.
+    this.acceptButton.addEventListener("mousedown", (e) => e.preventDefault());
+    this.acceptButton.addEventListener("click", () => this.acceptGhost());
     for (const type of ["keyup", "mouseup", "select", "selectionchange", "focus"]) {
       ta.addEventListener(type, () => this.checkCaret());
     }
@@ -237,13 +257,24 @@ class GhostEditor {
   }
 
   onKeydown(e) {
-    if (e.isComposing || e.ctrlKey || e.altKey || e.metaKey) return;
-    if (e.key === "Tab" && !e.shiftKey && this.ghost && this.ghostValid()) {
-      e.preventDefault();
-      this.acceptGhost();
-    } else if (e.key === "Escape" && (this.ghost || this.pending)) {
+    if (e.isComposing) return;
+    const escapedBefore = this.escaped;
+    this.escaped = false;
+    const modified = e.ctrlKey || e.altKey || e.metaKey;
+    if (e.key === "Tab" && !e.shiftKey && !modified) {
+      if (escapedBefore && !this.ghost) return; // Esc, Tab: the focus moves on
+      e.preventDefault(); // Tab never leaves the text
+      if (this.ghost && this.ghostValid()) this.acceptShown(this.ghost.text);
+    } else if (e.key === "ArrowRight" && e.ctrlKey && !e.shiftKey && !e.altKey && !e.metaKey) {
+      if (this.ghost && this.ghostValid()) {
+        e.preventDefault();
+        this.acceptShown(nextWord(this.ghost.text));
+      }
+    } else if (e.key === "Escape" && !modified) {
+      // With a ghost, Esc dismisses it; with none on screen it also arms Esc-then-Tab.
+      this.escaped = !this.ghost;
       if (this.ghost) e.preventDefault();
-      this.dismiss();
+      if (this.ghost || this.pending) this.dismiss();
     }
   }
 
@@ -325,12 +356,91 @@ class GhostEditor {
     }
   }
 
-  acceptGhost() {
-    const { id, text } = this.ghost;
-    this.ghost = null;
-    this.render();
-    this.client.accept(id, text.length);
+  /** Accept `wanted` (the ghost or its next word), no more of it than is on screen. With the
+   * ghost out of view nothing is inserted: the view goes back to it. */
+  acceptShown(wanted) {
+    const shown = this.shownLength();
+    if (shown === 0) {
+      this.render();
+      return;
+    }
+    const text = wanted.length <= shown ? wanted : this.ghost.text.slice(0, shown);
+    this.client.accept(this.ghost.id, text.length);
+    // Typed through like a key: the rest of the ghost stays on screen.
     this.insertText(text, false);
+  }
+
+  /** Accept the whole ghost if it is on screen (the touch Accept button, the tests). */
+  acceptGhost() {
+    if (this.ghost && this.ghostValid()) this.acceptShown(this.ghost.text);
+  }
+
+  /** How many characters of the ghost are on screen: all, or those on the rows in view, cut
+   * back to a word when one runs off. Characters follow the rows down, so the visible ones are a
+   * prefix; a binary search finds where it ends. */
+  shownLength() {
+    const node = this.ghostEl.firstChild;
+    if (!node || !this.ghost) return 0;
+    const text = node.data;
+    const box = this.visibleBox();
+    const range = document.createRange();
+    const onScreen = (i) => {
+      range.setStart(node, i);
+      range.setEnd(node, i + 1);
+      const rects = range.getClientRects();
+      if (!rects.length) return true; // a space swallowed at a wrap
+      const r = rects[rects.length - 1];
+      return r.top >= box.top - 0.5 && r.bottom <= box.bottom + 0.5;
+    };
+    if (!onScreen(0)) return 0;
+    let low = 1;
+    let high = text.length;
+    while (low < high) {
+      const middle = (low + high + 1) >> 1;
+      if (onScreen(middle - 1)) low = middle;
+      else high = middle - 1;
+    }
+    if (low < text.length && !/\s/.test(text[low])) {
+      const cut = text.lastIndexOf(" ", low - 1);
+      if (cut > 0) low = cut;
+    }
+    return low;
+  }
+
+  /** The part of the page where text can be seen: the textarea's box, within the window. */
+  visibleBox() {
+    const r = this.ta.getBoundingClientRect();
+    return { top: Math.max(r.top, 0), bottom: Math.min(r.bottom, window.innerHeight) };
+  }
+
+  /** Scroll the textarea so the whole ghost shows (the caret's row with it), giving the text
+   * room below while the ghost reaches past its end; as much as fits when it is taller. The
+   * room only grows while a ghost shows (it goes with the ghost): changing it relays out the
+   * whole text, which on a 100 KB document nearly doubled the time a typed-through key took. */
+  placeGhost() {
+    this.syncScroll();
+    const rects = this.ghostEl.getClientRects();
+    if (!rects.length) return;
+    const first = rects[0];
+    const last = rects[rects.length - 1];
+    const box = this.visibleBox();
+    const over = last.bottom - box.bottom;
+    const room = first.top - box.top;
+    // Only when the ghost starts in view or on the row just below it (where the text ran out
+    // of room): a writer who scrolled away to read is not pulled back by a ghost.
+    const justBelow = first.top <= box.bottom + first.height;
+    if (over <= 0.5 || room < 0 || !justBelow) return;
+    const cs = getComputedStyle(this.ta);
+    const padding = parseFloat(cs.paddingBottom) || 0;
+    // Never so much that a border-box textarea would grow to fit its padding.
+    const most = this.ta.clientHeight - (parseFloat(cs.paddingTop) || 0) - 1;
+    const wanted = Math.min(padding + Math.ceil(over), most);
+    if (wanted > padding) {
+      this.ta.style.paddingBottom = `${wanted}px`;
+      this.layer.style.paddingBottom = `${wanted}px`;
+    }
+    this.ta.scrollTop += Math.ceil(Math.min(over, room));
+    this.syncScroll();
   }
 
   /** Insert at the selection through the browser's editing (so Ctrl+Z undoes it). */
@@ -367,12 +477,22 @@ class GhostEditor {
       this.ghostEl.textContent = "";
       this.before.textContent = "";
       this.after.textContent = "";
+      this.ta.style.paddingBottom = "";
+      this.layer.style.paddingBottom = "";
+      this.acceptButton.hidden = true;
       return;
     }
     this.before.textContent = value.slice(0, g.at);
     this.ghostEl.textContent = g.text;
     this.after.textContent = value.slice(g.at);
     this.syncScroll();
+    this.placeGhost();
+    // The browser scrolls the caret into view after an input event has been handled, which
+    // can push a ghost shown while handling it back below the edge: place it again then.
+    requestAnimationFrame(() => {
+      if (this.ghost === g) this.placeGhost();
+    });
+    this.acceptButton.hidden = false;
   }
 
   syncScroll() {

@@ -59,9 +59,9 @@ def browser() -> Iterator[object]:
             b.close()
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1200, "height": 760})
+def _page(browser, **context_options) -> Iterator[object]:
+    """A page in a fresh context; its uncaught errors collect in ``page.page_errors``."""
+    context = browser.new_context(**context_options)
     pg = context.new_page()
     pg.set_default_timeout(15_000)
     errors: list[str] = []
@@ -71,6 +71,19 @@ def page(browser):
         yield pg
     finally:
         context.close()
+
+
+@pytest.fixture
+def page(browser):
+    yield from _page(browser, viewport={"width": 1200, "height": 760})
+
+
+@pytest.fixture
+def phone(browser):
+    """A phone: 375 px wide, touch, a mobile viewport."""
+    yield from _page(
+        browser, viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True
+    )
 
 
 class StaticSite:

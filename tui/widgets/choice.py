@@ -11,6 +11,8 @@ from textual.widgets import Button, Static
 
 class ChoiceScreen(ModalScreen[str]):
     BINDINGS = [Binding("escape", "choose('cancel')", "Cancel", show=False)]
+    # Under 70 columns the buttons stack (app.tcss): side by side they were clipped at 60.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (70, "-wide")]
 
     def __init__(self, question: str, choices: list[tuple[str, str]], **kwargs) -> None:
         super().__init__(**kwargs)

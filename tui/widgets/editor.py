@@ -11,6 +11,16 @@ The ghost is TextArea's native ``suggestion`` (drawn after the cursor in the
   rows exactly as the text would once accepted: the wrapper sees the line with the ghost in it
   (:class:`_LinesWithGhost`). TextArea alone wraps the document without the ghost and clips the
   ghost at the right edge, so near the end of a row no suggestion could show at all.
+- Only what is on screen is accepted: a ghost that wraps past the bottom edge scrolls the view
+  so all of it shows (when it fits), and Tab, Right and Ctrl+Right take no more of it than the
+  rows in view hold (cut at a word; :meth:`GhostEditor.shown_ghost`). A writer once pressed Tab
+  on the last row and got "children played on the beach while" for a screen showing
+  "children".
+- Esc followed quickly by a key arrives as Alt+key (Textual's key parser cannot tell them
+  apart, the terminal sends the same bytes, and tmux's escape-time makes it common): Alt plus a
+  printable character is handled as Esc then that character, so the ghost is dismissed.
+- Ctrl+Home / Ctrl+End go to the start / end of the document; a resize keeps the cursor (and
+  its ghost) in view.
 - It posts messages for the app to turn into protocol frames: ``Edited`` (send ``suggest``),
   ``Dismissed`` (send ``cancel``), ``Accepted`` (send ``accept``), ``EscapePressed`` (Esc with
   no ghost: the app may cancel a review).
@@ -21,8 +31,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rich.cells import cell_len
+from textual import events
 from textual.actions import SkipAction
 from textual.binding import Binding
+from textual.geometry import Offset, Size
 from textual.message import Message
 from textual.widgets import TextArea
 from textual.widgets.text_area import Edit, EditResult, Selection
@@ -68,6 +80,8 @@ class GhostEditor(TextArea):
         Binding("tab", "accept_all", "Accept", show=False, priority=True),
         Binding("ctrl+right", "accept_word", "Accept word", show=False, priority=True),
         Binding("escape", "dismiss", "Dismiss", show=False, priority=True),
+        Binding("ctrl+home", "document_start", "Start of document", show=False),
+        Binding("ctrl+end", "document_end", "End of document", show=False),
     ]
 
     @dataclass
@@ -135,6 +149,24 @@ class GhostEditor(TextArea):
 
     def watch_suggestion(self) -> None:
         self._wrap_ghost()
+        if not self.soft_wrap:
+            self._refresh_size()
+            self.refresh()
+
+    def _refresh_size(self) -> None:
+        super()._refresh_size()
+        if self.soft_wrap or not self.suggestion:
+            return
+        # Without soft wrap Textual crops every row at the document's width, so a ghost at the
+        # end of the longest line showed one cell ("c" for "children played"): widen for it.
+        try:
+            x = self.wrapped_document.location_to_offset(self.selection.end).x
+        except (IndexError, ValueError):
+            return
+        width, height = self.virtual_size
+        needed = self.gutter_width + x + cell_len(self.suggestion) + 1
+        if needed > width:
+            self.virtual_size = Size(needed, height)
 
     def _wrap_ghost(self) -> None:
         """Re-wrap the cursor's line with the ghost in it (and the line that had it without)."""
@@ -158,6 +190,70 @@ class GhostEditor(TextArea):
         self._line_cache.clear()
         self._refresh_size()
         self.refresh()
+        if ghost:
+            self.scroll_ghost_visible()
+
+    def _ghost_char_offset(self, index: int) -> Offset:
+        """Where the ghost's ``index``-th character is drawn, in the text's own coordinates."""
+        row, column = self.selection.end
+        if self.soft_wrap:  # the wrapper sees the line with the ghost in it
+            return self.wrapped_document.location_to_offset((row, column + index))
+        cursor = self.wrapped_document.location_to_offset((row, column))
+        return Offset(cursor.x + cell_len(self.suggestion[:index]), cursor.y)
+
+    def _ghost_char_on_screen(self, index: int) -> bool:
+        offset = self._ghost_char_offset(index)
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.scrollable_content_region.width - self.gutter_width
+        height = self.scrollable_content_region.height
+        right = offset.x - scroll_x + cell_len(self.suggestion[index])
+        return scroll_y <= offset.y < scroll_y + height and scroll_x <= offset.x and right <= width
+
+    def shown_ghost(self) -> str:
+        """The part of the ghost on screen now: all of it, or the rows in view cut at a word.
+
+        A ghost's characters run down the rows in order, so the visible ones are a prefix
+        (none when the cursor's row is out of view); a binary search finds where it ends.
+        """
+        ghost = self.suggestion
+        try:
+            if not ghost or not self._ghost_char_on_screen(0):
+                return ""
+            low, high = 1, len(ghost)  # ghost[:low] is on screen; find the longest such
+            while low < high:
+                middle = (low + high + 1) // 2
+                if self._ghost_char_on_screen(middle - 1):
+                    low = middle
+                else:
+                    high = middle - 1
+        except (IndexError, ValueError):
+            return ""
+        if low < len(ghost) and not ghost[low].isspace():
+            cut = ghost.rfind(" ", 0, low)  # the word running off screen is not taken
+            if cut > 0:
+                low = cut
+        return ghost[:low]
+
+    def scroll_ghost_visible(self) -> None:
+        """Scroll down so the whole ghost is in view (the cursor's row with it).
+
+        The cursor is drawn where the ghost starts, which may be the row below the one the
+        text ends on, so this also keeps the cursor in view."""
+        ghost = self.suggestion
+        if not ghost:
+            return
+        try:
+            first = self._ghost_char_offset(0).y
+            last = self._ghost_char_offset(len(ghost) - 1).y
+        except (IndexError, ValueError):
+            return
+        height = self.scrollable_content_region.height
+        top = self.scroll_offset.y
+        # Only when the ghost starts in view or on the row just below it (where the text ran
+        # out of room): a writer who scrolled away to read is not pulled back by a ghost.
+        if top <= first <= top + height and last >= top + height:
+            # All of it, or (taller than the view) as much as fits from the cursor's row.
+            self.scroll_to(y=min(last - height + 1, first), animate=False, immediate=True)
 
     def clear_ghost(self, *, notify: bool = True) -> None:
         had = bool(self.suggestion)
@@ -222,9 +318,17 @@ class GhostEditor(TextArea):
 
     # -- accepting ------------------------------------------------------------------------------
 
-    def _accept(self, text: str) -> None:
-        if not text:
+    def _accept(self, wanted: str) -> None:
+        """Insert ``wanted`` (the ghost or its next word), never more of it than is on screen.
+
+        With the ghost out of view (the writer scrolled away) nothing is inserted: the view
+        goes back to it and the next press takes what then shows."""
+        shown = self.shown_ghost()
+        if not shown:
+            self.scroll_cursor_visible()
+            self.scroll_ghost_visible()
             return
+        text = wanted if shown.startswith(wanted) else shown
         self.insert(text)  # an edit that types the ghost: consumed, the rest stays shown
         self.post_message(self.Accepted(self, len(text)))
 
@@ -245,8 +349,49 @@ class GhostEditor(TextArea):
             return
         super().action_cursor_right(select)
 
+    def action_document_start(self) -> None:
+        self.move_cursor((0, 0))
+        self.scroll_cursor_visible()
+
+    def action_document_end(self) -> None:
+        self.move_cursor(self.document.end)
+        self.scroll_cursor_visible()
+
+    async def _on_key(self, event: events.Key) -> None:
+        character = _escaped_character(event)
+        if character is None:
+            await super()._on_key(event)
+            return
+        # Esc then a character, read as Alt+character: dismiss, then type the character.
+        event.stop()
+        event.prevent_default()
+        self.action_dismiss()
+        self._replace_via_keyboard(character, *self.selection)  # as TextArea types a key
+
+    def _on_resize(self, event: events.Resize) -> None:
+        super()._on_resize()
+        # The text re-wraps to the new width; without this the view stays at the old row
+        # offset and shows another part of the document until the writer types.
+        self.call_after_refresh(self._keep_cursor_in_view)
+
+    def _keep_cursor_in_view(self) -> None:
+        self.scroll_cursor_visible()
+        self.scroll_ghost_visible()
+
     def action_dismiss(self) -> None:
         if self.suggestion:
             self.clear_ghost()
         else:
             self.post_message(self.EscapePressed(self))
+
+
+def _escaped_character(event: events.Key) -> str | None:
+    """The character of an Alt+character key (Esc then the character: ``alt+g``, or
+    ``alt+shift+g`` for G), else None."""
+    *modifiers, name = event.key.split("+")
+    if "alt" not in modifiers or not set(modifiers) <= {"alt", "shift"}:
+        return None
+    character = event.character
+    if character is None or len(character) != 1:
+        character = " " if name == "space" else name.upper() if "shift" in modifiers else name
+    return character if len(character) == 1 and character.isprintable() else None

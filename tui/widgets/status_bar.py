@@ -1,7 +1,8 @@
-"""One line at the bottom: connection state, the last suggestion's source/model/latency, what
-the writer got from suggestions this session (share of shown suggestions accepted, characters
-saved net of the accept keys) and what the session has spent (tokens and dollars, from ``done``
-and ``review_done`` frames)."""
+"""One line at the bottom, most important first (the row is cut at the right edge): ``modified``
+while there are unsaved changes, the connection, what the session has spent (dollars and tokens,
+from ``done`` and ``review_done`` frames), any server note, the last suggestion's
+source/model/latency, and what the writer got from suggestions this session (share of shown
+suggestions accepted, characters saved net of the accept keys)."""
 
 from __future__ import annotations
 
@@ -61,9 +62,19 @@ class StatusBar(Static):
         )
 
     def render(self) -> Text:
+        # Most important first: the row is cut at the right edge when it is too long, and an
+        # unsaved change, the connection and the money must never be the part cut off.
         text = Text(no_wrap=True, overflow="ellipsis")
+        if self.dirty:
+            text.append("modified", style="bold yellow")
+            text.append("  │  ")
         text.append("● ", style=_STATE_STYLE.get(self.connection, "red"))
         text.append(self.connection, style=_STATE_STYLE.get(self.connection, "red"))
+        text.append("  │  ")
+        text.append(f"${self.cost_usd:.4f}  {self.tokens:,} tok")
+        if self.note:
+            text.append("  │  ")
+            text.append(self.note, style="italic")
         if self.source:
             text.append("  │  ")
             text.append(self.source, style="bold")
@@ -77,12 +88,4 @@ class StatusBar(Static):
                 f"accepted {self.accepted}/{self.shown} ({100 * self.accepted / self.shown:.0f}%)"
                 f"  {self.chars_saved:,} chars saved"
             )
-        text.append("  │  ")
-        text.append(f"{self.tokens:,} tok  ${self.cost_usd:.4f}")
-        if self.note:
-            text.append("  │  ")
-            text.append(self.note, style="italic")
-        if self.dirty:
-            text.append("  │  ")
-            text.append("modified", style="bold yellow")
         return text

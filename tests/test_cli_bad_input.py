@@ -1,0 +1,80 @@
+"""The commands on input a new user gives them (issue 22): a clear message and a non-zero exit,
+never a traceback, an invented line or a long run that ends in a crash. Real subprocesses."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import orjson
+import pytest
+
+from tests.test_cli import ROOT, run
+
+OFFLINE = {"ASSISTANT_OFFLINE": "statistical"}
+
+
+def clear_refusal(out, *words: str) -> None:
+    assert out.returncode == 2, (out.returncode, out.stderr)
+    assert out.stdout == ""
+    assert "Traceback" not in out.stderr and "codec" not in out.stderr
+    for word in words:
+        assert word in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("stdin", ["", "   \n\n", "\n"])
+def test_suggest_refuses_empty_stdin(stdin):
+    clear_refusal(run("suggest", "--offline", stdin=stdin, env_extra=OFFLINE), "empty")
+
+
+@pytest.mark.parametrize("data", [b"\x7fELF\x02\x01\x01\x00\x00\x00", b"\xff\xfe\xfdabc"])
+def test_suggest_refuses_binary_stdin(data):
+    out = subprocess.run(
+        [sys.executable, "-m", "assistant", "suggest", "--offline"],
+        input=data,
+        capture_output=True,
+        env={"PYTHONPATH": ROOT, "PATH": "/usr/bin:/bin", **OFFLINE},
+        cwd=ROOT,
+        timeout=120,
+    )
+    out.stdout, out.stderr = out.stdout.decode(), out.stderr.decode()
+    clear_refusal(out, "text")
+    assert "llama" not in out.stderr
+
+
+def test_suggest_refuses_a_closed_stdin():
+    out = subprocess.run(
+        ["/bin/sh", "-c", f'exec "{sys.executable}" -m assistant suggest --offline <&-'],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": ROOT, "PATH": "/usr/bin:/bin", **OFFLINE},
+        cwd=ROOT,
+        timeout=120,
+    )
+    clear_refusal(out, "closed")
+
+
+def test_suggest_says_when_there_is_no_suggestion():
+    out = run("suggest", "--offline", stdin="zzqxv", env_extra=OFFLINE)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == ""  # not an unexplained empty line
+    assert "no suggestion" in out.stderr
+    out = run("suggest", "--offline", "--json", stdin="zzqxv", env_extra=OFFLINE)
+    assert orjson.loads(out.stdout)["text"] == ""
+
+
+def test_review_refuses_a_binary_file_with_a_clear_message(tmp_path):
+    for name, data in (("a.md", b"\x7fELF\x02\x01\x00\x00"), ("b.md", b"caf\xe9 au lait")):
+        path = tmp_path / name
+        path.write_bytes(data)
+        out = run("review", str(path), env_extra=OFFLINE)
+        clear_refusal(out, "not a text file", str(path))
+
+
+@pytest.mark.parametrize("option", ["--json", "--markdown"])
+def test_bench_refuses_an_unwritable_report_path_before_the_run(tmp_path, option):
+    # The whole bench takes minutes; the refusal must come at once (the timeout would fire).
+    out = run("bench", "--quick", option, "/nonexistent/x.json", timeout=60)
+    clear_refusal(out, "/nonexistent", "does not exist")
+    out = run("bench", "--quick", option, str(tmp_path), timeout=60)
+    clear_refusal(out, "directory")
