@@ -90,6 +90,7 @@ class CheckRuntime:
         self._loading: asyncio.Task | None = None
         self._model_task: asyncio.Task | None = None
         self._model_queue: list[Sentence] = []
+        self.model_pause_seen = asyncio.Event()  # the writer paused long enough for the model
         self.closing = False
 
     # ------------------------------------------------------------------------- from frames
@@ -101,6 +102,7 @@ class CheckRuntime:
         if self.closing:
             return
         before, after = prefix[-WINDOW_CHARS:], suffix[:WINDOW_CHARS]
+        first = self.version < 0
         self.version = version
         self._window = before + after
         self._base = len(prefix) - len(before)
@@ -108,6 +110,8 @@ class CheckRuntime:
         self._whole = len(before) == len(prefix) and len(after) == len(suffix)
         self._full = (prefix, suffix)
         self._typed_at = self.loop.time()
+        if first:
+            self.checker.opened(self._window, self._cursor, whole=self._whole)
         if spelling.ready() is None and self._loading is None:
             self._loading = self.loop.create_task(self._load_speller())
         self._check(idle_s=0.0)
@@ -121,6 +125,8 @@ class CheckRuntime:
         for task in (self._loading, self._model_task):
             if task is not None:
                 task.cancel()
+        if self.model is not None:
+            self.model.forget(self.document)  # its text is never a base for another writer
 
     # ----------------------------------------------------------------------------- checks
 
@@ -143,6 +149,7 @@ class CheckRuntime:
         self._model_queue.extend(
             self.checker.model_due(self._window, self._cursor, idle, whole=self._whole)
         )
+        self.model_pause_seen.set()
         if self._model_queue and (self._model_task is None or self._model_task.done()):
             self._model_task = self.loop.create_task(self._ask_model())
 

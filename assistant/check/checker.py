@@ -50,6 +50,7 @@ class SentenceChecker:
         self._offline: OrderedDict[str, tuple[CheckFinding, ...]] = OrderedDict()
         self._model: OrderedDict[str, tuple[CheckFinding, ...]] = OrderedDict()
         self._asked: set[str] = set()  # sent to the model, no answer yet
+        self._opened: set[str] = set()  # finished when the document was opened: not the model's
         self.checked = 0  # sentences the offline rules ran on (a cache miss each)
 
     def due(self, text: str, cursor: int, idle_s: float, *, whole: bool = True) -> list[Sentence]:
@@ -77,6 +78,13 @@ class SentenceChecker:
             offline = tuple(offline_findings(sentence, self._speller()))
         return merge(self._model.get(sentence, ()), offline)
 
+    def opened(self, text: str, cursor: int, *, whole: bool = True) -> None:
+        """The document as first seen: the sentences finished in it were not written now, so the
+        model is not asked about them (no cost for opening a file); the offline rules still are."""
+        for sentence in finished_sentences(text, cursor, 0.0, self.pause_s, whole=whole):
+            if len(self._opened) < self.max_sentences:
+                self._opened.add(sentence.text)
+
     def model_due(
         self, text: str, cursor: int, idle_s: float, *, whole: bool = True
     ) -> list[Sentence]:
@@ -85,7 +93,8 @@ class SentenceChecker:
             return []
         out = []
         for sentence in finished_sentences(text, cursor, idle_s, self.pause_s, whole=whole):
-            if sentence.text not in self._model and sentence.text not in self._asked:
+            t = sentence.text
+            if t not in self._model and t not in self._asked and t not in self._opened:
                 self._asked.add(sentence.text)
                 out.append(sentence)
         return out

@@ -101,3 +101,11 @@ def test_the_model_is_asked_only_after_a_pause_and_once_per_sentence(speller):
     checker.model_answered("One thing.", ())
     checker.model_failed("Two things.")
     assert checker.model_due(text, len(text), 3.0) == []
+
+
+def test_sentences_finished_when_the_document_was_opened_are_not_the_models(speller):
+    checker = SentenceChecker(lambda: speller)
+    text = "Written before. "
+    checker.opened(text, len(text))
+    text += "Written now. "
+    assert [s.text for s in checker.model_due(text, len(text), 2.0)] == ["Written now."]

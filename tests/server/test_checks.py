@@ -150,6 +150,7 @@ async def test_with_a_key_haiku_checks_each_finished_sentence_once_after_a_pause
         rec = Recorder(c.ws)
         reader = asyncio.create_task(rec.run())
         text = "She is definately back. It was fine."
+        await c.suggest("She")  # the document as opened: nothing finished yet
         await c.suggest(text)
         # the pause: the model's checks replace the offline ones, one per finished sentence
         await rec.until(lambda: len([f for _, f in rec.checks() if f["cost_usd"] > 0]) >= 2, 10)
@@ -166,3 +167,25 @@ async def test_with_a_key_haiku_checks_each_finished_sentence_once_after_a_pause
     body = requests[0].body
     assert "temperature" not in body and body["model"] == "claude-haiku-5-5"
     assert any("cache_control" in b for b in body["messages"][0]["content"])
+
+
+async def test_opening_a_document_asks_the_model_nothing(emu):
+    """Sentences already finished when the document is opened are checked offline only."""
+    from server.runner import ServerHandle
+
+    from .conftest import make_settings, messages_requests
+
+    async with ServerHandle(make_settings(emu)) as srv, client(srv) as c:
+        rec = Recorder(c.ws)
+        reader = asyncio.create_task(rec.run())
+        text = "She is definately back. It was fine.\n"
+        await c.send({"type": "open", "id": c.new_id(), "text": text, "cursor": len(text)})
+        await rec.until(lambda: len(rec.checks()) >= 2, 5)
+        await c.send({"type": "ping", "id": c.new_id()})
+        await rec.until(lambda: rec.frames[-1][1]["type"] == "pong", 5)
+        # well past the model's pause: the timer fired and asked nothing
+        (conn,) = srv.app.state.hub.connections
+        await asyncio.wait_for(conn.checks.model_pause_seen.wait(), 5)
+        reader.cancel()
+    assert not [r for r in messages_requests(emu) if "<sentence>" in str(r.body)]
+    assert [f["cost_usd"] for _, f in rec.checks()] == [0.0, 0.0]
