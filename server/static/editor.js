@@ -5,6 +5,7 @@
 // suggestion in grey. A ghost is shown only if it answers the latest request, made for exactly
 // the text and cursor on screen; window.__shown records every one shown, for the browser tests.
 
+import { CheckMarks } from "./checks.js";
 import { AssistantClient } from "./client.js";
 
 const TOKEN_KEY = "assistant.token";
@@ -607,7 +608,8 @@ function main() {
   client.addEventListener("status", (e) => readout.status(e.detail));
   const editor = new GhostEditor(client, readout);
   const review = new ReviewPanel(client, editor, readout);
-  window.__assistant = { client, editor, review };
+  const checks = new CheckMarks(client, editor, readout, { cpToUtf16, shiftRange });
+  window.__assistant = { client, editor, review, checks };
   if (!token) {
     readout.noToken();
     return;
