@@ -53,15 +53,17 @@ class SentenceChecker:
         self._opened: set[str] = set()  # finished when the document was opened: not the model's
         self.checked = 0  # sentences the offline rules ran on (a cache miss each)
 
-    def due(self, text: str, cursor: int, idle_s: float, *, whole: bool = True) -> list[Sentence]:
+    def due(
+        self, text: str, cursor: int, idle_s: float, *, cut: tuple[bool, bool] = (False, False)
+    ) -> list[Sentence]:
         """Finished sentences of ``text`` never checked offline; checks them (cached). Nothing
         while the speller is loading: a check without it would look clean and be wrong.
-        ``whole=False``: ``text`` is a window around the cursor (see ``finished_sentences``)."""
+        ``cut``: ``text`` is a piece of the document (see ``finished_sentences``)."""
         speller = self._speller()
         if speller is None:
             return []
         out = []
-        for sentence in finished_sentences(text, cursor, idle_s, self.pause_s, whole=whole):
+        for sentence in finished_sentences(text, cursor, idle_s, self.pause_s, cut=cut):
             if sentence.text in self._offline:
                 continue
             self.checked += 1
@@ -78,21 +80,21 @@ class SentenceChecker:
             offline = tuple(offline_findings(sentence, self._speller()))
         return merge(self._model.get(sentence, ()), offline)
 
-    def opened(self, text: str, cursor: int, *, whole: bool = True) -> None:
+    def opened(self, text: str, cursor: int, *, cut: tuple[bool, bool] = (False, False)) -> None:
         """The document as first seen: the sentences finished in it were not written now, so the
         model is not asked about them (no cost for opening a file); the offline rules still are."""
-        for sentence in finished_sentences(text, cursor, 0.0, self.pause_s, whole=whole):
+        for sentence in finished_sentences(text, cursor, 0.0, self.pause_s, cut=cut):
             if len(self._opened) < self.max_sentences:
                 self._opened.add(sentence.text)
 
     def model_due(
-        self, text: str, cursor: int, idle_s: float, *, whole: bool = True
+        self, text: str, cursor: int, idle_s: float, *, cut: tuple[bool, bool] = (False, False)
     ) -> list[Sentence]:
         """Finished sentences the model has not seen, once the writer has paused long enough."""
         if idle_s < self.model_pause_s:
             return []
         out = []
-        for sentence in finished_sentences(text, cursor, idle_s, self.pause_s, whole=whole):
+        for sentence in finished_sentences(text, cursor, idle_s, self.pause_s, cut=cut):
             t = sentence.text
             if t not in self._model and t not in self._asked and t not in self._opened:
                 self._asked.add(sentence.text)

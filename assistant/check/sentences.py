@@ -65,11 +65,19 @@ def is_finished(sentence: Sentence, cursor: int, idle_s: float, pause_s: float =
 
 
 def finished_sentences(
-    text: str, cursor: int, idle_s: float, pause_s: float = PAUSE_S, *, whole: bool = True
+    text: str,
+    cursor: int,
+    idle_s: float,
+    pause_s: float = PAUSE_S,
+    *,
+    cut: tuple[bool, bool] = (False, False),
 ) -> list[Sentence]:
-    """The finished sentences of ``text``. ``whole=False``: ``text`` is a window cut out of a
-    longer document, so its first and last sentences may be cut too and are left out."""
+    """The finished sentences of ``text``. ``cut``: whether ``text`` was cut out of a longer
+    document inside a line at its start and at its end; the sentence there may be a piece of
+    one and is left out."""
     found = sentences(text)
-    if not whole:
-        found = found[1:-1]
+    if cut[0]:
+        found = found[1:]
+    if cut[1]:
+        found = found[:-1]
     return [s for s in found if is_finished(s, cursor, idle_s, pause_s)]

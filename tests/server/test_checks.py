@@ -189,3 +189,30 @@ async def test_opening_a_document_asks_the_model_nothing(emu):
         reader.cancel()
     assert not [r for r in messages_requests(emu) if "<sentence>" in str(r.body)]
     assert [f["cost_usd"] for _, f in rec.checks()] == [0.0, 0.0]
+
+
+async def test_typing_in_the_middle_of_a_long_document_flags_at_document_offsets(offline_server):
+    """Only the text around the cursor is looked at on a keystroke: the offsets still count from
+    the start of the whole document, and opening it sends at most the window's sentences."""
+    head = "An opening line that is fine.\n" * 300  # 9,000 characters before the cursor
+    tail = "\nA closing line that is fine." * 100
+    async with client(offline_server) as c:
+        rec = Recorder(c.ws)
+        reader = asyncio.create_task(rec.run())
+        await c.suggest(head, tail)
+        await rec.until(lambda: len(rec.checks()) >= 2, 5)  # "fine" lines near the cursor
+        opened = len(rec.checks())
+        assert opened <= 2 * (2_000 // 30) + 2
+        typed = ""
+        for ch in "They recieve it. Then":
+            typed += ch
+            await c.suggest(head + typed, tail)
+        await rec.until(lambda: any(f["findings"] for _, f in rec.checks()), 5)
+        reader.cancel()
+    text = head + typed + tail
+    (frame,) = [f for _, f in rec.checks() if f["findings"]]
+    (x,) = frame["findings"]
+    assert (x["quote"], x["replacement"]) == ("recieve", "receive")
+    assert text[x["start"] : x["end"]] == "recieve" and x["start"] == len(head) + 5
+    assert frame["sentence"] == {"start": len(head), "end": len(head) + len("They recieve it.")}
+    assert all(not f["findings"] for _, f in rec.checks()[:opened])
