@@ -8,16 +8,20 @@
    prices, scaled to a writer at 40 words a minute.
 3. The time from a sentence's end to its flag on the offline tier: a real server, a client
    typing the test paragraph at 33 keys a second over the WebSocket API.
+4. With ``--keystrokes`` only: the server CPU of the checks a keystroke
+   (``CheckRuntime.observe``), 310 keys typed into the middle of a 100 KB document.
 
-    python -m tools.check_figures
+    python -m tools.check_figures [--keystrokes]
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 from assistant.bench.reviews import load_corpus
 from assistant.check import spelling
@@ -135,6 +139,32 @@ async def time_to_flag() -> list[float]:
     return gaps
 
 
+def _long_document(chars: int = 100_000) -> str:
+    corpus = sorted(Path("tests/data/review_corpus").glob("*.txt"))
+    return ("".join(f.read_text(encoding="utf-8") for f in corpus) * 20)[:chars]
+
+
+async def keystroke_cpu(doc: str) -> float:
+    """Seconds of CPU a keystroke of ``CheckRuntime.observe`` (v1 frames, 100 KB document)."""
+    from server import checks
+
+    class Outbox:
+        def emit(self, *frame) -> None:
+            pass
+
+    typed = "We will send the the report tomorrow. It is definately ready. " * 5
+    spelling.speller()
+    runtime = checks.CheckRuntime(Outbox(), account=lambda model, usage: 0.0)
+    at = 50_000
+    runtime.observe(0, doc[:at], doc[at:])
+    cpu = time.process_time()
+    for i in range(1, len(typed) + 1):
+        runtime.observe(i, doc[:at] + typed[:i], doc[at:])
+    used = time.process_time() - cpu
+    runtime.stop()
+    return used / len(typed)
+
+
 def _rows(tally: dict) -> list[str]:
     rows = []
     for cls in sorted(tally["planted"] | tally["flagged"]):
@@ -149,6 +179,9 @@ def _rows(tally: dict) -> list[str]:
 
 async def main() -> None:
     print(f"load average {os.getloadavg()[0]:.1f}")
+    if "--keystrokes" in sys.argv:
+        print(f"checks: {await keystroke_cpu(_long_document()) * 1e6:.0f} µs CPU a keystroke")
+        return
     figures = await corpus_figures()
     for name in ("offline", "haiku"):
         print(f"\n{name}: | class | precision | recall |")
