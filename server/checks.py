@@ -85,7 +85,9 @@ def _around(was: int, now: int, length: int) -> list[tuple[int, int]]:
 class CheckRuntime:
     """Checks for one connection. ``account(model, usage) -> cost`` books what a model check
     spent (the connection's total, /metrics, the hub's ledger); ``model`` is the hub's model
-    checker (``check(document_text, sentence, document=key)``), or None offline."""
+    checker (``check(document_text, sentence, document=key)``), or None offline;
+    ``model_available()`` says whether a model request now would reach the model (not while the
+    provider is parked on a refused key or a rate limit: the sentences wait for it)."""
 
     def __init__(
         self,
@@ -93,12 +95,14 @@ class CheckRuntime:
         *,
         account: Callable[[str, Any], float],
         model: Any | None = None,
+        model_available: Callable[[], bool] = lambda: True,
         document: str = "",
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.outbox = outbox
         self._account = account
         self.model = model
+        self._model_available = model_available
         self.document = document  # the key the model checker keeps this writer's text under
         self.checker = SentenceChecker(spelling.ready)
         self.version = -1
@@ -116,6 +120,7 @@ class CheckRuntime:
         self._model_task: asyncio.Task | None = None
         self._model_queue: list[Sentence] = []
         self.model_pause_seen = asyncio.Event()  # the writer paused long enough for the model
+        self.model_asked = 0  # sentences queued for the model
         self.closing = False
 
     # ------------------------------------------------------------------------- from frames
@@ -193,10 +198,12 @@ class CheckRuntime:
         if idle < self.checker.model_pause_s:
             self._arm(self.checker.model_pause_s - idle)
             return
-        self._model_queue.extend(
-            self.checker.model_due(self._window, self._cursor, idle, cut=self._cut)
-        )
         self.model_pause_seen.set()
+        if not self._model_available():
+            return
+        due = self.checker.model_due(self._window, self._cursor, idle, cut=self._cut)
+        self.model_asked += len(due)
+        self._model_queue.extend(due)
         if self._model_queue and (self._model_task is None or self._model_task.done()):
             self._model_task = self.loop.create_task(self._ask_model())
 

@@ -77,9 +77,12 @@ class Connection:
         parts = dict(account=self._account, message_of=self._message_of)
         self.suggestions = SuggestionRuntime(hub, conn_id, self.outbox, self.stats, **parts)
         self.reviews = ReviewJobs(hub, conn_id, self.outbox, self.stats, **parts)
-        checker = getattr(self.setup, "checker", None)
         self.checks = CheckRuntime(
-            self.outbox, account=self._account, model=checker, document=conn_id
+            self.outbox,
+            account=self._account,
+            model=getattr(self.setup, "checker", None),
+            model_available=self.setup.billable_now,
+            document=conn_id,
         )
 
     @property

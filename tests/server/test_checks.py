@@ -216,3 +216,28 @@ async def test_typing_in_the_middle_of_a_long_document_flags_at_document_offsets
     assert text[x["start"] : x["end"]] == "recieve" and x["start"] == len(head) + 5
     assert frame["sentence"] == {"start": len(head), "end": len(head) + len("They recieve it.")}
     assert all(not f["findings"] for _, f in rec.checks()[:opened])
+
+
+async def test_no_model_check_while_the_provider_is_parked_on_a_refused_key():
+    from assistant.emulator import Fault
+    from server.runner import ServerHandle
+
+    from .conftest import emulator, make_settings, messages_requests
+
+    async with emulator() as emu:
+        emu.inject(Fault("auth"))
+        async with ServerHandle(make_settings(emu)) as srv, client(srv) as c:
+            rec = Recorder(c.ws)
+            reader = asyncio.create_task(rec.run())
+            await c.suggest("She")
+            await rec.until(lambda: any(f.get("state") == "auth_failed" for _, f in rec.frames), 5)
+            (conn,) = srv.app.state.hub.connections
+            conn.checks.model_pause_seen.clear()
+            await c.suggest("She is definately back. It")
+            await asyncio.wait_for(conn.checks.model_pause_seen.wait(), 5)
+            await rec.until(lambda: any(f["findings"] for _, f in rec.checks()), 5)
+            reader.cancel()
+    assert conn.checks.model_asked == 0
+    assert not [r for r in messages_requests(emu) if "<sentence>" in str(r.body)]
+    offline = [x["source"] for _, f in rec.checks() for x in f["findings"]]
+    assert offline == ["offline"]  # the offline rules still flag it
