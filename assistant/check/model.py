@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from ..config import Settings
 from ..pricing import Usage
 from ..providers.base import Final, ProviderError, ProviderErrorKind
-from ..review.requests import DocumentBases, tier_params
+from ..review.requests import FINDINGS_SCHEMA, DocumentBases, tier_params
 from .offline import CheckFinding
 
 CATEGORIES = ("spelling", "doubled_word", "grammar", "word_choice")
@@ -35,11 +35,10 @@ CHECK_ITEM: dict = {
     "required": ["quote", "replacement", "problem", "category"],
     "additionalProperties": False,
 }
+# The review's findings schema with the check's item: the same reply shape, fewer fields.
 CHECK_SCHEMA: dict = {
-    "type": "object",
+    **FINDINGS_SCHEMA,
     "properties": {"findings": {"type": "array", "items": CHECK_ITEM}},
-    "required": ["findings"],
-    "additionalProperties": False,
 }
 
 CHECK_SYSTEM = """\
