@@ -195,7 +195,7 @@ class Connection:
                     self.outbox.emit_error(frame.id, err.code, err.message)
                     return
                 suggestions.suggest(frame.id, prefix, suffix)
-                self.checks.observe(frame.id, prefix, suffix)
+                self.checks.observe(self.documents.document.version, prefix, suffix)
             case p.OpenDocument() | p.EditDocument():
                 try:
                     doc = self.documents.apply(frame)

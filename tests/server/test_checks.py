@@ -241,3 +241,19 @@ async def test_no_model_check_while_the_provider_is_parked_on_a_refused_key():
     assert not [r for r in messages_requests(emu) if "<sentence>" in str(r.body)]
     offline = [x["source"] for _, f in rec.checks() for x in f["findings"]]
     assert offline == ["offline"]  # the offline rules still flag it
+
+
+async def test_a_check_names_the_document_version_its_offsets_are_for(offline_server):
+    """A 1.1 ``suggest`` by version makes no new version: the check after it names the
+    version of the text (the open's id), not the suggest's id."""
+    async with client(offline_server) as c:
+        rec = Recorder(c.ws)
+        reader = asyncio.create_task(rec.run())
+        opened = c.new_id()
+        await c.send({"type": "open", "id": opened, "text": "Teh cat sat.", "cursor": 12})
+        await c.send({"type": "suggest", "id": c.new_id(), "version": opened})
+        await rec.until(lambda: rec.checks(), 5)  # after the pause
+        reader.cancel()
+    ((_, frame),) = rec.checks()
+    assert frame["version"] == opened
+    assert [(x["start"], x["replacement"]) for x in frame["findings"]] == [(0, "The")]
