@@ -97,6 +97,7 @@ class CheckRuntime:
         model: Any | None = None,
         model_available: Callable[[], bool] = lambda: True,
         document: str = "",
+        enabled: bool = True,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.outbox = outbox
@@ -121,7 +122,7 @@ class CheckRuntime:
         self._model_queue: list[Sentence] = []
         self.model_pause_seen = asyncio.Event()  # the writer paused long enough for the model
         self.model_asked = 0  # sentences queued for the model
-        self.closing = False
+        self.closing = not enabled  # (checks turned off: nothing is ever looked at)
 
     # ------------------------------------------------------------------------- from frames
 

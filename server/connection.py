@@ -83,6 +83,7 @@ class Connection:
             model=getattr(self.setup, "checker", None),
             model_available=self.setup.billable_now,
             document=conn_id,
+            enabled=settings.checks != "off",
         )
 
     @property

@@ -155,7 +155,7 @@ async def start_providers(
         reviewer = make_reviewer(settings)
         owned.append(reviewer)
     checker = None
-    if settings.api_key and _label_of(provider) == "anthropic":
+    if settings.checks == "auto" and settings.api_key and _label_of(provider) == "anthropic":
         from assistant.check.model import ModelChecker
 
         checker = ModelChecker(settings)

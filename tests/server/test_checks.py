@@ -8,6 +8,9 @@ import asyncio
 import contextlib
 
 import orjson
+import pytest
+
+from assistant.check import spelling
 
 from .conftest import client
 
@@ -257,3 +260,25 @@ async def test_a_check_names_the_document_version_its_offsets_are_for(offline_se
     ((_, frame),) = rec.checks()
     assert frame["version"] == opened
     assert [(x["start"], x["replacement"]) for x in frame["findings"]] == [(0, "The")]
+
+
+@pytest.mark.parametrize("checks", ["off", "offline"])
+async def test_the_checks_setting_turns_the_model_or_everything_off(emu, checks):
+    from server.runner import ServerHandle
+
+    from .conftest import make_settings
+
+    spelling.speller()  # built: with checks on, the check would come before the pong
+    async with ServerHandle(make_settings(emu, checks=checks)) as srv, client(srv) as c:
+        rec = Recorder(c.ws)
+        reader = asyncio.create_task(rec.run())
+        await c.suggest("She")
+        await c.suggest("She is definately back. It")
+        (conn,) = srv.app.state.hub.connections
+        assert conn.checks.model is None
+        if checks == "offline":
+            await rec.until(lambda: any(f["findings"] for _, f in rec.checks()), 5)
+        await c.send({"type": "ping", "id": c.new_id()})
+        await rec.until(lambda: any(f["type"] == "pong" for _, f in rec.frames), 5)
+        reader.cancel()
+    assert bool(rec.checks()) == (checks == "offline")
