@@ -61,13 +61,10 @@ def offline_findings(sentence: str, speller: Speller | None) -> list[CheckFindin
             first = False
             if "'" in word or "’" in word or "-" in word:
                 continue
-            if word[:1].isupper():
-                if not starts_sentence or not word[1:].islower():
-                    continue  # a name or an acronym: not ours to spell
-                word_lower = word.lower()
-            else:
-                word_lower = word
-            correction = speller.correct(word_lower)
+            capitalised = word[:1].isupper()
+            if capitalised and (not starts_sentence or not word[1:].islower()):
+                continue  # a name or an acronym: not ours to spell
+            correction = speller.correct(word.lower(), capitalised=capitalised)
             if correction is None:
                 continue
             right = _match_case(word, correction.replacement)

@@ -8,9 +8,10 @@ underline; one told "Kowalczyk" is wrong learns to ignore it. So a word is flagg
   digits, apostrophes or hyphens are left alone; and
 * it is absent from the lexicon and a lexicon word within two edits (a transposition counts as
   one) is frequent (``MIN_REPLACEMENT_FREQ``), or
-* it is in the lexicon but rare, and a word one *typical* slip away (a letter left out, a letter
-  doubled, two letters swapped, one vowel for another) is ``MISSPELLING_RATIO`` times more
-  frequent. wordfreq counts web text, so its 50,000 words include the commonest misspellings
+* it is in the lexicon (or wordfreq's longer list) but rare, and a word one *typical* slip away
+  (a letter left out, a letter doubled, two letters swapped, one vowel for another) is
+  ``MISSPELLING_RATIO`` times more frequent (``DOUBLING_RATIO`` times for a doubled letter
+  typed single or the reverse, or a swap: "occured", "accomodate", "becuase"). wordfreq counts web text, so its 50,000 words include the commonest misspellings
   ("definately", "untill", "wich"). On tests/data/review_corpus, allowing any edit here also
   flagged "zest" (best), "theses" (these), "wincing" (winning) and "offsite" (offside); the
   typical slips alone flag none of them (docs/performance.md, *Corrections as you type*).
@@ -34,8 +35,11 @@ from ..providers.statistical import Lexicon, lexicon
 
 MIN_WORD_LENGTH = 3
 MIN_REPLACEMENT_FREQ = 1e-6  # about the 25,000th word: "frequent"
-MISSPELLING_RATIO = 100.0  # a rare lexicon word this much rarer than its neighbour is a typo
-TYPICAL_SLIP = 0.5  # slip_weight at or above which a lexicon word may still be a slip
+MISSPELLING_RATIO = 100.0  # a rare known word this much rarer than its neighbour is a typo
+DOUBLING_RATIO = 20.0  # ... when the slip is a doubled letter or a swap (the commonest)
+NAME_FACTOR = 3.0  # a capitalised first word may be a name ("Ines", not "Lines"): 3x the ratio
+TYPICAL_SLIP = 0.5  # slip_weight at or above which a known word may still be a slip
+DOUBLING = 1.0  # slip_weight of a doubled letter typed single (or the reverse) or a swap
 RARE_FREQ = 3e-6  # only lexicon words rarer than this are suspected at all
 MIN_DISTANCE_2_LENGTH = 7  # two edits only for long words: short ones have too many neighbours
 
@@ -55,20 +59,19 @@ _VOWELS = frozenset("aeiouy")
 
 
 def slip_weight(word: str, candidate: str) -> float:
-    """How likely typing ``candidate`` ends as ``word`` by one slip: 1 for a letter left out, a
-    letter doubled or two swapped, 0.5 for one vowel for another, 0.1 for any other letter
-    added or replaced; 0 when they are not one edit apart."""
+    """How likely typing ``candidate`` ends as ``word`` by one slip: 1 for a doubled letter
+    typed single or a single one doubled ("occured", "untill") and for two letters swapped, 0.8
+    for another letter left out, 0.5 for one vowel for another, 0.1 for any other letter added
+    or replaced; 0 when they are not one edit apart."""
     if len(candidate) == len(word) + 1:  # a letter left out
-        return (
-            1.0
-            if any(candidate[:i] + candidate[i + 1 :] == word for i in range(len(candidate)))
-            else 0.0
-        )
+        for i in range(len(candidate)):
+            if candidate[:i] + candidate[i + 1 :] == word:
+                return DOUBLING if _doubled(candidate, i) else 0.8
+        return 0.0
     if len(word) == len(candidate) + 1:  # a letter added: doubled, or stray
         for i in range(len(word)):
             if word[:i] + word[i + 1 :] == candidate:
-                doubled = (i > 0 and word[i - 1] == word[i]) or word[i + 1 : i + 2] == word[i]
-                return 1.0 if doubled else 0.1
+                return DOUBLING if _doubled(word, i) else 0.1
         return 0.0
     if len(word) != len(candidate):
         return 0.0
@@ -76,11 +79,15 @@ def slip_weight(word: str, candidate: str) -> float:
     if len(diffs) == 2 and diffs[1] == diffs[0] + 1:
         i = diffs[0]
         if word[i] == candidate[i + 1] and word[i + 1] == candidate[i]:
-            return 1.0
+            return DOUBLING  # (as likely: a swap)
     if len(diffs) == 1:
         i = diffs[0]
         return 0.5 if word[i] in _VOWELS and candidate[i] in _VOWELS else 0.1
     return 0.0
+
+
+def _doubled(text: str, i: int) -> bool:
+    return (i > 0 and text[i - 1] == text[i]) or text[i + 1 : i + 2] == text[i]
 
 
 def distance(a: str, b: str) -> int:
@@ -129,8 +136,11 @@ class Speller:
                     out[candidate] = d
         return out
 
-    def correct(self, word: str) -> Correction | None:
-        """The correction for ``word`` (lower case), or None when it is fine or unsure."""
+    def correct(self, word: str, *, capitalised: bool = False) -> Correction | None:
+        """The correction for ``word`` (lower case), or None when it is fine or unsure.
+        ``capitalised``: it was written with a capital (a sentence's first word), so it may be a
+        name wordfreq knows: a known word needs ``NAME_FACTOR`` times
+        the evidence."""
         if len(word) < MIN_WORD_LENGTH or not word.isalpha() or not word.islower():
             return None
         own = self.freq.get(word)
@@ -148,7 +158,9 @@ class Speller:
                 best, nearest = max(candidates, key=self.freq.__getitem__), 2
             else:
                 return None
-            if self.freq[best] < own * MISSPELLING_RATIO:
+            slip = slip_weight(word, best) if nearest == 1 else 0.0
+            ratio = DOUBLING_RATIO if slip >= DOUBLING else MISSPELLING_RATIO
+            if self.freq[best] < own * ratio * (NAME_FACTOR if capitalised else 1.0):
                 return None
             return Correction(word, best, nearest)
         if weighted:

@@ -38,6 +38,12 @@ def test_a_sentence_is_finished_once_the_writer_moves_on_pauses_or_leaves_the_pa
         ("We met untill noon.", {"untill": "until"}),
         ("It was innacurate.", {"innacurate": "inaccurate"}),  # two edits, a long word
         ("Kowalczyk met Ines in Sintra.", {}),  # names are not ours to spell
+        ("Ines said it was fine.", {}),  # a known name first: not "Lines"
+        ("Goverment is slow.", {"Goverment": "Government"}),
+        (
+            "It occured to us to accomodate them.",
+            {"occured": "occurred", "accomodate": "accommodate"},
+        ),
         ("The offsite was silted up, wincing at the zest.", {}),  # rare but right
         ("She said it was very very good.", {}),  # doubled on purpose
         ("Put it on the the table.", {" the": ""}),
@@ -46,6 +52,34 @@ def test_a_sentence_is_finished_once_the_writer_moves_on_pauses_or_leaves_the_pa
 def test_offline_findings_flag_misspellings_and_doubled_words_only(speller, sentence, fixes):
     found = offline_findings(sentence, speller)
     assert {sentence[f.start : f.end]: f.replacement for f in found} == fixes
+
+
+RARE_BUT_RIGHT = (
+    "refactored dequeued tokenizer overfitting webhook preprocessing misconfigured unsubscribed "
+    "geolocation hyperparameters microservices autoscaling chatbot kubectl nginx postgres yaml "
+    "async regex repo configs datasets onboarding upskilling timeboxed standup backlog grafana "
+    "subtasks reran untested unmerged deduplicate lockfile sourdough focaccia ciabatta gnocchi "
+    "tzatziki hummus quinoa kombucha theses zest wincing offsite silted"
+).split()
+COMMON_SLIPS = {
+    "thier": "their", "becuase": "because", "wiht": "with", "taht": "that", "adn": "and",
+    "hte": "the", "recieve": "receive", "occured": "occurred", "seperate": "separate",
+    "tommorrow": "tomorrow", "goverment": "government", "enviroment": "environment",
+    "neccessary": "necessary", "wierd": "weird", "freind": "friend", "beleive": "believe",
+    "begining": "beginning", "existance": "existence", "untill": "until", "probaly": "probably",
+    "realy": "really", "finaly": "finally", "sucessful": "successful", "dissapear": "disappear",
+    "embarass": "embarrass", "writting": "writing", "recomend": "recommend", "teh": "the",
+    "knowlege": "knowledge", "lenght": "length", "jsut": "just",
+}  # fmt: skip
+
+
+def test_rare_but_right_words_are_never_flagged(speller):
+    assert {w: speller.correct(w) for w in RARE_BUT_RIGHT if speller.correct(w)} == {}
+
+
+def test_common_slips_get_their_fix(speller):
+    got = {w: (c.replacement if (c := speller.correct(w)) else None) for w in COMMON_SLIPS}
+    assert got == COMMON_SLIPS
 
 
 def test_the_speller_flags_no_correct_word_of_the_review_corpus(speller):
@@ -68,7 +102,7 @@ def test_the_speller_flags_no_correct_word_of_the_review_corpus(speller):
                     quote in lab["quote"] and f.replacement in lab["replacement"] for lab in mine
                 ), (path.name, quote, f.replacement)
                 right += 1
-    assert flagged == right >= 25
+    assert flagged == right >= 32
 
 
 def test_an_unchanged_sentence_is_checked_once_and_an_edited_one_again(speller):
