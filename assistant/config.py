@@ -38,6 +38,9 @@ class Settings:
         default_factory=lambda: _roles().get("triage") or _roles()["suggest"]
     )
     review_tier: str = "auto"
+    # Corrections as you type (docs/protocol.md, "check"): auto (the offline rules, then the
+    # suggestion role's model with a key), offline (the rules alone) or off.
+    checks: str = "auto"
     suggest_max_tokens: int = 24  # Haiku 4.5 tokens; sent scaled by the model's tokenizer factor
     suggest_timeout_s: float = 2.5  # whole suggestion request; a late suggestion is useless
     suggest_connect_timeout_s: float = 1.0
@@ -87,6 +90,7 @@ _ENV = {
     "ASSISTANT_REVIEW_MODEL": "review_model",
     "ASSISTANT_TRIAGE_MODEL": "review_triage_model",
     "ASSISTANT_REVIEW_TIER": "review_tier",
+    "ASSISTANT_CHECKS": "checks",
 }
 
 

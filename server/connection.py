@@ -25,6 +25,7 @@ from assistant.pricing import Usage
 from assistant.providers.base import ProviderError
 
 from . import protocol as p
+from .checks import CheckRuntime
 from .document import DocumentError, DocumentLimits, DocumentSession
 from .logs import redact
 from .outbox import ConnectionStats, Outbox
@@ -76,6 +77,14 @@ class Connection:
         parts = dict(account=self._account, message_of=self._message_of)
         self.suggestions = SuggestionRuntime(hub, conn_id, self.outbox, self.stats, **parts)
         self.reviews = ReviewJobs(hub, conn_id, self.outbox, self.stats, **parts)
+        self.checks = CheckRuntime(
+            self.outbox,
+            account=self._account,
+            model=getattr(self.setup, "checker", None),
+            model_available=self.setup.billable_now,
+            document=conn_id,
+            enabled=settings.checks != "off",
+        )
 
     @property
     def engine(self) -> Any:
@@ -136,6 +145,7 @@ class Connection:
         self._closing = True
         self.suggestions.teardown(why)
         self.reviews.stop_all(why)
+        self.checks.stop()
         self.suggestions.finish()
 
     def _on_gone(self) -> None:
@@ -176,6 +186,7 @@ class Connection:
         match frame:
             case p.Suggest():
                 suggestions.suggest(frame.id, frame.prefix, frame.suffix)
+                self.checks.observe(frame.id, frame.prefix, frame.suffix)
             case p.SuggestAt():
                 try:
                     if frame.edit is not None:
@@ -185,6 +196,7 @@ class Connection:
                     self.outbox.emit_error(frame.id, err.code, err.message)
                     return
                 suggestions.suggest(frame.id, prefix, suffix)
+                self.checks.observe(self.documents.document.version, prefix, suffix)
             case p.OpenDocument() | p.EditDocument():
                 try:
                     doc = self.documents.apply(frame)
@@ -192,8 +204,10 @@ class Connection:
                     self.outbox.emit_error(frame.id, err.code, err.message)
                     return
                 self.outbox.stale_below = frame.id  # suggestions for the text before are stale
+                around = doc.around_cursor()
                 if isinstance(frame, p.OpenDocument):
-                    suggestions.warm_once(*doc.around_cursor())
+                    suggestions.warm_once(*around)
+                self.checks.observe(frame.id, *around)
             case p.Warm():
                 suggestions.warm_once(frame.prefix, frame.suffix)
             case p.Cancel():

@@ -39,6 +39,7 @@ class ProviderSetup:
     settings: Settings  # effective settings (emulator base_url when there is one)
     offline: Provider | None = None
     reviewer: Any | None = None
+    checker: Any | None = None  # checks as you type with the model (a key); None offline
     emulator: Any | None = None
     _owned: list = field(default_factory=list)
 
@@ -153,12 +154,19 @@ async def start_providers(
     if reviewer is None:
         reviewer = make_reviewer(settings)
         owned.append(reviewer)
+    checker = None
+    if settings.checks == "auto" and settings.api_key and _label_of(provider) == "anthropic":
+        from assistant.check.model import ModelChecker
+
+        checker = ModelChecker(settings)
+        owned.append(checker)
     setup = ProviderSetup(
         provider=provider,
         label=label or _label_of(provider),
         settings=settings,
         offline=offline,
         reviewer=reviewer,
+        checker=checker,
         emulator=emu,
     )
     setup._owned = owned

@@ -29,6 +29,7 @@ from assistant.review.frames import finding_from_frame, format_tiers, tiers_from
 from assistant.suggest.usefulness_frames import FrameUsefulness
 
 from . import files
+from .checks import CheckMarks
 from .client import AssistantClient, ConnectionState
 from .document_sync import DocumentSync, fits, speaks_documents
 from .messages import ConnectionChanged, ServerFrame
@@ -51,6 +52,7 @@ class EditorApp(App):
         Binding("f3", "toggle_panel", "Panel", priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
         Binding("escape", "cancel_review", "Cancel review", show=False),
+        Binding("f8", "apply_check", "Correct", priority=True),
     ]
     # Below 90 columns the review panel goes under the text instead of beside it (app.tcss):
     # at 60 columns a 52-column panel left the text 7 cells wide.
@@ -93,6 +95,7 @@ class EditorApp(App):
         self.frames_seen = 0
         self.last_done: dict | None = None  # the last done frame for the latest suggestion
         self.usefulness = FrameUsefulness()  # the session's accepted share and chars saved
+        self.checks = CheckMarks()  # the server's corrections as you type, underlined
 
     # -- composition ----------------------------------------------------------------------------
 
@@ -159,6 +162,9 @@ class EditorApp(App):
     # -- edits -> suggest / cancel / accept -----------------------------------------------------
 
     def on_ghost_editor_edited(self, message: GhostEditor.Edited) -> None:
+        if self.checks.marks or self.checks.text:
+            self.checks.edited(self.editor.text)
+            self._show_marks()
         self.status.dirty = dirty = self.dirty
         if dirty:
             self._schedule_recovery()
@@ -345,6 +351,10 @@ class EditorApp(App):
                     + (f"\n{note}" if note else "")
                     + "\nEnter/a apply · s skip · F2 back to the text"
                 )
+        elif kind == "check":
+            self.status.record_usage(None, frame.get("cost_usd"))
+            self.checks.on_check(frame, self.editor.text)
+            self._show_marks()
         elif kind == "status":
             reason = frame.get("reason")
             self.status.note = "" if frame.get("state") == "ok" else str(reason or "")
@@ -410,6 +420,27 @@ class EditorApp(App):
             self.editor.focus()
         else:
             self.panel.add_class("visible")
+
+    def _show_marks(self) -> None:
+        self.editor.set_marks([(m.start, m.end) for m in self.checks.marks])
+
+    def action_apply_check(self) -> None:
+        """F8: apply the correction under or next to the cursor, as one undoable edit."""
+        editor = self.editor
+        mark = self.checks.nearest(self._cursor_offset())
+        if mark is None:
+            self.notify("No correction next to the cursor.")
+            return
+        self.checks.remove(mark)
+        if editor.text[mark.start : mark.end] != mark.quote:  # never apply to other text
+            self._show_marks()
+            return
+        try:
+            span = editor.offset_to_location(mark.start), editor.offset_to_location(mark.end)
+        except ValueError:
+            return
+        editor.replace(mark.replacement, *span)
+        self.notify(mark.message or f"{mark.quote!r} -> {mark.replacement!r}", title="Corrected")
 
     def on_review_panel_selected(self, message: ReviewPanel.Selected) -> None:
         try:

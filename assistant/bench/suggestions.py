@@ -252,6 +252,7 @@ async def run_strategy(
             base_url=emu.base_url,
             offline="statistical",
             max_frames_per_second=1000.0,
+            checks="offline",  # the figures are the suggestions'; checks are costed apart
             suggest_model=load_settings().suggest_model,  # ASSISTANT_SUGGEST_MODEL, config file
         )
         async with server_with_engine(settings, log.factory(name)) as srv:

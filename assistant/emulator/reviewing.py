@@ -424,6 +424,20 @@ def review_reply(body: dict, *, labels: Sequence[dict] = (), seed: int = 0) -> s
             document = apply_edits(document, json.loads(edits))
         except ValueError:
             pass
+    sentence = _between(user, "sentence")
+    if sentence is not None:
+        return json.dumps(_sentence_check(sentence, labels, model, seed))
     triage = mode == "triage"
     rich = triage or _asks_for_confidence(body)
     return json.dumps(_full_review(document, labels, model, seed, triage=triage, rich=rich))
+
+
+def _sentence_check(sentence: str, labels, model: str, seed: int) -> dict:
+    """A check as you type (``assistant/check/model.py``): the review of the one sentence in
+    <sentence>, surface classes only, each finding with its class and no confidence."""
+    found = _full_review(sentence, labels, model, seed, triage=False, rich=True)["findings"]
+    kept = []
+    for f in found:
+        if f.get("category") in SURFACE:
+            kept.append({k: f[k] for k in ("quote", "replacement", "problem", "category")})
+    return {"findings": kept}

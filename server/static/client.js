@@ -463,6 +463,11 @@ export class AssistantClient extends EventTarget {
           this._emit("finding-retracted", { id: f.id, index: f.index, reason: String(f.reason ?? "") });
         }
         break;
+      case "check":
+        // Corrections as you type: its model cost (if any) is part of the session's.
+        this._addCost(f.cost_usd);
+        this._emit("check", { ...f, session_cost_usd: this.sessionCostUsd });
+        break;
       case "review_done":
         this._addCost(f.cost_usd);
         if (this._reviews.delete(f.id)) this._emit("review-done", { ...f, session_cost_usd: this.sessionCostUsd });

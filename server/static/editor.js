@@ -11,6 +11,7 @@
 // "dge before winter"). Tab never leaves the text area: without a ghost it does nothing, so a
 // space typed next cannot press a button; Esc then Tab moves the focus on, for keyboard users.
 
+import { CheckMarks } from "./checks.js";
 import { AssistantClient } from "./client.js";
 
 const TOKEN_KEY = "assistant.token";
@@ -727,7 +728,8 @@ function main() {
   client.addEventListener("status", (e) => readout.status(e.detail));
   const editor = new GhostEditor(client, readout);
   const review = new ReviewPanel(client, editor, readout);
-  window.__assistant = { client, editor, review };
+  const checks = new CheckMarks(client, editor, readout, { cpToUtf16, shiftRange });
+  window.__assistant = { client, editor, review, checks };
   if (!token) {
     readout.noToken();
     return;

@@ -31,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rich.cells import cell_len
+from rich.style import Style
 from textual import events
 from textual.actions import SkipAction
 from textual.binding import Binding
@@ -107,6 +108,9 @@ class GhostEditor(TextArea):
 
     _in_edit = False  # a class default: TextArea moves the cursor before __init__ returns
     _ghost_row: int | None = None  # the line the wrapper sees with the ghost in it
+    _marks: tuple[tuple[int, int], ...] = ()  # spans flagged by the server's checks
+    MARK = "assistant.check"  # the highlight name of a flagged span
+    MARK_STYLE = Style(underline=True, color="red")
 
     def __init__(self, text: str = "", **kwargs) -> None:
         kwargs.setdefault("tab_behavior", "indent")
@@ -260,6 +264,37 @@ class GhostEditor(TextArea):
         self.suggestion = ""
         if had and notify:
             self.post_message(self.Dismissed(self))
+
+    # -- flagged spans (checks as you type) ------------------------------------------------------
+
+    def set_marks(self, spans: list[tuple[int, int]]) -> None:
+        """Underline ``spans`` (code points into the text), drawn like syntax highlights."""
+        spans_t = tuple(spans)
+        if spans_t == self._marks:
+            return
+        self._marks = spans_t
+        theme = self._theme
+        if theme is not None and self.MARK not in theme.syntax_styles:
+            theme.syntax_styles = {**theme.syntax_styles, self.MARK: self.MARK_STYLE}
+        self._build_highlight_map()
+        self.refresh()
+
+    def _build_highlight_map(self) -> None:
+        super()._build_highlight_map()
+        doc = self.document
+        for start, end in self._marks:
+            try:
+                (row, col), (end_row, end_col) = (
+                    doc.get_location_from_index(start),
+                    doc.get_location_from_index(end),
+                )
+            except (IndexError, ValueError):
+                continue
+            if row != end_row:
+                continue
+            line = doc[row]  # highlights are in UTF-8 byte columns
+            lo, hi = len(line[:col].encode()), len(line[:end_col].encode())
+            self._highlights[row].append((lo, hi, self.MARK))
 
     # -- where the cursor is --------------------------------------------------------------------
 
