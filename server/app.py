@@ -67,6 +67,8 @@ def build_app(
     built-in Anthropic emulator and points the provider at it. ``engine_factory(clock)`` replaces
     the suggestion engine of every connection (the benchmark compares strategies with it)."""
     token = settings.token or secrets.token_urlsafe(24)
+    # ValueError for a short secret or an unusable key: the server must not start on it.
+    writers = auth.WriterTokens.from_settings(settings.jwt_secret, settings.jwt_public_key)
     metrics = ServerMetrics()
     hub = Hub(settings, token, metrics)
     hub.engine_factory = engine_factory
@@ -112,6 +114,7 @@ def build_app(
             list(scope.get("subprotocols") or []),
             token=token,
             allowed_origins=allowed,
+            writers=writers,
         )
         client = scope.get("client") or ("?", 0)
         if not verdict.ok:
@@ -128,28 +131,31 @@ def build_app(
             await websocket.accept(subprotocol=verdict.subprotocol)
             await websocket.close(code=1001)
             return
-        if not hub.reserve():
-            metrics.connections_refused.labels("connection_cap").inc()
-            log_event("connection_refused", reason="connection cap", client=f"{client[0]}")
+        writer = verdict.writer or auth.Writer(auth.OWNER)
+        refusal = hub.reserve(writer)
+        if refusal:
+            metrics.connections_refused.labels(refusal.replace(" ", "_")).inc()
+            log_event("connection_refused", reason=refusal, client=f"{client[0]}")
             await websocket.accept(subprotocol=verdict.subprotocol)
-            await websocket.close(code=1013)
+            await websocket.close(code=1013, reason=refusal)
             return
         opened = time.monotonic()
         conn: Connection | None = None
         try:
-            conn = Connection(websocket, hub, hub.next_id())
+            conn = Connection(websocket, hub, hub.next_id(), writer)
             await websocket.accept(subprotocol=verdict.subprotocol)
             hub.add(conn)
             log_event(
                 "connection_open",
                 conn=conn.id,
+                writer=writer.id,
                 client=f"{client[0]}:{client[1]}",
                 origin=headers.get("origin"),
             )
             hub.warm_provider()
             await conn.run()
         finally:
-            hub.release()
+            hub.release(writer)
             if conn is not None:
                 hub.remove(conn)
                 hub.forget_offline(conn.offline_documents)

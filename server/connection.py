@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket
@@ -39,11 +40,19 @@ if TYPE_CHECKING:
 __all__ = ["Connection", "ConnectionStats"]
 
 
+# A writer token that expires mid-session ends the connection (reason "token expired"): every
+# request in flight ends `cancelled` (`token_expired`) and the socket closes with this code,
+# which the editors take as "reconnect with a fresh token". Keeping it open would let a token
+# whose writer was cut off by the backend (no refresh) type on for as long as the tab is open.
+TOKEN_EXPIRED_CLOSE = 4001
+
+
 class Connection:
-    def __init__(self, ws: WebSocket, hub: Hub, conn_id: str) -> None:
+    def __init__(self, ws: WebSocket, hub: Hub, conn_id: str, writer: Any = None) -> None:
         self.ws = ws
         self.hub = hub
         self.id = conn_id
+        self.writer = writer
         self.setup = hub.setup
         self.metrics = hub.metrics
         settings = hub.settings
@@ -91,6 +100,7 @@ class Connection:
 
     async def run(self) -> None:
         self.outbox.start(self.loop)
+        expiry = self._watch_expiry()
         try:
             self.outbox.emit(
                 "ready",
@@ -114,19 +124,30 @@ class Connection:
                     data = message.get("bytes") or b""
                 self.on_frame(data)
         finally:
+            if expiry is not None:
+                expiry.cancel()
             self._teardown("client_gone")
             await self.outbox.stop()
 
-    async def shutdown(self, code: int = 1001) -> None:
-        """Server going away: every request in flight ends ``cancelled`` (``shutdown``), then
-        the socket closes with ``code``."""
+    def _watch_expiry(self) -> asyncio.TimerHandle | None:
+        expires_at = getattr(self.writer, "expires_at", None)
+        if expires_at is None:
+            return None
+        delay = max(0.0, expires_at - time.time())
+        return self.loop.call_later(
+            delay, lambda: self.hub.spawn(self.shutdown(TOKEN_EXPIRED_CLOSE, "token_expired"))
+        )
+
+    async def shutdown(self, code: int = 1001, reason: str = "shutdown") -> None:
+        """Server going away (or the token expired): every request in flight ends
+        ``cancelled`` (``reason``), then the socket closes with ``code``."""
         if self._closing:
             return
         open_version = self.suggestions.engine.open_version
         self._teardown("shutdown")
         if open_version is not None:
-            self.outbox.emit_cancelled(open_version, "shutdown")
-        self.reviews.cancel_all_frames("shutdown")
+            self.outbox.emit_cancelled(open_version, reason)
+        self.reviews.cancel_all_frames(reason)
         self.outbox.queue_close(code)
         await self.outbox.flush()
 

@@ -29,6 +29,7 @@ class Hub:
         self.engine_factory: Any = None  # clock -> engine; None: SuggestionEngine from settings
         self.connections: set[Any] = set()
         self.reserved = 0
+        self.per_writer: dict[str, int] = {}  # open connections per writer id (this process)
         self.ledger = Ledger()
         self.shutting_down = False
         self._ids = itertools.count(1)
@@ -42,15 +43,28 @@ class Hub:
 
     # -- admission -----------------------------------------------------------------------------
 
-    def reserve(self) -> bool:
-        """Claim a connection slot (False when at the cap)."""
+    def reserve(self, writer: Any = None) -> str:
+        """Claim a connection slot for ``writer``: "" when granted, else why not (the server's
+        cap, or the writer's ``max_connections`` on this process)."""
         if self.reserved >= self.settings.max_connections:
-            return False
+            return "connection cap"
+        limit = getattr(writer, "max_connections", None)
+        wid = getattr(writer, "id", None)
+        if limit is not None and self.per_writer.get(wid, 0) >= limit:
+            return "writer connection limit"
         self.reserved += 1
-        return True
+        if wid is not None:
+            self.per_writer[wid] = self.per_writer.get(wid, 0) + 1
+        return ""
 
-    def release(self) -> None:
+    def release(self, writer: Any = None) -> None:
         self.reserved = max(0, self.reserved - 1)
+        wid = getattr(writer, "id", None)
+        left = self.per_writer.get(wid, 0) - 1
+        if left > 0:
+            self.per_writer[wid] = left
+        else:
+            self.per_writer.pop(wid, None)
 
     def next_id(self) -> str:
         return f"c{next(self._ids)}"

@@ -7,6 +7,7 @@ import secrets
 import sys
 
 from server.app import WS_PATH, build_app
+from server.auth import WriterTokens
 from server.logs import configure_json_logging
 from server.runner import GracefulServer, serve_until_signalled, uvicorn_config
 from server.workers import Supervisor, bind_socket, default_workers
@@ -62,7 +63,14 @@ def run(args) -> int:
     # One token for every worker: generated here, once, before any worker exists.
     token = settings.token or secrets.token_urlsafe(24)
     settings = settings.with_(token=token)
-    configure_json_logging([token, settings.api_key], logging.INFO)
+    configure_json_logging(
+        [token, settings.api_key, settings.jwt_secret, settings.admin_token], logging.INFO
+    )
+    try:  # a short secret or an unusable key stops the server before anything listens
+        WriterTokens.from_settings(settings.jwt_secret, settings.jwt_public_key)
+    except ValueError as exc:
+        print(f"assistant serve: {exc}", file=sys.stderr)
+        return 2
     try:
         emulator = emulator_config(args)
     except ValueError as exc:
