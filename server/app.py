@@ -22,12 +22,14 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
+from assistant.budget import usage_since
 from assistant.config import Settings
 from assistant.providers.base import Provider
 
 from . import auth
 from .connection import Connection
 from .hub import Hub
+from .ledger import Ledger
 from .logs import log_event
 from .metrics import ServerMetrics
 from .wiring import start_providers
@@ -76,6 +78,7 @@ def build_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
+        hub.usage_ledger = await Ledger(settings.database_url).start()
         hub.setup = await start_providers(
             settings,
             provider=provider,
@@ -97,6 +100,7 @@ def build_app(
         finally:
             await hub.shutdown()
             await hub.setup.aclose()
+            await hub.usage_ledger.aclose()
             log_event(
                 "server_stop",
                 requests=hub.ledger.requests,
@@ -190,6 +194,20 @@ def build_app(
         }
         return JSONResponse(body, status_code=200 if body["ok"] else 503)
 
+    async def usage_endpoint(request: Request) -> Response:
+        """Spend and accepted characters per writer (the admin token's; off without one)."""
+        admin = settings.admin_token
+        given = request.headers.get("authorization", "")
+        if not admin or not auth.bearer_matches(given, admin):
+            return JSONResponse({"error": "admin token required"}, status_code=401)
+        writer = request.query_params.get("writer") or None
+        try:
+            since = usage_since(request.query_params.get("since"))
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        writers = await hub.usage_ledger.call("usage", writer, since)
+        return JSONResponse({"writers": writers})
+
     async def metrics_endpoint(request: Request) -> Response:
         return Response(metrics.render(), media_type=metrics.content_type)
 
@@ -203,6 +221,7 @@ def build_app(
         WebSocketRoute(WS_PATH, websocket_endpoint),
         Route("/healthz", healthz),
         Route("/metrics", metrics_endpoint),
+        Route("/v1/usage", usage_endpoint),
         Route("/", index),
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]

@@ -148,6 +148,13 @@ def _same(candidate: str, token: str) -> bool:
     return hmac.compare_digest(candidate.encode("utf-8", "replace"), token.encode("utf-8"))
 
 
+def bearer_matches(authorization: str, token: str) -> bool:
+    """Whether an ``Authorization`` header carries ``token`` (constant time)."""
+    if authorization[:7].lower() != "bearer ":
+        return False
+    return _same(authorization[7:].strip(), token)
+
+
 def admit(
     headers: dict[str, str],
     query_string: bytes | str,

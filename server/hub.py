@@ -30,7 +30,8 @@ class Hub:
         self.connections: set[Any] = set()
         self.reserved = 0
         self.per_writer: dict[str, int] = {}  # open connections per writer id (this process)
-        self.ledger = Ledger()
+        self.ledger = Ledger()  # this process's totals (the server_stop log line)
+        self.usage_ledger: Any = None  # server.ledger.Ledger: rows and budgets (the lifespan's)
         self.shutting_down = False
         self._ids = itertools.count(1)
         self._background: set[asyncio.Task] = set()

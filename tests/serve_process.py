@@ -23,6 +23,7 @@ def serve_env(tmp_path: Path, token: str, **extra: str) -> dict[str, str]:
         ASSISTANT_CONFIG=str(tmp_path / "none.toml"),
         ASSISTANT_OFFLINE="statistical",
         ASSISTANT_TOKEN=token,
+        XDG_DATA_HOME=str(tmp_path / "data"),  # the usage ledger's default SQLite file
     )
     env.update(extra)
     return env

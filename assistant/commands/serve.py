@@ -8,6 +8,7 @@ import sys
 
 from server.app import WS_PATH, build_app
 from server.auth import WriterTokens
+from server.ledger import default_database_url
 from server.logs import configure_json_logging
 from server.runner import GracefulServer, serve_until_signalled, uvicorn_config
 from server.workers import Supervisor, bind_socket, default_workers
@@ -62,7 +63,10 @@ def run(args) -> int:
         )
     # One token for every worker: generated here, once, before any worker exists.
     token = settings.token or secrets.token_urlsafe(24)
-    settings = settings.with_(token=token)
+    # The usage ledger: ASSISTANT_DATABASE_URL, else SQLite under the user's data directory.
+    settings = settings.with_(
+        token=token, database_url=settings.database_url or default_database_url()
+    )
     configure_json_logging(
         [token, settings.api_key, settings.jwt_secret, settings.admin_token], logging.INFO
     )
