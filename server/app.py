@@ -25,6 +25,7 @@ from starlette.websockets import WebSocket
 from assistant.budget import usage_since
 from assistant.config import Settings
 from assistant.providers.base import Provider
+from assistant.providers.tiered import TieredProvider
 
 from . import auth
 from .connection import Connection
@@ -32,6 +33,7 @@ from .hub import Hub
 from .ledger import Ledger
 from .logs import log_event
 from .metrics import ServerMetrics
+from .park import SharedPark
 from .wiring import start_providers
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -87,6 +89,10 @@ def build_app(
             emulator=emulator,
             on_status=hub.broadcast_status,
         )
+        if settings.database_url and isinstance(hub.setup.provider, TieredProvider):
+            if hub.setup.provider.primary is not None:
+                hub.shared_park = SharedPark(hub.usage_ledger, hub.setup.provider, hub.spawn)
+                hub.shared_park.start()
         log_event(
             "server_start",
             provider=hub.setup.label,
@@ -99,6 +105,8 @@ def build_app(
             yield
         finally:
             await hub.shutdown()
+            if hub.shared_park is not None:
+                await hub.shared_park.aclose()
             await hub.setup.aclose()
             await hub.usage_ledger.aclose()
             log_event(

@@ -364,7 +364,7 @@ class Connection:
                 "budget_spent",
                 until=reset,
                 retry_after_s=round(reset - now, 3),
-                active="offline",
+                active=getattr(self.setup.offline, "name", "offline"),
                 reason=f"this writer's daily budget (${self.budget_usd_day:g}) is spent;"
                 " suggestions come from the offline tier until 00:00 UTC",
             ),

@@ -32,6 +32,7 @@ class Hub:
         self.per_writer: dict[str, int] = {}  # open connections per writer id (this process)
         self.ledger = Ledger()  # this process's totals (the server_stop log line)
         self.usage_ledger: Any = None  # server.ledger.Ledger: rows and budgets (the lifespan's)
+        self.shared_park: Any = None  # server.park.SharedPark, with a database
         self.shutting_down = False
         self._ids = itertools.count(1)
         self._background: set[asyncio.Task] = set()
@@ -102,6 +103,8 @@ class Hub:
     # -- provider status -----------------------------------------------------------------------
 
     def broadcast_status(self, status: Any) -> None:
+        if self.shared_park is not None:
+            self.shared_park.on_status(status)
         if status.state == "rate_limited":
             self.metrics.rate_limit_events.labels("provider_window").inc()
         log_event(

@@ -162,6 +162,18 @@ class MemoryStore:
     def parked(self, path: str) -> tuple[float, str]:
         return self.parks.get(path, (0.0, ""))
 
+    def claim_probe(self, path: str, now: float, lease: float) -> bool:
+        until, _ = self.parks.get(path, (0.0, ""))
+        if until > now:
+            return False
+        if path in self.parks:
+            self.parks[path] = (now + lease, "probing|another process is probing")
+        return True
+
+    def unpark(self, path: str, now: float, lease: float) -> None:
+        if self.parks.get(path, (0.0, ""))[0] <= now + lease:
+            self.parks.pop(path, None)
+
     def usage(self, writer: str | None = None, since: float = 0.0) -> list[dict]:
         return summarise(
             [
@@ -252,11 +264,10 @@ class SqlStore:
         cur.execute("COMMIT")
 
     def _migrate(self) -> None:
-        cur = self.db.cursor()
-        cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         with self._transaction() as cur:
             if self.kind == "postgresql":  # workers of several boxes may start together
-                cur.execute("LOCK TABLE schema_version IN EXCLUSIVE MODE")
+                cur.execute("SELECT pg_advisory_xact_lock(20261206)")
+            cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             cur.execute("SELECT MAX(version) FROM schema_version")
             current = cur.fetchone()[0] or 0
             for version, statements in enumerate(MIGRATIONS, start=1):
@@ -363,6 +374,29 @@ class SqlStore:
                 " WHERE provider_park.until < excluded.until",
                 (path, until, reason),
             )
+
+    def claim_probe(self, path: str, now: float, lease: float) -> bool:
+        """Whether this process may probe ``path`` now: its window is over and no other process
+        holds the probe (the claim holds it for ``lease`` seconds)."""
+        with self._transaction() as cur:
+            self._exec(
+                cur,
+                "UPDATE provider_park SET until = ?, reason = ? WHERE path = ? AND until <= ?",
+                (now + lease, "probing|another process is probing", path, now),
+            )
+            if cur.rowcount == 1:
+                return True
+            self._exec(cur, "SELECT until FROM provider_park WHERE path = ?", (path,))
+            return cur.fetchone() is None
+
+    def unpark(self, path: str, now: float, lease: float) -> None:
+        """The primary answered: clear a window no longer than a probe's lease (a longer one was
+        published since by another process, and stands)."""
+        with self._transaction() as cur:
+            self._exec(
+                cur, "UPDATE provider_park SET until = 0 WHERE path = ? AND until <= ?",
+                (path, now + lease),
+            )  # fmt: skip
 
     def parked(self, path: str) -> tuple[float, str]:
         cur = self._exec(

@@ -130,7 +130,7 @@ async def test_a_spent_budget_turns_to_offline_and_spares_other_writers(emu, tmp
     first_offline = sources.index("offline")
     assert set(sources[:first_offline]) == {"model"}
     spent = [s for s in alice["statuses"] if s["state"] == "budget_spent"]
-    assert len(spent) == 1 and spent[0]["active"] == "offline"
+    assert len(spent) == 1 and spent[0]["active"] == "statistical"
     assert spent[0]["until"] == pytest.approx(resets_at(spent[0]["until"] - 1))
     assert alice["review"]["type"] == "error" and alice["review"]["code"] == "budget_spent"
     assert [d["source"] for d in bob_sources] == ["model"] * 3
