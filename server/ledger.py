@@ -408,24 +408,22 @@ class SqlStore:
     # -- reading -------------------------------------------------------------------------------
 
     def usage(self, writer: str | None = None, since: float = 0.0) -> list[dict]:
-        where, args = "ts >= ?", [since]
+        requests = self._by_writer("COUNT(*), SUM(cost_usd)", "requests", "ts", since, writer)
+        accepted = self._by_writer("SUM(chars)", "accepted", "day", day_of(since), writer)
+        return summarise(requests, accepted)
+
+    def _by_writer(
+        self, columns: str, table: str, since_column: str, since: Any, writer: str | None
+    ) -> list[tuple]:
+        where, args = f"{since_column} >= ?", [since]
         if writer is not None:
             where, args = where + " AND writer = ?", [*args, writer]
         cur = self._exec(
             self.db.cursor(),
-            f"SELECT writer, COUNT(*), SUM(cost_usd) FROM requests WHERE {where} GROUP BY writer",
+            f"SELECT writer, {columns} FROM {table} WHERE {where} GROUP BY writer",
             tuple(args),
         )
-        requests = cur.fetchall()
-        where, args = "day >= ?", [day_of(since)]
-        if writer is not None:
-            where, args = where + " AND writer = ?", [*args, writer]
-        cur = self._exec(
-            self.db.cursor(),
-            f"SELECT writer, SUM(chars) FROM accepted WHERE {where} GROUP BY writer",
-            tuple(args),
-        )
-        return summarise(requests, cur.fetchall())
+        return cur.fetchall()
 
     def rows(self) -> list[tuple]:
         cur = self.db.cursor()

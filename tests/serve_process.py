@@ -71,3 +71,14 @@ async def stop_process(proc: asyncio.subprocess.Process) -> None:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         await proc.wait()
+
+
+async def suggest_terminal(ws, fid: int, prefix: str, timeout: float = 30.0) -> dict:  # noqa: ASYNC109
+    """Send a v1 ``suggest`` on a raw websockets connection; its terminal frame."""
+    import orjson
+
+    await ws.send(orjson.dumps({"type": "suggest", "id": fid, "prefix": prefix}).decode())
+    while True:
+        msg = orjson.loads(await asyncio.wait_for(ws.recv(), timeout))
+        if msg.get("id") == fid and msg["type"] in ("done", "error", "cancelled"):
+            return msg

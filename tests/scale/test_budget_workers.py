@@ -13,7 +13,7 @@ from websockets.asyncio.client import connect
 
 from assistant.emulator import Emulator, EmulatorConfig
 from server.ledger import SqlStore
-from tests.serve_process import start_serve, stop_process
+from tests.serve_process import start_serve, stop_process, suggest_terminal
 from tests.server.test_budgets import billed
 from tests.server.test_writer_tokens import SECRET, mint
 
@@ -28,11 +28,7 @@ async def type_until_offline(ws_url: str, token: str, tag: str) -> list[str]:
         assert orjson.loads(await ws.recv())["type"] == "ready"
         for i in range(1, 120):
             prefix = f"{tag} writes note {i}: the quarterly figures for region {i} show "
-            await ws.send(orjson.dumps({"type": "suggest", "id": i, "prefix": prefix}).decode())
-            while True:
-                msg = orjson.loads(await asyncio.wait_for(ws.recv(), 30))
-                if msg.get("id") == i and msg["type"] in ("done", "error", "cancelled"):
-                    break
+            msg = await suggest_terminal(ws, i, prefix)
             assert msg["type"] == "done", msg
             sources.append(msg["source"])
             if sources[-3:] == ["offline"] * 3:
@@ -87,11 +83,6 @@ async def type_until_offline_or(ws_url: str, token: str, count: int) -> list[str
     async with connect(ws_url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
         assert orjson.loads(await ws.recv())["type"] == "ready"
         for i in range(1, count + 1):
-            prefix = f"Bob starts paragraph {i} with "
-            await ws.send(orjson.dumps({"type": "suggest", "id": i, "prefix": prefix}).decode())
-            while True:
-                msg = orjson.loads(await asyncio.wait_for(ws.recv(), 30))
-                if msg.get("id") == i and msg["type"] in ("done", "error", "cancelled"):
-                    break
+            msg = await suggest_terminal(ws, i, f"Bob starts paragraph {i} with ")
             sources.append(msg.get("source"))
     return sources

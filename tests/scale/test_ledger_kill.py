@@ -9,14 +9,13 @@ import os
 import signal
 import time
 
-import orjson
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from assistant.emulator import Emulator, EmulatorConfig
 from server.ledger import FLUSH_EVERY_S, SqlStore
-from tests.serve_process import start_serve, stop_process
+from tests.serve_process import start_serve, stop_process, suggest_terminal
 
 from .conftest import children
 
@@ -38,11 +37,7 @@ async def typist(
             while not stop.is_set():
                 i += 1
                 prefix = f"Typist {n} writes line {i}: the figures for week {i} show "
-                await ws.send(orjson.dumps({"type": "suggest", "id": i, "prefix": prefix}).decode())
-                while True:
-                    msg = orjson.loads(await asyncio.wait_for(ws.recv(), 30))
-                    if msg.get("id") == i and msg["type"] in ("done", "error", "cancelled"):
-                        break
+                msg = await suggest_terminal(ws, i, prefix)
                 if msg["type"] == "done" and msg["source"] == "model":
                     ends.append(time.time())
                     if len(ends) >= 100 and ends[-1] - ends[0] >= 3.0:

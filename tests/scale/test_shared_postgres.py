@@ -54,14 +54,6 @@ async def _serve(tmp_path, name: str, emu: Emulator, url: str):
     return await serve_process.start_serve(home, "--workers", "1", token=TOKEN, env=env)
 
 
-async def _suggest(ws, fid: int, prefix: str) -> dict:
-    await ws.send(orjson.dumps({"type": "suggest", "id": fid, "prefix": prefix}).decode())
-    while True:
-        msg = orjson.loads(await asyncio.wait_for(ws.recv(), 30))
-        if msg.get("id") == fid and msg["type"] in ("done", "error", "cancelled"):
-            return msg
-
-
 async def test_two_servers_on_one_postgres_share_a_budget_and_a_park(tmp_path, pg_url):
     async with Emulator(EmulatorConfig(profile="instant", api_key=API_KEY)) as emu:
         a, a_url, _ = await _serve(tmp_path, "a", emu, pg_url)
@@ -83,7 +75,7 @@ async def test_two_servers_on_one_postgres_share_a_budget_and_a_park(tmp_path, p
                 emu.inject(Fault("rate_limit", retry_after=30.0))
                 async with connect(a_url, additional_headers=bob) as on_a:
                     assert orjson.loads(await on_a.recv())["type"] == "ready"
-                    done = await _suggest(on_a, 1, "Bob asks server A for ")
+                    done = await serve_process.suggest_terminal(on_a, 1, "Bob asks server A for ")
                     assert done["source"] == "offline"  # the 429: the offline tier answered
                 sent = len(messages_requests(emu))
                 async with connect(b_url, additional_headers=bob) as on_b:
@@ -93,7 +85,9 @@ async def test_two_servers_on_one_postgres_share_a_budget_and_a_park(tmp_path, p
                     assert status["type"] == "status" and status["active"] == "statistical"
                     assert status["until"] is not None
                     for i in range(1, 4):
-                        done = await _suggest(on_b, i, f"Bob asks server B, time {i}, for ")
+                        done = await serve_process.suggest_terminal(
+                            on_b, i, f"Bob asks server B, time {i}, for "
+                        )
                         assert done["source"] == "offline"
                 assert len(messages_requests(emu)) == sent  # B sent nothing to the API
             for proc in (a, b):
