@@ -119,3 +119,5 @@ def test_usage_reads_the_ledger_and_serve_refuses_a_short_jwt_secret(tmp_path):
     assert out.returncode == 2 and "since must be a date" in out.stderr
     out = run("serve", "--port", "0", env_extra=env | {"ASSISTANT_JWT_SECRET": "too-short"})
     assert out.returncode == 2 and "at least 32 bytes" in out.stderr
+    out = run("serve", "--port", "0", env_extra=env | {"ASSISTANT_DATABASE_URL": "mysql://db/x"})
+    assert out.returncode == 2 and "must be sqlite:///PATH or postgresql://" in out.stderr

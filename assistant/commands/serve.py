@@ -8,7 +8,7 @@ import sys
 
 from server.app import WS_PATH, build_app
 from server.auth import WriterTokens
-from server.ledger import default_database_url
+from server.ledger import SqlStore, default_database_url, describe
 from server.logs import configure_json_logging
 from server.runner import GracefulServer, serve_until_signalled, uvicorn_config
 from server.workers import Supervisor, bind_socket, default_workers
@@ -74,6 +74,14 @@ def run(args) -> int:
         WriterTokens.from_settings(settings.jwt_secret, settings.jwt_public_key)
     except ValueError as exc:
         print(f"assistant serve: {exc}", file=sys.stderr)
+        return 2
+    try:  # the ledger's database: reachable, and migrated once before any worker starts
+        SqlStore(settings.database_url).close()
+    except Exception as exc:
+        print(
+            f"assistant serve: the usage ledger {describe(settings.database_url)}: {exc}",
+            file=sys.stderr,
+        )
         return 2
     try:
         emulator = emulator_config(args)
