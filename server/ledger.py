@@ -83,7 +83,25 @@ MIGRATIONS: list[list[str]] = [
             reason TEXT NOT NULL
         )""",
     ],
+    [  # 3: what each live process holds reserved, so a dead one's holds can be given back
+        """CREATE TABLE holds (
+            process TEXT NOT NULL,
+            writer TEXT NOT NULL,
+            day TEXT NOT NULL,
+            amount DOUBLE PRECISION NOT NULL DEFAULT 0,
+            PRIMARY KEY (process, writer, day)
+        )""",
+        """CREATE TABLE processes (
+            id TEXT PRIMARY KEY,
+            seen DOUBLE PRECISION NOT NULL
+        )""",
+    ],
 ]
+# A process writes its heartbeat this often; one not seen for STALE_S (killed, or its box gone)
+# has its reservations given back by whichever process notices first. A live ledger thread
+# that is busy for STALE_S would lose its holds' accounting, so this is far above any batch.
+HEARTBEAT_S = 5.0
+STALE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -151,6 +169,12 @@ class MemoryStore:
             self.accepted[key] = self.accepted.get(key, 0) + chars
         return new
 
+    def heartbeat(self, now: float, stale_s: float = STALE_S) -> int:
+        return 0  # one process: nobody else's holds
+
+    def retire(self) -> None:
+        pass
+
     def account(self, writer: str, day: str) -> tuple[float, float]:
         acc = self.book.account(writer, day)
         return acc.spent, acc.reserved
@@ -214,8 +238,9 @@ def summarise(requests: list[tuple], accepted: list[tuple]) -> list[dict]:
 class SqlStore:
     """SQLite or PostgreSQL through DB-API; one connection, used by one thread."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, process: str = "") -> None:
         self.url = url
+        self.process = process  # whose holds this connection's reservations are
         if url.startswith("sqlite:///"):
             import sqlite3
 
@@ -298,13 +323,29 @@ class SqlStore:
                 " AND spent + reserved + ? <= ?",
                 (amount, writer, day, amount, budget + 1e-12),
             )
-            return cur.rowcount == 1
+            granted = cur.rowcount == 1
+            if granted:
+                self._exec(
+                    cur,
+                    "INSERT INTO holds (process, writer, day, amount) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (process, writer, day) DO UPDATE"
+                    " SET amount = holds.amount + excluded.amount",
+                    (self.process, writer, day, amount),
+                )
+            return granted
 
     def release(self, writer: str, day: str, amount: float) -> None:
         with self._transaction() as cur:
             self._give_back(cur, writer, day, amount, 0.0)
 
     def _give_back(self, cur: Any, writer: str, day: str, reserved: float, cost: float) -> None:
+        if reserved > 0:
+            self._exec(
+                cur,
+                "UPDATE holds SET amount = CASE WHEN amount > ? THEN amount - ? ELSE 0 END"
+                " WHERE process = ? AND writer = ? AND day = ?",
+                (reserved, reserved, self.process, writer, day),
+            )
         self._exec(
             cur,
             "INSERT INTO budgets (writer, day, spent, reserved) VALUES (?, ?, ?, 0)"
@@ -362,6 +403,43 @@ class SqlStore:
                     (writer, day, chars),
                 )
         return new
+
+    def heartbeat(self, now: float, stale_s: float = STALE_S) -> int:
+        """This process is alive; give back the holds of processes not seen for ``stale_s``
+        (their requests will never be booked). Returns how many processes were reclaimed."""
+        with self._transaction() as cur:
+            self._exec(
+                cur,
+                "INSERT INTO processes (id, seen) VALUES (?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET seen = excluded.seen",
+                (self.process, now),
+            )
+            self._exec(cur, "SELECT id FROM processes WHERE seen < ?", (now - stale_s,))
+            dead = [found[0] for found in cur.fetchall()]
+            for process in dead:
+                self._reclaim(cur, process)
+            return len(dead)
+
+    def retire(self) -> None:
+        """This process stops: whatever it still holds goes back (nothing, after a drain)."""
+        with self._transaction() as cur:
+            self._reclaim(cur, self.process)
+
+    def _reclaim(self, cur: Any, process: str) -> None:
+        self._exec(
+            cur,
+            "SELECT writer, day, amount FROM holds WHERE process = ? AND amount > 0",
+            (process,),
+        )
+        for writer, day, amount in cur.fetchall():
+            self._exec(
+                cur,
+                "UPDATE budgets SET reserved = CASE WHEN reserved > ? THEN reserved - ?"
+                " ELSE 0 END WHERE writer = ? AND day = ?",
+                (amount, amount, writer, day),
+            )
+        self._exec(cur, "DELETE FROM holds WHERE process = ?", (process,))
+        self._exec(cur, "DELETE FROM processes WHERE id = ?", (process,))
 
     # -- the shared provider park ------------------------------------------------------------
 
@@ -435,8 +513,8 @@ class SqlStore:
             self.db.close()
 
 
-def open_store(url: str | None) -> MemoryStore | SqlStore:
-    return MemoryStore() if not url else SqlStore(url)
+def open_store(url: str | None, process: str = "") -> MemoryStore | SqlStore:
+    return MemoryStore() if not url else SqlStore(url, process)
 
 
 # ------------------------------------------------------------------------ the async front
@@ -515,14 +593,18 @@ class Ledger:
 
     def _run(self) -> None:
         try:
-            self.store = open_store(self.url)
+            self.store = open_store(self.url, self._process)
         except BaseException as exc:  # reported by start()
             self.error = exc
             self._opened.set()
             return
         self._opened.set()
         last_flush = time.monotonic()
+        last_beat = -HEARTBEAT_S
         while True:
+            if time.monotonic() - last_beat >= HEARTBEAT_S and not self._stopping:
+                last_beat = time.monotonic()
+                self._beat()
             self._wake.wait(FLUSH_EVERY_S)
             self._wake.clear()
             with self._lock:
@@ -552,7 +634,18 @@ class Ledger:
                     done = not (self._rows or self._accepted or self._jobs)
                 if done:
                     break
+        with contextlib.suppress(Exception):
+            self.store.retire()
         self.store.close()
+
+    def _beat(self) -> None:
+        try:
+            reclaimed = self.store.heartbeat(time.time())
+        except Exception:
+            LOG.warning("ledger heartbeat failed", exc_info=True)
+            return
+        if reclaimed:
+            LOG.warning("gave back the reservations of %d dead server process(es)", reclaimed)
 
     def _answer(self, method: str, args: tuple, fut: asyncio.Future, loop: Any) -> None:
         try:

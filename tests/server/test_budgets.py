@@ -11,7 +11,7 @@ from websockets.asyncio.client import connect
 
 from assistant.budget import BudgetBook, day_of, may_reserve, resets_at, worst_case_cost
 from assistant.pricing import Usage, cost_usd
-from server.ledger import MIGRATIONS, Row, SqlStore
+from server.ledger import MIGRATIONS, STALE_S, Row, SqlStore
 from server.runner import ServerHandle
 
 from .conftest import Client, make_settings, messages_requests
@@ -181,3 +181,28 @@ async def test_usage_endpoint_and_accepted_characters(emu, tmp_path):
             ]
             assert await writers("?writer=nobody") == []
             assert await writers("?since=2999-01-01") == []
+
+
+def test_a_dead_processs_reservations_are_given_back(tmp_path):
+    """A worker killed with requests in flight never books them: once it has not been seen for
+    STALE_S, another process's heartbeat gives its holds back to the writers' budgets."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    dead, alive = SqlStore(url, "dead-process"), SqlStore(url, "live-process")
+    dead.heartbeat(1000.0)
+    assert dead.reserve("w", "2026-12-06", 0.001, 0.0006)
+    assert dead.reserve("w", "2026-12-06", 0.001, 0.0003)
+    row = Row(
+        "dead-1", 1.0, "2026-12-06", "w", "c1", "claude-haiku-5-5", "suggestion", 10, 0, 0, 2,
+        0.0001, False, False, reserved=0.0003,
+    )  # fmt: skip
+    dead.write([row], {})  # one of its two requests was booked before the kill
+    assert not alive.reserve("w", "2026-12-06", 0.001, 0.0005)  # 0.0006 still held
+    assert alive.heartbeat(1000.0 + STALE_S - 1) == 0  # not stale yet
+    assert alive.heartbeat(1000.0 + STALE_S + 1) == 1
+    spent, reserved = alive.account("w", "2026-12-06")
+    assert spent == pytest.approx(0.0001) and reserved == pytest.approx(0.0)
+    assert alive.reserve("w", "2026-12-06", 0.001, 0.0005)
+    alive.retire()  # a clean stop gives back what it holds too
+    assert alive.account("w", "2026-12-06")[1] == pytest.approx(0.0)
+    dead.close()
+    alive.close()
