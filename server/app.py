@@ -144,7 +144,13 @@ def build_app(
             await websocket.close(code=1001)
             return
         writer = verdict.writer or auth.Writer(auth.OWNER)
-        refusal = hub.reserve(writer)
+        if not hub.reserve():
+            refusal = "connection cap"
+        else:
+            conn_id = hub.next_id()
+            refusal = "" if await hub.admit_writer(writer, conn_id) else "writer connection limit"
+            if refusal:
+                hub.release()
         if refusal:
             metrics.connections_refused.labels(refusal.replace(" ", "_")).inc()
             log_event("connection_refused", reason=refusal, client=f"{client[0]}")
@@ -154,7 +160,7 @@ def build_app(
         opened = time.monotonic()
         conn: Connection | None = None
         try:
-            conn = Connection(websocket, hub, hub.next_id(), writer)
+            conn = Connection(websocket, hub, conn_id, writer)
             await websocket.accept(subprotocol=verdict.subprotocol)
             hub.add(conn)
             log_event(
@@ -167,7 +173,8 @@ def build_app(
             hub.warm_provider()
             await conn.run()
         finally:
-            hub.release(writer)
+            await hub.writer_gone(writer, conn_id)
+            hub.release()
             if conn is not None:
                 hub.remove(conn)
                 hub.forget_offline(conn.offline_documents)

@@ -29,7 +29,6 @@ class Hub:
         self.engine_factory: Any = None  # clock -> engine; None: SuggestionEngine from settings
         self.connections: set[Any] = set()
         self.reserved = 0
-        self.per_writer: dict[str, int] = {}  # open connections per writer id (this process)
         self.ledger = Ledger()  # this process's totals (the server_stop log line)
         self.usage_ledger: Any = None  # server.ledger.Ledger: rows and budgets (the lifespan's)
         self.shared_park: Any = None  # server.park.SharedPark, with a database
@@ -45,28 +44,36 @@ class Hub:
 
     # -- admission -----------------------------------------------------------------------------
 
-    def reserve(self, writer: Any = None) -> str:
-        """Claim a connection slot for ``writer``: "" when granted, else why not (the server's
-        cap, or the writer's ``max_connections`` on this process)."""
+    def reserve(self) -> bool:
+        """Claim a connection slot (False when at the cap)."""
         if self.reserved >= self.settings.max_connections:
-            return "connection cap"
-        limit = getattr(writer, "max_connections", None)
-        wid = getattr(writer, "id", None)
-        if limit is not None and self.per_writer.get(wid, 0) >= limit:
-            return "writer connection limit"
+            return False
         self.reserved += 1
-        if wid is not None:
-            self.per_writer[wid] = self.per_writer.get(wid, 0) + 1
-        return ""
+        return True
 
-    def release(self, writer: Any = None) -> None:
+    def release(self) -> None:
         self.reserved = max(0, self.reserved - 1)
-        wid = getattr(writer, "id", None)
-        left = self.per_writer.get(wid, 0) - 1
-        if left > 0:
-            self.per_writer[wid] = left
-        else:
-            self.per_writer.pop(wid, None)
+
+    async def admit_writer(self, writer: Any, conn_id: str) -> bool:
+        """Count a connection against its writer token's ``max_connections`` on every process
+        that shares the ledger's database (no limit: nothing to ask). A database that cannot
+        answer admits: the limit guards against abuse, and spending still needs the budget."""
+        limit = getattr(writer, "max_connections", None)
+        if limit is None or self.usage_ledger is None:
+            return True
+        try:
+            return bool(await self.usage_ledger.call("open_connection", writer.id, conn_id, limit))
+        except Exception as exc:
+            log_event("writer_limit_unavailable", level=logging.WARNING, error=type(exc).__name__)
+            return True
+
+    async def writer_gone(self, writer: Any, conn_id: str) -> None:
+        """A limited writer's connection closed: its slot is free again, on every process (a
+        process that stops or dies frees all of its own; see ``server/ledger.py``)."""
+        if getattr(writer, "max_connections", None) is None or self.usage_ledger is None:
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.usage_ledger.call("close_connection", conn_id), 5.0)
 
     def next_id(self) -> str:
         return f"c{next(self._ids)}"

@@ -96,6 +96,15 @@ MIGRATIONS: list[list[str]] = [
             seen DOUBLE PRECISION NOT NULL
         )""",
     ],
+    [  # 4: open connections of writers whose token limits them, across processes and boxes
+        """CREATE TABLE connections (
+            process TEXT NOT NULL,
+            conn TEXT NOT NULL,
+            writer TEXT NOT NULL,
+            PRIMARY KEY (process, conn)
+        )""",
+        "CREATE INDEX connections_writer ON connections (writer)",
+    ],
 ]
 # A process writes its heartbeat this often; one not seen for STALE_S (killed, or its box gone)
 # has its reservations given back by whichever process notices first. A live ledger thread
@@ -151,6 +160,7 @@ class MemoryStore:
         self.rows: dict[str, Row] = {}
         self.accepted: dict[tuple[str, str], int] = {}
         self.parks: dict[str, tuple[float, str]] = {}
+        self.connections: dict[str, str] = {}  # conn -> writer
 
     def reserve(self, writer: str, day: str, budget: float, amount: float) -> bool:
         return self.book.reserve(writer, day, budget, amount)
@@ -174,6 +184,15 @@ class MemoryStore:
 
     def retire(self) -> None:
         pass
+
+    def open_connection(self, writer: str, conn: str, limit: int) -> bool:
+        if sum(1 for w in self.connections.values() if w == writer) >= limit:
+            return False
+        self.connections[conn] = writer
+        return True
+
+    def close_connection(self, conn: str) -> None:
+        self.connections.pop(conn, None)
 
     def account(self, writer: str, day: str) -> tuple[float, float]:
         acc = self.book.account(writer, day)
@@ -420,6 +439,28 @@ class SqlStore:
                 self._reclaim(cur, process)
             return len(dead)
 
+    def open_connection(self, writer: str, conn: str, limit: int) -> bool:
+        """Count ``conn`` against ``writer``'s ``limit`` of open connections, everywhere; False
+        (nothing recorded) when it has that many already."""
+        with self._transaction() as cur:
+            if self.kind == "postgresql":  # SQLite's BEGIN IMMEDIATE already serialises this
+                self._exec(cur, "SELECT pg_advisory_xact_lock(hashtext(?))", (writer,))
+            self._exec(cur, "SELECT COUNT(*) FROM connections WHERE writer = ?", (writer,))
+            if cur.fetchone()[0] >= limit:
+                return False
+            self._exec(
+                cur,
+                "INSERT INTO connections (process, conn, writer) VALUES (?, ?, ?)",
+                (self.process, conn, writer),
+            )
+            return True
+
+    def close_connection(self, conn: str) -> None:
+        with self._transaction() as cur:
+            self._exec(
+                cur, "DELETE FROM connections WHERE process = ? AND conn = ?", (self.process, conn)
+            )
+
     def retire(self) -> None:
         """This process stops: whatever it still holds goes back (nothing, after a drain)."""
         with self._transaction() as cur:
@@ -439,6 +480,7 @@ class SqlStore:
                 (amount, amount, writer, day),
             )
         self._exec(cur, "DELETE FROM holds WHERE process = ?", (process,))
+        self._exec(cur, "DELETE FROM connections WHERE process = ?", (process,))
         self._exec(cur, "DELETE FROM processes WHERE id = ?", (process,))
 
     # -- the shared provider park ------------------------------------------------------------

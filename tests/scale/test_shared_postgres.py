@@ -1,7 +1,8 @@
 """Two ``assistant serve`` processes on one PostgreSQL, behind Debian's nginx: one writer's budget
-holds across both (the reservation is one UPDATE in the shared database), and a 429 with
+holds across both (the reservation is one UPDATE in the shared database), a 429 with
 ``retry-after`` that one server sees parks the model path on the other too (no request of its
-own reaches the API), with a ``status`` frame saying so.
+own reaches the API), with a ``status`` frame saying so, and a writer token's
+``max_connections`` counts the writer's connections on both.
 
 The cluster is the test's own child (tests/pg_cluster.py); skipped, with the reason, when Debian's
 postgresql is missing (``.ci/setup-postgres.sh``)."""
@@ -14,6 +15,7 @@ import signal
 import orjson
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from assistant.emulator import Emulator, EmulatorConfig, Fault
 from server.ledger import SqlStore
@@ -90,6 +92,20 @@ async def test_two_servers_on_one_postgres_share_a_budget_and_a_park(tmp_path, p
                         )
                         assert done["source"] == "offline"
                 assert len(messages_requests(emu)) == sent  # B sent nothing to the API
+
+                # 3. A writer's max_connections counts its connections on both servers.
+                carol = {"Authorization": f"Bearer {mint('carol', max_connections=2)}"}
+                async with (
+                    connect(a_url, additional_headers=carol) as one,
+                    connect(b_url, additional_headers=carol) as two,
+                ):
+                    for ws in (one, two):
+                        assert orjson.loads(await ws.recv())["type"] == "ready"
+                    for url in (a_url, b_url):
+                        async with connect(url, additional_headers=carol) as third:
+                            with pytest.raises(ConnectionClosed) as info:
+                                await asyncio.wait_for(third.recv(), 10)
+                            assert info.value.rcvd.code == 1013
             for proc in (a, b):
                 proc.send_signal(signal.SIGTERM)
                 assert await asyncio.wait_for(proc.wait(), 60) == 0
