@@ -317,6 +317,7 @@ class Connection:
         except Exception as exc:  # the database is down: spend control fails closed
             log_event("budget_unavailable", level=logging.WARNING, error=type(exc).__name__)
             reservation.granted = False
+            self._budget_spent(now, "the usage ledger cannot be reached")
         if not reservation.granted:
             self._budget_spent(now)
         elif self._budget_notice_day is not None:
@@ -331,7 +332,7 @@ class Connection:
                         "ok",
                         until=None,
                         retry_after_s=None,
-                        active=self.setup.label,
+                        active=status.active if status is not None else self.setup.label,
                         reason="",
                     ),
                 )
@@ -348,7 +349,7 @@ class Connection:
         if not fut.cancelled() and fut.exception() is None and fut.result():
             self._give_back(reservation)
 
-    def _budget_spent(self, now: float) -> None:
+    def _budget_spent(self, now: float, why: str = "") -> None:
         day = day_of(now)
         if self._budget_notice_day == day:
             return
@@ -365,7 +366,9 @@ class Connection:
                 until=reset,
                 retry_after_s=round(reset - now, 3),
                 active=getattr(self.setup.offline, "name", "offline"),
-                reason=f"this writer's daily budget (${self.budget_usd_day:g}) is spent;"
+                reason=f"{why}; suggestions come from the offline tier until it answers"
+                if why
+                else f"this writer's daily budget (${self.budget_usd_day:g}) is spent;"
                 " suggestions come from the offline tier until 00:00 UTC",
             ),
         )

@@ -5,6 +5,8 @@ billed; another writer untouched; ``/v1/usage`` behind its admin token."""
 
 from __future__ import annotations
 
+import sqlite3
+
 import httpx2 as httpx
 import pytest
 from websockets.asyncio.client import connect
@@ -206,3 +208,29 @@ def test_a_dead_processs_reservations_are_given_back(tmp_path):
     assert alive.account("w", "2026-12-06")[1] == pytest.approx(0.0)
     dead.close()
     alive.close()
+
+
+async def test_a_ledger_that_cannot_answer_fails_closed_for_budgeted_writers_only(emu, tmp_path):
+    settings = make_settings(emu, jwt_secret=SECRET, database_url=f"sqlite:///{tmp_path / 'l.db'}")
+    async with ServerHandle(settings) as srv:
+        store = srv.hub.usage_ledger.store
+
+        def unreachable(*args):
+            raise sqlite3.OperationalError("disk I/O error")
+
+        store.reserve = unreachable  # the database fails as it would: an OperationalError
+        budgeted = {"Authorization": f"Bearer {mint('dora', budget_usd_day=1.0)}"}
+        async with connect(srv.ws_url, additional_headers=budgeted) as ws:
+            c = Client(ws)
+            await c.recv()
+            done = await c.terminal(await c.suggest("Dora writes to the team about "))
+            status = next(m for m in c.seen if m["type"] == "status")
+        assert done["source"] == "offline"
+        assert status["state"] == "budget_spent" and "cannot be reached" in status["reason"]
+        async with connect(
+            srv.ws_url, additional_headers={"Authorization": f"Bearer {mint('eli')}"}
+        ) as ws:
+            c = Client(ws)
+            await c.recv()
+            done = await c.terminal(await c.suggest("Eli writes to the team about "))
+        assert done["source"] == "model"  # no budget: the ledger is not asked first
