@@ -153,11 +153,14 @@ def describe(url: str) -> str:
 
 
 class MemoryStore:
-    """No database: one process's budgets (``BudgetBook``) and rows in memory."""
+    """No database (``assistant edit``'s own server, tests): one process's budgets
+    (``BudgetBook``) and its requests counted per writer and day, not kept row by row, so a
+    long-lived process does not grow with its requests (its batches never fail, so no id is
+    ever written twice)."""
 
     def __init__(self) -> None:
         self.book = BudgetBook()
-        self.rows: dict[str, Row] = {}
+        self.totals: dict[tuple[str, str], list] = {}  # (writer, day) -> [requests, cost]
         self.accepted: dict[tuple[str, str], int] = {}
         self.parks: dict[str, tuple[float, str]] = {}
         self.connections: dict[str, str] = {}  # conn -> writer
@@ -169,15 +172,14 @@ class MemoryStore:
         self.book.settle(writer, day, amount, 0.0)
 
     def write(self, rows: list[Row], accepted: dict[tuple[str, str], int]) -> int:
-        new = 0
         for row in rows:
-            if row.id not in self.rows:
-                self.rows[row.id] = row
-                self.book.settle(row.writer, row.day, row.reserved, row.cost_usd)
-                new += 1
+            total = self.totals.setdefault((row.writer, day_of(row.ts)), [0, 0.0])
+            total[0] += 1
+            total[1] += row.cost_usd
+            self.book.settle(row.writer, row.day, row.reserved, row.cost_usd)
         for key, chars in accepted.items():
             self.accepted[key] = self.accepted.get(key, 0) + chars
-        return new
+        return len(rows)
 
     def heartbeat(self, now: float, stale_s: float = STALE_S) -> int:
         return 0  # one process: nobody else's holds
@@ -218,16 +220,17 @@ class MemoryStore:
             self.parks.pop(path, None)
 
     def usage(self, writer: str | None = None, since: float = 0.0) -> list[dict]:
+        since_day = day_of(since)  # (whole days: no row times are kept)
         return summarise(
             [
-                (r.writer, 1, r.cost_usd)
-                for r in self.rows.values()
-                if r.ts >= since and writer in (None, r.writer)
+                (w, n, cost)
+                for (w, d), (n, cost) in self.totals.items()
+                if d >= since_day and writer in (None, w)
             ],
             [
                 (w, c)
                 for (w, d), c in self.accepted.items()
-                if d >= day_of(since) and writer in (None, w)
+                if d >= since_day and writer in (None, w)
             ],
         )
 

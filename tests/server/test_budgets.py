@@ -234,3 +234,21 @@ async def test_a_ledger_that_cannot_answer_fails_closed_for_budgeted_writers_onl
             await c.recv()
             done = await c.terminal(await c.suggest("Eli writes to the team about "))
         assert done["source"] == "model"  # no budget: the ledger is not asked first
+
+
+async def test_without_a_database_one_process_keeps_budgets_and_totals_in_memory(emu):
+    settings = make_settings(emu, jwt_secret=SECRET, admin_token=ADMIN)  # no database_url
+    async with ServerHandle(settings) as srv:
+        alice = await type_until_offline(srv, mint("alice", budget_usd_day=BUDGET), "alice")
+        await srv.hub.usage_ledger.sync()
+        usage = await srv.hub.usage_ledger.call("usage", None, 0.0)
+    first_offline = alice["sources"].index("offline")
+    assert usage == [
+        {
+            "writer": "alice",
+            "requests": first_offline,
+            "cost_usd": pytest.approx(billed(emu), rel=1e-6),
+            "accepted_chars": 0,
+        }
+    ]
+    assert usage[0]["cost_usd"] <= BUDGET
