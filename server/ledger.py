@@ -629,6 +629,9 @@ class Ledger:
     def _call(self, method: str, args: tuple) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
+        if self._stopping or self._thread is None or not self._thread.is_alive():
+            fut.set_exception(RuntimeError("the usage ledger is not running"))
+            return fut
         with self._lock:
             self._jobs.append((method, args, fut, loop))
         self._wake.set()
