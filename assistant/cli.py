@@ -99,6 +99,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run="assistant.commands.review_bench:run")
 
     p = sub.add_parser(
+        "usage",
+        help="requests, spend and accepted characters per writer, from the usage ledger",
+        description="Reads ASSISTANT_DATABASE_URL (default: the SQLite ledger under the user's "
+        "data directory, as `assistant serve` writes it).",
+    )
+    p.add_argument("--writer", help="only this writer (a writer token's sub; `owner` for --token)")
+    p.add_argument(
+        "--since", help="from this UTC date (YYYY-MM-DD) or ISO time (default: today, UTC)"
+    )
+    p.add_argument("--json", action="store_true", help='print {"writers": [...]} as JSON')
+    p.set_defaults(run="assistant.commands.usage:run")
+
+    p = sub.add_parser(
         "bench",
         help="replay typing traces and print latency, calls and cost (--server: against a "
         "deployment, with a budget)",

@@ -2,7 +2,9 @@
 
 The file is ``$ASSISTANT_CONFIG`` or ``~/.config/assistant/config.toml``; keys are the field
 names below. Environment: ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, ASSISTANT_TOKEN,
-ASSISTANT_OFFLINE (auto|local|statistical), ASSISTANT_SUGGEST_MODEL, ASSISTANT_REVIEW_MODEL.
+ASSISTANT_OFFLINE (auto|local|statistical), ASSISTANT_SUGGEST_MODEL, ASSISTANT_REVIEW_MODEL,
+ASSISTANT_JWT_SECRET, ASSISTANT_JWT_PUBLIC_KEY, ASSISTANT_BUDGET_USD_DAY, ASSISTANT_DATABASE_URL,
+ASSISTANT_ADMIN_TOKEN.
 Model IDs default to the roles in ``data/models.toml``; nothing here hard-codes one. A configured
 model that is retired (or retires within 30 days) is named at start by :func:`warn_retired_models`.
 """
@@ -72,6 +74,15 @@ class Settings:
     # permessage-deflate on the WebSocket (offered to clients that ask for it). See
     # docs/performance.md, "Per-keystroke server CPU": it costs CPU on every small frame.
     ws_compression: bool = True
+    # Many writers (docs/deployment.md): writer tokens verified with an HS256 secret or a public
+    # key file (EdDSA or RS256); each writer's daily (UTC) dollar budget when its token names
+    # none (None: unlimited); the ledger's database (None: sqlite under the user's data
+    # directory); the admin token of /v1/usage (None: the endpoint is off).
+    jwt_secret: str | None = field(default=None, repr=False)
+    jwt_public_key: str | None = None
+    budget_usd_day: float | None = None
+    database_url: str | None = field(default=None, repr=False)
+    admin_token: str | None = field(default=None, repr=False)
 
     @property
     def has_key(self) -> bool:
@@ -91,7 +102,13 @@ _ENV = {
     "ASSISTANT_TRIAGE_MODEL": "review_triage_model",
     "ASSISTANT_REVIEW_TIER": "review_tier",
     "ASSISTANT_CHECKS": "checks",
+    "ASSISTANT_JWT_SECRET": "jwt_secret",
+    "ASSISTANT_JWT_PUBLIC_KEY": "jwt_public_key",
+    "ASSISTANT_BUDGET_USD_DAY": "budget_usd_day",
+    "ASSISTANT_DATABASE_URL": "database_url",
+    "ASSISTANT_ADMIN_TOKEN": "admin_token",
 }
+_FLOAT_ENV = {"budget_usd_day"}
 
 
 def config_path() -> Path:
@@ -124,6 +141,11 @@ def load_settings(
     for var, name in _ENV.items():
         if env.get(var):
             values[name] = env[var]
+            if name in _FLOAT_ENV:
+                try:
+                    values[name] = float(env[var])
+                except ValueError:
+                    raise ValueError(f"{var} must be a number, not {env[var]!r}") from None
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)
 

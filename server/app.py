@@ -22,14 +22,18 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
+from assistant.budget import usage_since
 from assistant.config import Settings
 from assistant.providers.base import Provider
+from assistant.providers.tiered import TieredProvider
 
 from . import auth
 from .connection import Connection
 from .hub import Hub
+from .ledger import Ledger
 from .logs import log_event
 from .metrics import ServerMetrics
+from .park import SharedPark
 from .wiring import start_providers
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -68,6 +72,8 @@ def build_app(
     built-in Anthropic emulator and points the provider at it. ``engine_factory(clock)`` replaces
     the suggestion engine of every connection (the benchmark compares strategies with it)."""
     token = settings.token or secrets.token_urlsafe(24)
+    # ValueError for a short secret or an unusable key: the server must not start on it.
+    writers = auth.WriterTokens.from_settings(settings.jwt_secret, settings.jwt_public_key)
     metrics = ServerMetrics()
     hub = Hub(settings, token, metrics)
     hub.engine_factory = engine_factory
@@ -75,6 +81,7 @@ def build_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
+        hub.usage_ledger = await Ledger(settings.database_url).start()
         hub.setup = await start_providers(
             settings,
             provider=provider,
@@ -83,6 +90,10 @@ def build_app(
             emulator=emulator,
             on_status=hub.broadcast_status,
         )
+        if settings.database_url and isinstance(hub.setup.provider, TieredProvider):
+            if hub.setup.provider.primary is not None:
+                hub.shared_park = SharedPark(hub.usage_ledger, hub.setup.provider, hub.spawn)
+                hub.shared_park.start()
         log_event(
             "server_start",
             provider=hub.setup.label,
@@ -95,7 +106,10 @@ def build_app(
             yield
         finally:
             await hub.shutdown()
+            if hub.shared_park is not None:
+                await hub.shared_park.aclose()
             await hub.setup.aclose()
+            await hub.usage_ledger.aclose()
             log_event(
                 "server_stop",
                 requests=hub.ledger.requests,
@@ -113,6 +127,7 @@ def build_app(
             list(scope.get("subprotocols") or []),
             token=token,
             allowed_origins=allowed,
+            writers=writers,
         )
         client = scope.get("client") or ("?", 0)
         if not verdict.ok:
@@ -129,27 +144,37 @@ def build_app(
             await websocket.accept(subprotocol=verdict.subprotocol)
             await websocket.close(code=1001)
             return
+        writer = verdict.writer or auth.Writer(auth.OWNER)
         if not hub.reserve():
-            metrics.connections_refused.labels("connection_cap").inc()
-            log_event("connection_refused", reason="connection cap", client=f"{client[0]}")
+            refusal = "connection cap"
+        else:
+            conn_id = hub.next_id()
+            refusal = "" if await hub.admit_writer(writer, conn_id) else "writer connection limit"
+            if refusal:
+                hub.release()
+        if refusal:
+            metrics.connections_refused.labels(refusal.replace(" ", "_")).inc()
+            log_event("connection_refused", reason=refusal, client=f"{client[0]}")
             await websocket.accept(subprotocol=verdict.subprotocol)
-            await websocket.close(code=1013)
+            await websocket.close(code=1013, reason=refusal)
             return
         opened = time.monotonic()
         conn: Connection | None = None
         try:
-            conn = Connection(websocket, hub, hub.next_id())
+            conn = Connection(websocket, hub, conn_id, writer)
             await websocket.accept(subprotocol=verdict.subprotocol)
             hub.add(conn)
             log_event(
                 "connection_open",
                 conn=conn.id,
+                writer=writer.id,
                 client=f"{client[0]}:{client[1]}",
                 origin=headers.get("origin"),
             )
             hub.warm_provider()
             await conn.run()
         finally:
+            await hub.writer_gone(writer, conn_id)
             hub.release()
             if conn is not None:
                 hub.remove(conn)
@@ -185,6 +210,20 @@ def build_app(
         }
         return JSONResponse(body, status_code=200 if body["ok"] else 503)
 
+    async def usage_endpoint(request: Request) -> Response:
+        """Spend and accepted characters per writer (the admin token's; off without one)."""
+        admin = settings.admin_token
+        given = request.headers.get("authorization", "")
+        if not admin or not auth.bearer_matches(given, admin):
+            return JSONResponse({"error": "admin token required"}, status_code=401)
+        writer = request.query_params.get("writer") or None
+        try:
+            since = usage_since(request.query_params.get("since"))
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        writers = await hub.usage_ledger.call("usage", writer, since)
+        return JSONResponse({"writers": writers})
+
     async def metrics_endpoint(request: Request) -> Response:
         return Response(metrics.render(), media_type=metrics.content_type)
 
@@ -207,6 +246,7 @@ def build_app(
         WebSocketRoute(WS_PATH, websocket_endpoint),
         Route("/healthz", healthz),
         Route("/metrics", metrics_endpoint),
+        Route("/v1/usage", usage_endpoint),
         Route("/", index),
         Route("/demo/{editor}", demo),
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),

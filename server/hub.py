@@ -29,7 +29,9 @@ class Hub:
         self.engine_factory: Any = None  # clock -> engine; None: SuggestionEngine from settings
         self.connections: set[Any] = set()
         self.reserved = 0
-        self.ledger = Ledger()
+        self.ledger = Ledger()  # this process's totals (the server_stop log line)
+        self.usage_ledger: Any = None  # server.ledger.Ledger: rows and budgets (the lifespan's)
+        self.shared_park: Any = None  # server.park.SharedPark, with a database
         self.shutting_down = False
         self._ids = itertools.count(1)
         self._background: set[asyncio.Task] = set()
@@ -51,6 +53,27 @@ class Hub:
 
     def release(self) -> None:
         self.reserved = max(0, self.reserved - 1)
+
+    async def admit_writer(self, writer: Any, conn_id: str) -> bool:
+        """Count a connection against its writer token's ``max_connections`` on every process
+        that shares the ledger's database (no limit: nothing to ask). A database that cannot
+        answer admits: the limit guards against abuse, and spending still needs the budget."""
+        limit = getattr(writer, "max_connections", None)
+        if limit is None or self.usage_ledger is None:
+            return True
+        try:
+            return bool(await self.usage_ledger.call("open_connection", writer.id, conn_id, limit))
+        except Exception as exc:
+            log_event("writer_limit_unavailable", level=logging.WARNING, error=type(exc).__name__)
+            return True
+
+    async def writer_gone(self, writer: Any, conn_id: str) -> None:
+        """A limited writer's connection closed: its slot is free again, on every process (a
+        process that stops or dies frees all of its own; see ``server/ledger.py``)."""
+        if getattr(writer, "max_connections", None) is None or self.usage_ledger is None:
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.usage_ledger.call("close_connection", conn_id), 5.0)
 
     def next_id(self) -> str:
         return f"c{next(self._ids)}"
@@ -87,6 +110,8 @@ class Hub:
     # -- provider status -----------------------------------------------------------------------
 
     def broadcast_status(self, status: Any) -> None:
+        if self.shared_park is not None:
+            self.shared_park.on_status(status)
         if status.state == "rate_limited":
             self.metrics.rate_limit_events.labels("provider_window").inc()
         log_event(

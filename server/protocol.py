@@ -32,6 +32,7 @@ TOO_LARGE = "too_large"
 RATE_LIMITED = "rate_limited"
 UNAVAILABLE = "unavailable"
 INTERNAL = "internal"
+BUDGET_SPENT = "budget_spent"  # the writer's daily budget cannot cover the request
 RESYNC = "resync"  # the server's copy of the document is not the one the frame names: re-open
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ class _ReviewJob:
     id: int
     task: asyncio.Task
     started: float
+    reservation: Any = None
 
 
 class ReviewJobs:
@@ -39,9 +40,13 @@ class ReviewJobs:
         outbox: Outbox,
         stats: ConnectionStats,
         *,
-        account: Callable[[str, Any], float],
+        account: Callable[..., float],
         message_of: Callable[[ProviderError | None], str],
+        reserve: Callable[[float], Awaitable[Any]] | None = None,
+        give_back: Callable[[Any], None] = lambda reservation: None,
     ) -> None:
+        self._reserve = reserve
+        self._give_back = give_back
         self.setup = hub.setup
         self.metrics = hub.metrics
         self.settings = hub.settings
@@ -65,8 +70,32 @@ class ReviewJobs:
             return
         self.stats.reviews += 1
         self.metrics.requests.labels("review").inc()
-        task = self.loop.create_task(self._review(frame.id, frame.text, reviewer, frame.tier))
-        self._jobs[frame.id] = _ReviewJob(frame.id, task, self.loop.time())
+        job = _ReviewJob(frame.id, None, self.loop.time())  # type: ignore[arg-type]
+        job.task = self.loop.create_task(self._review(frame.id, frame.text, reviewer, frame.tier))
+        self._jobs[frame.id] = job
+
+    async def _hold_budget(self, rid: int, text: str) -> bool:
+        """Reserve the review's worst case on the writer's day; False (the client told, with a
+        clear error) when the budget cannot hold it. A review has no offline stand-in that
+        would be what the writer asked for, so it is refused rather than degraded."""
+        if self._reserve is None or self.setup.anthropic is None:
+            return True
+        reservation = await self._reserve(self.setup.review_worst_case(text))
+        job = self._jobs.get(rid)
+        if job is None:
+            self._give_back(reservation)
+            return False
+        if not reservation.granted:
+            self._jobs.pop(rid, None)
+            self.outbox.emit_error(
+                rid,
+                p.BUDGET_SPENT,
+                "this writer's daily budget cannot cover a review of this text"
+                f" (at most ${reservation.amount:.4f}); it resets at 00:00 UTC",
+            )
+            return False
+        job.reservation = reservation
+        return True
 
     def cancel(self, rid: int) -> None:
         """The client's ``cancel_review``."""
@@ -94,6 +123,9 @@ class ReviewJobs:
         started = self.loop.time()
         finished = False
         emit = self.outbox.emit
+        if not await self._hold_budget(rid, text):
+            return
+        reservation = self._jobs[rid].reservation
         # The connection is the document key: a re-review sends the edits since the last one
         # (prompt cache), and never another connection's text.
         stream = reviewer.review(text, tier=tier, document=self.id)
@@ -114,7 +146,7 @@ class ReviewJobs:
                         )
                     case ReviewDone():
                         finished = True
-                        self._finish(rid, ev, started)
+                        self._finish(rid, ev, started, reservation)
                         break
             if not finished and rid in self._jobs:
                 raise ProviderError(ProviderErrorKind.INTERNAL, "the review ended without a result")
@@ -130,12 +162,13 @@ class ReviewJobs:
                     rid, ERROR_CODES.get(err.kind, p.UNAVAILABLE), self._message_of(err)
                 )
         finally:
+            self._give_back(reservation)  # what the booking did not take (failed, cancelled)
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
                 with contextlib.suppress(BaseException):
                     await aclose()
 
-    def _finish(self, rid: int, ev: ReviewDone, started: float) -> None:
+    def _finish(self, rid: int, ev: ReviewDone, started: float, reservation: Any = None) -> None:
         if self._jobs.pop(rid, None) is None:
             return
         findings = ev.findings
@@ -147,10 +180,10 @@ class ReviewJobs:
         tiers = ev.tiers or ()
         if tiers:  # each tier's tokens on its own model's ledger line
             for report in tiers:
-                if report.status == "ok":
-                    self._account(report.model, report.usage)
+                if report.status == "ok":  # the first booking settles the reservation
+                    self._account(report.model, report.usage, report.tier, reservation)
         elif isinstance(usage, Usage):
-            spent = self._account(model, usage)
+            spent = self._account(model, usage, "review", reservation)
             cost = spent if cost is None else cost
         latency = ev.latency_ms or (self.loop.time() - started) * 1000
         log_event(

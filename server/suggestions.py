@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,6 +94,7 @@ class _Request:
     started: float = 0.0
     task: asyncio.Task | None = None
     streamed: list[str] = field(default_factory=list)
+    reservation: Any = None  # the writer's budget held for it (server.connection._reserve)
 
 
 def make_engine(hub: Any, loop: asyncio.AbstractEventLoop) -> Any:
@@ -125,10 +126,16 @@ class SuggestionRuntime:
         outbox: Outbox,
         stats: ConnectionStats,
         *,
-        account: Callable[[str, Any], float],
+        account: Callable[..., float],
         message_of: Callable[[ProviderError | None], str],
+        reserve: Callable[[float], Awaitable[Any]] | None = None,
+        give_back: Callable[[Any], None] = lambda reservation: None,
+        on_accept: Callable[[int], None] = lambda chars: None,
     ) -> None:
         self.hub = hub
+        self._reserve = reserve
+        self._give_back = give_back
+        self._on_accept = on_accept
         self.id = conn_id
         self.setup = hub.setup
         self.metrics = hub.metrics
@@ -180,6 +187,7 @@ class SuggestionRuntime:
         m.accept_keys.inc()
         m.saved_chars.inc(max(0, chars - 1))
         self.usefulness.accept(self.loop.time(), chars)
+        self._on_accept(chars)
         self._handle(Accept(chars))
 
     def tier_free(self) -> None:
@@ -388,7 +396,20 @@ class SuggestionRuntime:
             max_tokens=self.settings.suggest_max_tokens,
             document_id=self.id,
         )
-        stream = self.setup.provider.stream(request)
+        provider = self.setup.provider
+        if req.billable and self._reserve is not None:
+            # Nothing goes out (nor is costed on a cancel) until the writer's budget holds it.
+            req.billable = False
+            _, amount = self.setup.suggestion_worst_case(req.prefix, req.suffix)
+            req.reservation = await self._reserve(amount)
+            if self._requests.get(rid) is not req:
+                self._give_back(req.reservation)
+                return
+            if req.reservation.granted:
+                req.billable = True
+            elif self.setup.offline is not None:
+                provider = self.setup.offline  # the budget is spent: the offline tier answers
+        stream = provider.stream(request)
         try:
             got_final = False
             async for event in stream:
@@ -400,7 +421,7 @@ class SuggestionRuntime:
                 elif isinstance(event, Final):
                     got_final = True
                     self._requests.pop(rid, None)
-                    cost = self._account(event.model, event.usage)
+                    cost = self._account(event.model, event.usage, "suggestion", req.reservation)
                     self._log_request(req, "done", event.source, event.model, event.usage, cost)
                     self._handle(
                         ProviderDone(
@@ -428,6 +449,7 @@ class SuggestionRuntime:
                     self.metrics.rate_limit_events.labels("provider").inc()
                 self._handle(ProviderFailed(rid, err))
         finally:
+            self._give_back(req.reservation)  # what no booking took (a failure, an offline answer)
             with contextlib.suppress(BaseException):
                 await stream.aclose()
 
@@ -442,7 +464,7 @@ class SuggestionRuntime:
             model, usage = self.setup.estimate_cancelled(
                 req.prefix, req.suffix, "".join(req.streamed)
             )
-            cost = self._account(model, usage)
+            cost = self._account(model, usage, "suggestion", req.reservation, cancelled=True)
         self._log_request(req, f"cancelled_{reason}", "", model, usage, cost)
 
     def _log_request(

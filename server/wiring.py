@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from assistant.budget import worst_case_cost
 from assistant.config import Settings
-from assistant.pricing import Usage, cost_usd, estimate_tokens
+from assistant.pricing import Usage, cost_usd, default_catalog, estimate_tokens
 from assistant.providers.base import CompletionRequest, Provider
 from assistant.providers.factory import make_suggest_provider
 from assistant.providers.tiered import TieredProvider, TierStatus
@@ -28,6 +29,21 @@ def price(model: str, usage: Usage) -> float:
     """Dollars for ``usage``; 0 for a model the price table does not know."""
     try:
         return cost_usd(model, usage)
+    except KeyError:
+        return 0.0
+
+
+# What a review prompt adds to the document (instructions, schema, passage markup), counted
+# generously: the review's system prompts and schemas are about 6,000 characters.
+REVIEW_PROMPT_OVERHEAD_CHARS = 20_000
+
+
+def worst_case(model: str, prompt_chars: int, max_tokens: int) -> float:
+    """:func:`worst_case_cost` with ``max_tokens`` in Haiku 4.5 tokens (as settings give them),
+    0 for a model the price table does not know."""
+    try:
+        rules = default_catalog().price(model).rules
+        return worst_case_cost(model, prompt_chars, rules.tokens(max_tokens))
     except KeyError:
         return 0.0
 
@@ -84,6 +100,30 @@ class ProviderSetup:
             estimated=True,
         )
         return model, usage
+
+    def suggestion_worst_case(self, prefix: str, suffix: str) -> tuple[str, float]:
+        """The model and the most a suggestion request for this text can cost (its reservation)."""
+        a = self.anthropic
+        model = getattr(a, "model", "") or self.settings.suggest_model
+        max_tokens = self.settings.suggest_max_tokens
+        params_of = getattr(a, "params", None)
+        if params_of is not None:
+            try:
+                params = params_of(CompletionRequest(prefix, suffix, max_tokens))
+                chars = len(str(params.get("system", ""))) + len(str(params.get("messages", "")))
+                out = int(params.get("max_tokens") or 0)
+                return model, worst_case_cost(model, chars, out)
+            except Exception:
+                pass
+        return model, worst_case(model, len(prefix) + len(suffix) + 8000, max_tokens)
+
+    def review_worst_case(self, text: str) -> float:
+        """The most a review of ``text`` can cost: the first reader and the checker each read all
+        of it and write their whole ``review_max_tokens``."""
+        s = self.settings
+        chars = len(text) + REVIEW_PROMPT_OVERHEAD_CHARS
+        models = {s.review_triage_model, s.review_model}
+        return sum(worst_case(m, chars, s.review_max_tokens) for m in models)
 
     def until_unix(self, until: float | None) -> float | None:
         if until is None:

@@ -23,6 +23,7 @@ def serve_env(tmp_path: Path, token: str, **extra: str) -> dict[str, str]:
         ASSISTANT_CONFIG=str(tmp_path / "none.toml"),
         ASSISTANT_OFFLINE="statistical",
         ASSISTANT_TOKEN=token,
+        XDG_DATA_HOME=str(tmp_path / "data"),  # the usage ledger's default SQLite file
     )
     env.update(extra)
     return env
@@ -70,3 +71,14 @@ async def stop_process(proc: asyncio.subprocess.Process) -> None:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         await proc.wait()
+
+
+async def suggest_terminal(ws, fid: int, prefix: str, timeout: float = 30.0) -> dict:  # noqa: ASYNC109
+    """Send a v1 ``suggest`` on a raw websockets connection; its terminal frame."""
+    import orjson
+
+    await ws.send(orjson.dumps({"type": "suggest", "id": fid, "prefix": prefix}).decode())
+    while True:
+        msg = orjson.loads(await asyncio.wait_for(ws.recv(), timeout))
+        if msg.get("id") == fid and msg["type"] in ("done", "error", "cancelled"):
+            return msg

@@ -349,3 +349,35 @@ async def test_a_full_admission_gate_falls_back_without_blaming_the_provider():
         gate.release()
         _, final = await run(tiered)
         assert final.source == "model" and len(emu.requests) == 1
+
+
+async def test_an_adopted_window_keeps_off_the_primary_and_the_probe_gate_picks_one_prober():
+    """Another process's window (read from the shared database by server/park.py) is adopted;
+    when it ends, the probe is the gate's to grant, and a refused one answers offline."""
+    async with tiered_on_emulator() as (emu, tiered, clock, statuses, offline):
+        assert tiered.adopt_window(clock.now + 30, "rate_limited", "429 seen by worker 2")
+        assert not tiered.adopt_window(clock.now + 10, "rate_limited", "shorter")  # keeps 30 s
+        assert statuses[-1].state == "rate_limited" and statuses[-1].active == "statistical"
+        await run(tiered)
+        assert offline.calls == 1 and not emu.requests  # nothing reached the API
+        asks: list[bool] = []
+        answers = [False, True]
+
+        async def gate() -> bool:
+            asks.append(True)
+            return answers.pop(0)
+
+        tiered.probe_gate = gate
+        clock.now += 30.01
+        _, final = await run(tiered)  # another process holds the probe: offline
+        assert final.source == "offline" and len(asks) == 1 and not emu.requests
+        clock.now += 1.01
+        _, final = await run(tiered)  # this one may probe: it does, and the window closes
+        assert final.source != "offline" and len(asks) == 2
+        assert tiered.status.state == "ok"
+        # The process that held a window says the primary is back: an adopted one ends early.
+        tiered.adopt_window(clock.now + 60, "overloaded", "529 elsewhere")
+        tiered.end_adopted_window()
+        answers.append(True)
+        _, final = await run(tiered)
+        assert final.source != "offline"

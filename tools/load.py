@@ -32,6 +32,11 @@ barrier so the typing windows coincide. ``--offline-only`` gives the server no A
 suggestion comes from the offline tier (``--offline statistical``, the default). ``--loop`` and
 ``--http`` pick the server's event loop and HTTP parser (to measure uvloop and httptools).
 
+``--writers distinct`` gives every typist its own writer token (a JWT for ``writer-K`` with a
+daily budget it never reaches) and the server a ledger (SQLite in a temp dir), so every model
+request reserves and books against its writer's budget in the database, as a web editor with
+many writers runs; ``one`` (the default) is the static token and no budgets.
+
 The first step where something gives (refused connections, missing terminals, ping p99 over
 ``--p99-limit-ms``, the server at a full core) is reported as where it breaks.
 """
@@ -158,8 +163,14 @@ def start_stack(
     offline_only: bool = False,
     loop: str = "auto",
     http: str = "auto",
+    writers: str = "one",
 ) -> Stack:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    writer_args: list[str] = []
+    if writers == "distinct":
+        secret = os.urandom(24).hex()
+        ledger = Path(tempfile.mkdtemp(prefix="load-ledger-")) / "ledger.db"
+        writer_args = ["--jwt-secret", secret, "--database-url", f"sqlite:///{ledger}"]
     oracle_file = tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False)
     oracle_file.write(oracle)
     oracle_file.close()
@@ -184,7 +195,7 @@ def start_stack(
     )
     try:
         emulator_url = _read_banner(emulator, "EMULATOR")
-        token = "load-token"
+        token = "load-token" if writers == "one" else WRITERS_PREFIX + secret
         server = subprocess.Popen(
             [
                 sys.executable,
@@ -205,6 +216,7 @@ def start_stack(
                 "--http",
                 http,
                 *(["--offline-only"] if offline_only else []),
+                *writer_args,
             ],
             stdout=subprocess.PIPE,
             text=True,
@@ -238,6 +250,8 @@ def serve_main(args: argparse.Namespace) -> int:
         max_connections=args.max_connections,
         max_frames_per_second=args.max_frames_per_second,
         offline=args.offline,
+        jwt_secret=args.jwt_secret,
+        database_url=args.database_url,
     )
 
     def config(app, host, port):
@@ -386,6 +400,26 @@ class StepStats:
         }
 
 
+WRITERS_PREFIX = "writers:"  # a "token" that stands for one writer token per typist
+WRITER_BUDGET_USD_DAY = 1000.0  # reserved against on every model request, never reached
+
+
+def token_for(token: str, k: int) -> str:
+    """Typist ``k``'s token: ``token`` itself, or (``writers:SECRET``) its own writer token."""
+    if not token.startswith(WRITERS_PREFIX):
+        return token
+    import jwt
+
+    now = int(time.time())
+    claims = {
+        "sub": f"writer-{k}",
+        "aud": "inline-assistant",
+        "exp": now + 3600,
+        "budget_usd_day": WRITER_BUDGET_USD_DAY,
+    }
+    return jwt.encode(claims, token[len(WRITERS_PREFIX) :], algorithm="HS256")
+
+
 class Typist:
     """One editor: types ``text`` from ``start`` and keeps the books on its ids."""
 
@@ -414,7 +448,7 @@ class Typist:
         try:
             self.ws = await connect(
                 url,
-                additional_headers={"Authorization": f"Bearer {token}"},
+                additional_headers={"Authorization": f"Bearer {token_for(token, self.k)}"},
                 compression=None,
                 open_timeout=wait_s,
                 ping_interval=None,
@@ -724,6 +758,7 @@ async def run_ramp(args: argparse.Namespace) -> dict:
         offline_only=args.offline_only,
         loop=args.loop,
         http=args.http,
+        writers=args.writers,
         predictor=args.predictor,
         accuracy=args.accuracy,
     )
@@ -782,6 +817,7 @@ async def run_ramp(args: argparse.Namespace) -> dict:
             "offline_only": args.offline_only,
             "loop": args.loop,
             "http": args.http,
+            "writers": args.writers,
             "load_average_before": os.getloadavg(),
         },
         "steps": steps,
@@ -824,6 +860,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--workers", type=int, default=1)
         p.add_argument("--loop", default="auto", choices=("auto", "asyncio", "uvloop"))
         p.add_argument("--http", default="auto", choices=("auto", "h11", "httptools"))
+        p.add_argument("--jwt-secret", default=None)
+        p.add_argument("--database-url", default=None)
         return serve_main(p.parse_args(argv[1:]))
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--ramp", type=lambda s: [int(x) for x in s.split(",")], default=[1000])
@@ -855,6 +893,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--offline-only", action="store_true", help="no API key: offline tier only")
     p.add_argument("--loop", default="auto", choices=("auto", "asyncio", "uvloop"))
     p.add_argument("--http", default="auto", choices=("auto", "h11", "httptools"))
+    p.add_argument(
+        "--writers",
+        default="one",
+        choices=("one", "distinct"),
+        help="one: every typist on the static token; distinct: a writer token each, with a "
+        "budget booked in a SQLite ledger on every model request",
+    )
     p.add_argument("--json", default=None, help="also write the result here")
     args = p.parse_args(argv)
     if any(n <= 0 or n > 5000 for n in args.ramp) or not 0 < args.duration <= 600:

@@ -7,6 +7,8 @@ import secrets
 import sys
 
 from server.app import WS_PATH, build_app
+from server.auth import WriterTokens
+from server.ledger import SqlStore, default_database_url, describe
 from server.logs import configure_json_logging
 from server.runner import GracefulServer, serve_until_signalled, uvicorn_config
 from server.workers import Supervisor, bind_socket, default_workers
@@ -63,8 +65,26 @@ def run(args) -> int:
         )
     # One token for every worker: generated here, once, before any worker exists.
     token = settings.token or secrets.token_urlsafe(24)
-    settings = settings.with_(token=token)
-    configure_json_logging([token, settings.api_key], logging.INFO)
+    # The usage ledger: ASSISTANT_DATABASE_URL, else SQLite under the user's data directory.
+    settings = settings.with_(
+        token=token, database_url=settings.database_url or default_database_url()
+    )
+    configure_json_logging(
+        [token, settings.api_key, settings.jwt_secret, settings.admin_token], logging.INFO
+    )
+    try:  # a short secret or an unusable key stops the server before anything listens
+        WriterTokens.from_settings(settings.jwt_secret, settings.jwt_public_key)
+    except ValueError as exc:
+        print(f"assistant serve: {exc}", file=sys.stderr)
+        return 2
+    try:  # the ledger's database: reachable, and migrated once before any worker starts
+        SqlStore(settings.database_url).close()
+    except Exception as exc:
+        print(
+            f"assistant serve: the usage ledger {describe(settings.database_url)}: {exc}",
+            file=sys.stderr,
+        )
+        return 2
     try:
         emulator = emulator_config(args)
     except ValueError as exc:

@@ -8,13 +8,17 @@ primary (one probe at a time; the others keep using the fallback meanwhile); suc
 window. A bad key parks the primary until restart. A bad request is our bug, so it is raised, not
 hidden behind the fallback. Time comes from an injected clock, so tests advance it instead of
 sleeping.
+
+Several processes share one organisation's rate limits. :meth:`TieredProvider.adopt_window`
+takes a window another process opened (the server reads them from its database), and
+``probe_gate``, when given, is asked before a probe, so across a fleet one process probes.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from .base import (
@@ -31,6 +35,7 @@ BACKOFF_BASE_S = 1.0
 BACKOFF_MAX_S = 60.0
 BACKOFF_JITTER = 0.1  # up to +10 %
 RETRY_AFTER_MAX_S = 3600.0
+PROBE_RECHECK_S = 1.0  # another process holds the fleet's probe: ask again after this long
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,9 @@ class TieredProvider:
         clock: Callable[[], float] = time.monotonic,
         on_status: Callable[[TierStatus], None] | None = None,
         rng: random.Random | None = None,
+        probe_gate: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
+        self.probe_gate = probe_gate  # may this process probe now? (False: another one is)
         self.primary = primary
         self.fallback = fallback
         self.clock = clock
@@ -80,6 +87,7 @@ class TieredProvider:
         self._rng = rng or random.Random()
         self._failures = 0  # consecutive transient failures: the backoff exponent
         self._until: float | None = None
+        self._adopted = False  # the window open now came from another process
         self._auth_failed = False
         self._probing = False
         # Bumped when a window opens: a request that began before it reports on an outage
@@ -120,6 +128,7 @@ class TieredProvider:
         return min(BACKOFF_MAX_S, base * (1 + BACKOFF_JITTER * self._rng.random()))
 
     def _open_window(self, err: ProviderError) -> None:
+        self._adopted = False
         self._generation += 1
         self._failures += 1
         delay = self.backoff_delay(err.retry_after)
@@ -134,6 +143,28 @@ class TieredProvider:
                 active=self.fallback.name,
             )
         )
+
+    def adopt_window(
+        self, until: float, state: str, reason: str, retry_after_s: float | None = None
+    ) -> bool:
+        """Another process saw ``state`` (rate limited, overloaded) until ``until`` (this
+        provider's clock): keep off the primary as long. False when nothing changed (no
+        primary, or a window at least as long is already open)."""
+        if self.primary is None or self._auth_failed or until <= self.clock():
+            return False
+        if self._until is not None and self._until >= until:
+            return False
+        self._generation += 1
+        self._until = until
+        self._adopted = True
+        self._set_status(TierStatus(state, until, retry_after_s, reason, self.fallback.name))
+        return True
+
+    def end_adopted_window(self) -> None:
+        """The process that held the window says the primary answers again: the next request
+        here probes (through ``probe_gate``) instead of waiting out the adopted window."""
+        if self._adopted and self._until is not None:
+            self._until = min(self._until, self.clock())
 
     def _park(self, err: ProviderError) -> None:
         self._auth_failed = True
@@ -151,6 +182,7 @@ class TieredProvider:
     def _succeeded(self) -> None:
         self._failures = 0
         self._until = None
+        self._adopted = False
         assert self.primary is not None
         self._set_status(TierStatus("ok", None, None, "", self.primary.name))
 
@@ -173,6 +205,19 @@ class TieredProvider:
 
         assert self.primary is not None
         probe = self._until is not None
+        if probe and self.probe_gate is not None:
+            self._probing = True
+            try:
+                allowed = await self.probe_gate()
+            except Exception:
+                allowed = True  # the shared state is unreachable: probe as one process would
+            finally:
+                self._probing = False
+            if not allowed:  # another process is probing: ask again in a moment
+                self._until = max(self._until or 0.0, self.clock() + PROBE_RECHECK_S)
+                async for event in self._from_fallback(request):
+                    yield event
+                return
         generation = self._generation
         if probe:
             self._probing = True

@@ -1,0 +1,254 @@
+"""Per-writer daily budgets and the usage ledger, on one real server with the emulator behind it
+(the real SDK): model suggestions until the budget is spent, then the offline tier with a
+``status`` frame; a review refused with a clear error; the ledger equal to what the emulator
+billed; another writer untouched; ``/v1/usage`` behind its admin token."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import httpx2 as httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from assistant.budget import BudgetBook, day_of, may_reserve, resets_at, worst_case_cost
+from assistant.pricing import Usage, cost_usd
+from server.ledger import MIGRATIONS, STALE_S, Row, SqlStore
+from server.runner import ServerHandle
+
+from .conftest import Client, make_settings, messages_requests
+from .test_writer_tokens import SECRET, mint
+
+BUDGET = 0.0005
+ADMIN = "admin-token-0123456789abcdef"
+
+
+def billed(emu) -> float:
+    """Dollars the emulator billed, request by request, from its own usage records."""
+    total = 0.0
+    for rec in messages_requests(emu):
+        u = rec.usage
+        usage = Usage(
+            input_tokens=u.get("input_tokens", 0),
+            output_tokens=u.get("output_tokens", 0),
+            cache_creation_input_tokens=u.get("cache_creation_input_tokens", 0),
+            cache_read_input_tokens=u.get("cache_read_input_tokens", 0),
+        )
+        total += cost_usd(rec.model, usage)
+    return total
+
+
+async def type_until_offline(srv: ServerHandle, token: str, tag: str, limit: int = 80) -> dict:
+    """One suggestion at a time (none superseded) until three come from the offline tier."""
+    sources: list[str] = []
+    statuses: list[dict] = []
+    headers = {"Authorization": f"Bearer {token}"}
+    async with connect(srv.ws_url, additional_headers=headers) as ws:
+        c = Client(ws)
+        await c.recv()
+        for i in range(limit):
+            fid = await c.suggest(f"{tag} note {i}: the quarterly report for region {i} shows ")
+            done = await c.terminal(fid)
+            assert done["type"] == "done", done
+            sources.append(done["source"])
+            if sources[-3:] == ["offline"] * 3:
+                break
+        statuses = [m for m in c.seen if m["type"] == "status"]
+        review = await c.send({"type": "review", "id": 9999, "text": "A short text to review."})
+        del review
+        refusal = await c.terminal(9999)
+    return {"sources": sources, "statuses": statuses, "review": refusal}
+
+
+def test_the_reservation_rule_and_the_worst_case():
+    book = BudgetBook()
+    assert book.reserve("w", "2026-12-06", 1.0, 0.6)
+    assert not book.reserve("w", "2026-12-06", 1.0, 0.6)  # 0.6 + 0.6 > 1
+    book.settle("w", "2026-12-06", 0.6, 0.1)  # the request cost less than its worst case
+    assert book.reserve("w", "2026-12-06", 1.0, 0.6)
+    assert may_reserve(None, 10, 10, 10)
+    assert book.reserve("w", "2026-12-07", 1.0, 1.0)  # a new UTC day, a new account
+    # The worst case covers every input token at the dearest rate plus the whole max_tokens.
+    worst = worst_case_cost("claude-haiku-5-5", 4000, 24)
+    actual = cost_usd(
+        "claude-haiku-5-5",
+        Usage(cache_creation_input_tokens=1000, output_tokens=24),
+        cache_ttl="1h",
+    )
+    assert worst >= actual
+    assert day_of(resets_at(1_765_000_000.0)) != day_of(1_765_000_000.0)
+
+
+def test_migrations_apply_once_and_rows_are_never_booked_twice(tmp_path):
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    store = SqlStore(url)
+    assert store.version == len(MIGRATIONS)
+    store.close()
+    store = SqlStore(url)  # a second start migrates nothing
+    assert store.version == len(MIGRATIONS)
+    assert store.reserve("w", "2026-12-06", 0.001, 0.0008)
+    assert not store.reserve("w", "2026-12-06", 0.001, 0.0008)
+    row = Row(
+        "p-1", 1.0, "2026-12-06", "w", "c1", "claude-haiku-5-5", "suggestion", 10, 0, 0, 2,
+        0.0002, False, False, reserved=0.0008,
+    )  # fmt: skip
+    assert store.write([row], {}) == 1
+    assert store.write([row], {("w", "2026-12-06"): 5}) == 0  # the same batch again
+    spent, reserved = store.account("w", "2026-12-06")
+    assert spent == pytest.approx(0.0002) and reserved == pytest.approx(0.0)
+    assert store.usage(since=0.0) == [
+        {"writer": "w", "requests": 1, "cost_usd": 0.0002, "accepted_chars": 5}
+    ]
+    store.close()
+
+
+async def test_a_spent_budget_turns_to_offline_and_spares_other_writers(emu, tmp_path):
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    settings = make_settings(emu, jwt_secret=SECRET, database_url=url, admin_token=ADMIN)
+    async with ServerHandle(settings) as srv:
+        alice = await type_until_offline(srv, mint("alice", budget_usd_day=BUDGET), "alice")
+        bob_sources = []
+        async with connect(
+            srv.ws_url, additional_headers={"Authorization": f"Bearer {mint('bob')}"}
+        ) as ws:
+            c = Client(ws)
+            await c.recv()
+            for i in range(3):
+                bob_sources.append(await c.terminal(await c.suggest(f"Bob {i} writes ")))
+        async with httpx.AsyncClient() as http:
+            refused = await http.get(f"{srv.http_url}/v1/usage")
+            assert refused.status_code == 401
+            wrong = await http.get(
+                f"{srv.http_url}/v1/usage", headers={"Authorization": f"Bearer {srv.token}"}
+            )
+            assert wrong.status_code == 401  # the writers' static token is not the admin's
+            bad = await http.get(
+                f"{srv.http_url}/v1/usage?since=yesterday",
+                headers={"Authorization": f"Bearer {ADMIN}"},
+            )
+            assert bad.status_code == 400
+    sources = alice["sources"]
+    assert sources[0] == "model" and sources[-3:] == ["offline"] * 3
+    first_offline = sources.index("offline")
+    assert set(sources[:first_offline]) == {"model"}
+    spent = [s for s in alice["statuses"] if s["state"] == "budget_spent"]
+    assert len(spent) == 1 and spent[0]["active"] == "statistical"
+    assert spent[0]["until"] == pytest.approx(resets_at(spent[0]["until"] - 1))
+    assert alice["review"]["type"] == "error" and alice["review"]["code"] == "budget_spent"
+    assert [d["source"] for d in bob_sources] == ["model"] * 3
+
+    store = SqlStore(url)
+    usage = {w["writer"]: w for w in store.usage(since=0.0)}
+    store.close()
+    assert usage["alice"]["requests"] == first_offline
+    assert usage["alice"]["cost_usd"] <= BUDGET
+    assert usage["bob"]["requests"] == 3
+    ledger_total = usage["alice"]["cost_usd"] + usage["bob"]["cost_usd"]
+    assert ledger_total == pytest.approx(billed(emu), rel=1e-6)
+    # After the writer's day is spent, nothing more went to the model.
+    assert len(messages_requests(emu)) == first_offline + 3
+
+
+async def test_usage_endpoint_and_accepted_characters(emu, tmp_path):
+    settings = make_settings(
+        emu, jwt_secret=SECRET, database_url=f"sqlite:///{tmp_path / 'l.db'}", admin_token=ADMIN
+    )
+    async with ServerHandle(settings) as srv:
+        async with connect(
+            srv.ws_url, additional_headers={"Authorization": f"Bearer {mint('carol')}"}
+        ) as ws:
+            c = Client(ws)
+            await c.recv()
+            fid = await c.suggest("Carol writes the opening of ")
+            await c.terminal(fid)
+            await c.send({"type": "accept", "id": fid, "chars": 7})
+            await c.ping()
+        async with httpx.AsyncClient() as http:
+
+            async def writers(query: str = "") -> list:
+                r = await http.get(
+                    f"{srv.http_url}/v1/usage{query}", headers={"Authorization": f"Bearer {ADMIN}"}
+                )
+                assert r.status_code == 200
+                return r.json()["writers"]
+
+            await srv.hub.usage_ledger.sync()  # (rows wait up to FLUSH_EVERY_S for their batch)
+            assert await writers("?writer=carol") == [
+                {
+                    "writer": "carol",
+                    "requests": 1,
+                    "cost_usd": pytest.approx(billed(emu), rel=1e-6),
+                    "accepted_chars": 7,
+                }
+            ]
+            assert await writers("?writer=nobody") == []
+            assert await writers("?since=2999-01-01") == []
+
+
+def test_a_dead_processs_reservations_are_given_back(tmp_path):
+    """A worker killed with requests in flight never books them: once it has not been seen for
+    STALE_S, another process's heartbeat gives its holds back to the writers' budgets."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    dead, alive = SqlStore(url, "dead-process"), SqlStore(url, "live-process")
+    dead.heartbeat(1000.0)
+    assert dead.reserve("w", "2026-12-06", 0.001, 0.0006)
+    assert dead.reserve("w", "2026-12-06", 0.001, 0.0003)
+    row = Row(
+        "dead-1", 1.0, "2026-12-06", "w", "c1", "claude-haiku-5-5", "suggestion", 10, 0, 0, 2,
+        0.0001, False, False, reserved=0.0003,
+    )  # fmt: skip
+    dead.write([row], {})  # one of its two requests was booked before the kill
+    assert not alive.reserve("w", "2026-12-06", 0.001, 0.0005)  # 0.0006 still held
+    assert alive.heartbeat(1000.0 + STALE_S - 1) == 0  # not stale yet
+    assert alive.heartbeat(1000.0 + STALE_S + 1) == 1
+    spent, reserved = alive.account("w", "2026-12-06")
+    assert spent == pytest.approx(0.0001) and reserved == pytest.approx(0.0)
+    assert alive.reserve("w", "2026-12-06", 0.001, 0.0005)
+    alive.retire()  # a clean stop gives back what it holds too
+    assert alive.account("w", "2026-12-06")[1] == pytest.approx(0.0)
+    dead.close()
+    alive.close()
+
+
+async def test_a_ledger_that_cannot_answer_fails_closed_for_budgeted_writers_only(emu, tmp_path):
+    settings = make_settings(emu, jwt_secret=SECRET, database_url=f"sqlite:///{tmp_path / 'l.db'}")
+    async with ServerHandle(settings) as srv:
+        store = srv.hub.usage_ledger.store
+
+        def unreachable(*args):
+            raise sqlite3.OperationalError("disk I/O error")
+
+        store.reserve = unreachable  # the database fails as it would: an OperationalError
+        budgeted = {"Authorization": f"Bearer {mint('dora', budget_usd_day=1.0)}"}
+        async with connect(srv.ws_url, additional_headers=budgeted) as ws:
+            c = Client(ws)
+            await c.recv()
+            done = await c.terminal(await c.suggest("Dora writes to the team about "))
+            status = next(m for m in c.seen if m["type"] == "status")
+        assert done["source"] == "offline"
+        assert status["state"] == "budget_spent" and "cannot be reached" in status["reason"]
+        async with connect(
+            srv.ws_url, additional_headers={"Authorization": f"Bearer {mint('eli')}"}
+        ) as ws:
+            c = Client(ws)
+            await c.recv()
+            done = await c.terminal(await c.suggest("Eli writes to the team about "))
+        assert done["source"] == "model"  # no budget: the ledger is not asked first
+
+
+async def test_without_a_database_one_process_keeps_budgets_and_totals_in_memory(emu):
+    settings = make_settings(emu, jwt_secret=SECRET, admin_token=ADMIN)  # no database_url
+    async with ServerHandle(settings) as srv:
+        alice = await type_until_offline(srv, mint("alice", budget_usd_day=BUDGET), "alice")
+        await srv.hub.usage_ledger.sync()
+        usage = await srv.hub.usage_ledger.call("usage", None, 0.0)
+    first_offline = alice["sources"].index("offline")
+    assert usage == [
+        {
+            "writer": "alice",
+            "requests": first_offline,
+            "cost_usd": pytest.approx(billed(emu), rel=1e-6),
+            "accepted_chars": 0,
+        }
+    ]
+    assert usage[0]["cost_usd"] <= BUDGET
