@@ -336,12 +336,15 @@ def summarize(
         u = rec.usage or {}
         one = Usage(
             int(u.get("input_tokens", 0)),
-            int(rec.tokens_sent),
+            # As the API bills it: in the model's tokens (Haiku 5.5 counts ~30% more than the
+            # emulator's pieces), thinking included; a request cut off bills what it streamed.
+            int(u.get("output_tokens", rec.tokens_sent)),
             int(u.get("cache_creation_input_tokens", 0)),
             int(u.get("cache_read_input_tokens", 0)),
         )
         usage = usage + one
-        cost += cost_usd(model, one)
+        written_1h = int((u.get("cache_creation") or {}).get("ephemeral_1h_input_tokens", 0))
+        cost += cost_usd(model, one, cache_write_1h_tokens=written_1h)
         if rec.client_disconnected:
             cancelled_calls += 1
             cancelled_out += rec.tokens_sent
