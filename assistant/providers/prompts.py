@@ -23,6 +23,8 @@ streamed text at the first newline; the stop sequences here catch the model echo
 
 from __future__ import annotations
 
+import re
+
 from ..pricing import ModelRules, estimate_tokens
 
 SUGGEST_SYSTEM = """\
@@ -41,18 +43,58 @@ its first letters; include a leading space only when one is needed.
 - Keep it short: at most one short phrase, or the end of the current sentence.
 - A single line: never write a line break.
 - Match the language, voice, tense and style of the document.
-- If nothing sensible fits, reply with nothing at all."""
+- If nothing sensible fits, reply with nothing at all.
+
+Worked examples. Each shows the end of the text before the cursor (and the start of the text \
+after it, when there is any), then the right reply between ⟦ and ⟧; the brackets only mark where \
+the reply starts and ends here and are never part of a reply.
+
+1. Before: "Thanks for sending the draft. I'll read it over the week"
+   Reply: ⟦end and send you my notes on Monday.⟧
+   (The last word was unfinished: complete it, no space first.)
+2. Before: "The results were better than we expected, so"
+   Reply: ⟦ we will extend the trial to a second site.⟧
+   (The last word was complete: start with a space.)
+3. Before: "Please find the invoice attached. "
+   Reply: ⟦Let me know if anything is unclear.⟧
+   (The text already ends with a space: none is added.)
+4. Before: "We moved the meeting to"   After: " so that everyone can attend."
+   Reply: ⟦ Thursday afternoon⟧
+   (Only what joins the two; the text after the cursor is never restated.)
+5. Before: "def average(values):\n    return sum(values) / "
+   Reply: ⟦len(values)⟧
+   (Code is continued as code, in the same style.)
+6. Before: "Shopping list:\n- eggs\n- "
+   Reply: ⟦milk⟧
+   (One list item at a time; never a line break.)
+7. Before: "Le comité s'est réuni mardi pour"
+   Reply: ⟦ discuter du budget.⟧
+   (The document's own language.)
+8. Before: "Her answer surprised everyone in the"
+   Reply: ⟦ room.⟧
+   (Short and certain beats long and doubtful.)
+9. Before: "Totals: 14, 27, 9 and"
+   Reply: ⟦⟧
+   (Nothing sensible fits: an empty reply.)"""
 
 BEFORE_OPEN = "<text_before_cursor>"
 BEFORE_CLOSE = "</text_before_cursor>"
 AFTER_OPEN = "<text_after_cursor>"
 AFTER_CLOSE = "</text_after_cursor>"
 
-# The head of the text before the cursor is cut at a multiple of this many characters, so it
-# repeats across keystrokes (and hits the prompt cache) until the cursor crosses the next boundary.
-HEAD_BLOCK_CHARS = 2048
+# The text before the cursor goes out as content blocks whose boundaries do not move while the
+# writer types at the end, so each request's prefix up to its last complete block is one the
+# previous request cached. Far from the cursor: blocks of COARSE_BLOCK_CHARS (few blocks on a long
+# document). From the last coarse boundary on: a block per sentence or line of at least
+# MIN_FINE_BLOCK_CHARS (cut at MAX_FINE_BLOCK_CHARS when no sentence ends), so only the sentence
+# being written is sent uncached.
+COARSE_BLOCK_CHARS = 2048
+MIN_FINE_BLOCK_CHARS = 64
+MAX_FINE_BLOCK_CHARS = 256
+# A fine block ends after sentence punctuation followed by whitespace, or after a line break.
+_FINE_END = re.compile(r"[.!?;:][\s]|\n")
 # Documents longer than this (before the cursor) are trimmed from the left, in steps of
-# TRIM_STEP_CHARS so the kept start (and so the cached head) moves rarely.
+# TRIM_STEP_CHARS so the kept start (and so every cached block) moves rarely.
 MAX_PREFIX_CHARS = 64_000
 TRIM_STEP_CHARS = 16_384
 # Only the start of the text after the cursor is useful context.
@@ -73,10 +115,41 @@ def trim_prefix(prefix: str) -> str:
     return prefix[steps * TRIM_STEP_CHARS :]
 
 
-def split_prefix(prefix: str) -> tuple[str, str]:
-    """(stable head, live tail) of the (trimmed) text before the cursor."""
-    head_len = (len(prefix) // HEAD_BLOCK_CHARS) * HEAD_BLOCK_CHARS
-    return prefix[:head_len], prefix[head_len:]
+def _fine_cuts(text: str) -> list[int]:
+    """End offsets of the complete fine blocks of ``text``, greedily from its start: a block ends
+    at the first sentence or line end at least MIN_FINE_BLOCK_CHARS in, or at
+    MAX_FINE_BLOCK_CHARS. Each cut depends only on the text before it, so typing on never moves
+    one."""
+    cuts: list[int] = []
+    start = 0
+    for m in _FINE_END.finditer(text):
+        end = m.end()
+        while end - start > MAX_FINE_BLOCK_CHARS:
+            start += MAX_FINE_BLOCK_CHARS
+            cuts.append(start)
+        if end - start >= MIN_FINE_BLOCK_CHARS:
+            cuts.append(end)
+            start = end
+    while len(text) - start >= MAX_FINE_BLOCK_CHARS:
+        start += MAX_FINE_BLOCK_CHARS
+        cuts.append(start)
+    return cuts
+
+
+def split_prefix(prefix: str) -> tuple[list[str], list[str], str]:
+    """(coarse blocks, fine blocks, live tail) of the (trimmed) text before the cursor. The
+    blocks never hold only whitespace (the API refuses such a block): it joins the next one."""
+    coarse_end = (len(prefix) // COARSE_BLOCK_CHARS) * COARSE_BLOCK_CHARS
+    coarse_cuts = list(range(COARSE_BLOCK_CHARS, coarse_end + 1, COARSE_BLOCK_CHARS))
+    fine_cuts = [coarse_end + c for c in _fine_cuts(prefix[coarse_end:])]
+    levels: tuple[list[str], list[str]] = ([], [])
+    start = 0
+    for level, cuts in enumerate((coarse_cuts, fine_cuts)):
+        for cut in cuts:
+            if prefix[start:cut].strip():
+                levels[level].append(prefix[start:cut])
+                start = cut
+    return levels[0], levels[1], prefix[start:]
 
 
 def trim_suffix(suffix: str) -> str:
@@ -98,22 +171,27 @@ def build_suggest_params(
     scale it and the cache estimate to the model's tokenizer and say how to keep thinking off.
     """
     rules = rules or ModelRules()
-    head, tail = split_prefix(trim_prefix(prefix))
+    coarse, fine, tail = split_prefix(trim_prefix(prefix))
     suffix = trim_suffix(suffix)
+    factor = rules.tokenizer_factor
 
-    blocks: list[dict] = []
-    if head:
-        head_block: dict = {"type": "text", "text": BEFORE_OPEN + head}
-        factor = rules.tokenizer_factor
-        cacheable_tokens = estimate_tokens(SUGGEST_SYSTEM, factor) + estimate_tokens(
-            head_block["text"], factor
-        )
-        if cache_min_tokens > 0 and cacheable_tokens >= cache_min_tokens:
-            head_block["cache_control"] = dict(_CACHE)
-        blocks.append(head_block)
+    system: dict = {"type": "text", "text": SUGGEST_SYSTEM}
+    blocks: list[dict] = [{"type": "text", "text": text} for text in (*coarse, *fine)]
+    if blocks:
+        blocks[0]["text"] = BEFORE_OPEN + blocks[0]["text"]
         live = tail + BEFORE_CLOSE
     else:
         live = BEFORE_OPEN + tail + BEFORE_CLOSE
+    # Breakpoints (at most 3 of the API's 4): the system prompt, the last coarse block and the
+    # last fine block, each only where the prompt up to it is long enough to be cached at all.
+    marked = {len(coarse) - 1, len(blocks) - 1} - {-1}
+    running = estimate_tokens(SUGGEST_SYSTEM, factor)
+    if 0 < cache_min_tokens <= running:
+        system["cache_control"] = dict(_CACHE)
+    for i, block in enumerate(blocks):
+        running += estimate_tokens(block["text"], factor)
+        if i in marked and 0 < cache_min_tokens <= running:
+            block["cache_control"] = dict(_CACHE)
     if suffix:
         live += "\n" + AFTER_OPEN + suffix + AFTER_CLOSE
     live += "\n\nWrite only the characters to insert at the cursor."
@@ -122,7 +200,7 @@ def build_suggest_params(
     params = {
         "model": model,
         "max_tokens": rules.tokens(max_tokens),
-        "system": [{"type": "text", "text": SUGGEST_SYSTEM}],
+        "system": [system],
         "messages": [{"role": "user", "content": blocks}],
         "stop_sequences": list(STOP_SEQUENCES),
     }
