@@ -45,37 +45,24 @@ its first letters; include a leading space only when one is needed.
 - Match the language, voice, tense and style of the document.
 - If nothing sensible fits, reply with nothing at all.
 
-Worked examples. Each shows the end of the text before the cursor (and the start of the text \
-after it, when there is any), then the right reply between ⟦ and ⟧; the brackets only mark where \
-the reply starts and ends here and are never part of a reply.
-
-1. Before: "Thanks for sending the draft. I'll read it over the week"
-   Reply: ⟦end and send you my notes on Monday.⟧
-   (The last word was unfinished: complete it, no space first.)
+Examples: the end of the text before the cursor (and after it, if any), then the right reply \
+between ⟦ and ⟧, which only mark its ends here.
+1. Before: "Thanks for the draft. I'll read it over the week"
+   Reply: ⟦end and send my notes on Monday.⟧ (unfinished word: completed, no space first)
 2. Before: "The results were better than we expected, so"
-   Reply: ⟦ we will extend the trial to a second site.⟧
-   (The last word was complete: start with a space.)
+   Reply: ⟦ we will extend the trial.⟧ (complete word: a space first)
 3. Before: "Please find the invoice attached. "
-   Reply: ⟦Let me know if anything is unclear.⟧
-   (The text already ends with a space: none is added.)
+   Reply: ⟦Let me know if anything is unclear.⟧ (a space is there already)
 4. Before: "We moved the meeting to"   After: " so that everyone can attend."
-   Reply: ⟦ Thursday afternoon⟧
-   (Only what joins the two; the text after the cursor is never restated.)
+   Reply: ⟦ Thursday⟧ (only what joins the two)
 5. Before: "def average(values):\n    return sum(values) / "
-   Reply: ⟦len(values)⟧
-   (Code is continued as code, in the same style.)
+   Reply: ⟦len(values)⟧ (code as code)
 6. Before: "Shopping list:\n- eggs\n- "
-   Reply: ⟦milk⟧
-   (One list item at a time; never a line break.)
+   Reply: ⟦milk⟧ (one item; never a line break)
 7. Before: "Le comité s'est réuni mardi pour"
-   Reply: ⟦ discuter du budget.⟧
-   (The document's own language.)
-8. Before: "Her answer surprised everyone in the"
-   Reply: ⟦ room.⟧
-   (Short and certain beats long and doubtful.)
-9. Before: "Totals: 14, 27, 9 and"
-   Reply: ⟦⟧
-   (Nothing sensible fits: an empty reply.)"""
+   Reply: ⟦ discuter du budget.⟧ (the document's language)
+8. Before: "Totals: 14, 27, 9 and"
+   Reply: ⟦⟧ (nothing sensible fits)"""
 
 BEFORE_OPEN = "<text_before_cursor>"
 BEFORE_CLOSE = "</text_before_cursor>"
