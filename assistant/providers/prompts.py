@@ -1,13 +1,18 @@
 """The suggestion prompt: what Haiku sees for one keystroke.
 
-Two things shape it besides the wording. First, prompt caching: a keystroke changes only the last
-few characters before the cursor, so the document is split into a *stable head* (cut at a coarse
-boundary, so it is byte-identical from one keystroke to the next) and a *live tail*. The system
-prompt plus the head form a cacheable prefix, marked with ``cache_control`` only when it is long
-enough for the model to cache at all (below the model's minimum the mark is ignored and only
-adds noise). Second, the text before the cursor is always wrapped, whole, in
-``<text_before_cursor>``…``</text_before_cursor>`` (the head opens the tag in one content block,
-the tail closes it in the next), and the text after the cursor in ``<text_after_cursor>``…
+Two things shape it besides the wording. First, prompt caching, because a suggestion is asked for
+every pause and its input tokens are most of its cost: on Haiku 5.5 a cached token costs a tenth
+of an uncached one, and nothing under 512 tokens is cached at all. So the system prompt carries
+worked examples that take it over that minimum on its own (a new document's requests read it from
+the cache instead of paying ~400 uncached tokens each), and the text before the cursor goes out
+as content blocks whose boundaries never move while the writer types at the end: 2,048-character
+blocks far from the cursor, then one block per sentence or line. Breakpoints sit on the system
+prompt, the last coarse block and the last fine block, so each request reads what the previous
+one cached (the API looks up to 20 blocks back from a breakpoint) and pays full price only for
+the sentence being written. A mark is set only where the prompt up to it is long enough for the
+model to cache at all. Second, the text before the cursor is always wrapped, whole, in
+``<text_before_cursor>``…``</text_before_cursor>`` (the first block opens the tag, the live
+tail closes it), and the text after the cursor in ``<text_after_cursor>``…
 ``</text_after_cursor>``, so the model (and the emulator) can find both.
 
 The request follows the model's rules (``ModelRules`` from models.toml): no sampling parameters
