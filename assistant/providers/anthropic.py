@@ -254,6 +254,10 @@ async def stream_messages(
                 elif etype == "message_delta":
                     delta_usage = event.get("usage")
                     stop_reason = (event.get("delta") or {}).get("stop_reason")
+                    stop_text = _kept_of_stop((event.get("delta") or {}).get("stop_sequence"))
+                    if stop_reason == "stop_sequence" and stop_text:
+                        parts.append(stop_text)
+                        yield TextChunk(stop_text)
                 elif etype == "error":
                     raise _stream_error(event)
                 if deadline is not None and time.monotonic() > deadline:
@@ -272,6 +276,14 @@ async def stream_messages(
         err = map_error(exc, secret=secret)
         err.partial_text = "".join(parts)
         raise err from exc
+
+
+def _kept_of_stop(stop_sequence: object) -> str:
+    """The text of a stop sequence that ends in whitespace (a sentence stop such as ". "):
+    the model wrote it, and only the whitespace marks where to stop, so the text is kept."""
+    if not isinstance(stop_sequence, str) or stop_sequence == stop_sequence.rstrip():
+        return ""
+    return stop_sequence.rstrip()
 
 
 async def _sse_events(response: httpx2.Response) -> AsyncIterator[dict]:

@@ -92,8 +92,11 @@ TRIM_STEP_CHARS = 16_384
 # Only the start of the text after the cursor is useful context.
 MAX_SUFFIX_CHARS = 2_000
 # Stop if the model starts echoing our markup. (Whitespace-only stop sequences are not allowed by
-# the API; newlines are cut client-side.)
-STOP_SEQUENCES = (AFTER_OPEN, BEFORE_CLOSE, AFTER_CLOSE)
+# the API; newlines are cut client-side.) Stop at the first sentence end too: the engine shows a
+# suggestion only up to it, so every token after it is billed and never seen; the provider keeps
+# the punctuation of a stop that ends in whitespace.
+SENTENCE_STOPS = (". ", "! ", "? ")
+STOP_SEQUENCES = (AFTER_OPEN, BEFORE_CLOSE, AFTER_CLOSE, *SENTENCE_STOPS)
 
 _CACHE = {"type": "ephemeral"}
 
