@@ -48,3 +48,30 @@ async def test_typing_on_pays_for_little_but_cache_reads(existing):
     # document's every token uncached, nothing read).
     assert usage["read"] >= 0.85 * total
     assert usage["input"] <= 0.10 * total
+
+
+async def test_a_cancelled_calls_estimate_counts_the_cached_prefix_as_read():
+    """A call cancelled before the API reports usage is estimated; with the prefix counted as
+    a cache read, the estimate is near what the API bills a warm call (it was ~6x over)."""
+    from assistant.emulator import Emulator, EmulatorConfig
+    from assistant.pricing import Usage, cost_usd
+    from assistant.providers.anthropic import estimated_usage
+
+    entry = default_catalog().price(HAIKU_5_5)
+    params = build_suggest_params(
+        EXISTING[:3000] + TYPED[:50],
+        "",
+        model=HAIKU_5_5,
+        max_tokens=16,
+        cache_min_tokens=entry.min_cacheable_tokens,
+        rules=entry.rules,
+    )
+    async with Emulator(EmulatorConfig(canned_text=" ok")) as emu:
+        client = anthropic.AsyncAnthropic(api_key="t", base_url=emu.base_url, max_retries=0)
+        await client.messages.create(**params)
+        warm = (await client.messages.create(**params)).usage
+        await client.close()
+    billed = cost_usd(HAIKU_5_5, Usage(warm.input_tokens, 0, 0, warm.cache_read_input_tokens))
+    guess = estimated_usage(params, "")
+    assert guess.cache_read_input_tokens > 5 * guess.input_tokens
+    assert 0.5 * billed < cost_usd(HAIKU_5_5, guess) < 1.5 * billed

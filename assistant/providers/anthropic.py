@@ -341,13 +341,26 @@ def _stream_error(event: dict) -> ProviderError:
 
 def estimated_usage(params: dict, text: str) -> Usage:
     """What a request probably cost when it ended before the API reported usage, counted with
-    the tokenizer factor of the request's model."""
+    the tokenizer factor of the request's model. The prompt up to its last ``cache_control``
+    mark is counted as a cache read: a suggestion's prefix is what the previous keystroke's
+    request cached, and counting it as uncached input would bill a cancelled call ~10x over."""
     rules = default_catalog().rules(str(params.get("model", ""))) or ModelRules()
     factor = rules.tokenizer_factor
-    prompt = str(params.get("system", "")) + str(params.get("messages", ""))
+    system = params.get("system", "")
+    blocks = list(system) if isinstance(system, list) else [system]
+    for message in params.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else message
+        blocks.extend(content if isinstance(content, list) else [content])
+    total = cached = 0
+    for block in blocks:
+        text_of = block.get("text", str(block)) if isinstance(block, dict) else str(block)
+        total += estimate_tokens(str(text_of), factor)
+        if isinstance(block, dict) and block.get("cache_control"):
+            cached = total
     return Usage(
-        input_tokens=max(1, estimate_tokens(prompt, factor)),
+        input_tokens=max(1, total - cached),
         output_tokens=estimate_tokens(text, factor),
+        cache_read_input_tokens=cached,
         estimated=True,
     )
 
