@@ -43,7 +43,10 @@ class Settings:
     # Corrections as you type (docs/protocol.md, "check"): auto (the offline rules, then the
     # suggestion role's model with a key), offline (the rules alone) or off.
     checks: str = "auto"
-    suggest_max_tokens: int = 24  # Haiku 4.5 tokens; sent scaled by the model's tokenizer factor
+    # Haiku 4.5 tokens (sent scaled by the model's tokenizer factor: 21 on Haiku 5.5): about 64
+    # characters, past the ~13 characters an accepted ghost averages. 24 billed a third more output
+    # for characters saved within the bench's noise (issue 26, docs/performance.md).
+    suggest_max_tokens: int = 16
     suggest_timeout_s: float = 2.5  # whole suggestion request; a late suggestion is useless
     suggest_connect_timeout_s: float = 1.0
     review_max_tokens: int = 4096  # Haiku 4.5 tokens, scaled the same way

@@ -170,21 +170,30 @@ def default_catalog() -> Catalog:
 
 
 def cost_usd(
-    model: str, usage: Usage, catalog: Catalog | None = None, cache_ttl: str = "5m"
+    model: str,
+    usage: Usage,
+    catalog: Catalog | None = None,
+    cache_ttl: str = "5m",
+    *,
+    cache_write_1h_tokens: int = 0,
 ) -> float:
-    """Dollars for one request's ``usage`` on ``model``. Cache writes are priced at the 5-minute
-    rate by default. A prompt over the model's long-context threshold bills the whole request at
-    the long-context prices, so cost a sum of requests request by request, not as one Usage."""
+    """Dollars for one request's ``usage`` on ``model``. Cache writes are priced at the
+    ``cache_ttl`` rate, except ``cache_write_1h_tokens`` of them (the usage's
+    ``cache_creation.ephemeral_1h_input_tokens``) at the 1-hour rate. A prompt over the model's
+    long-context threshold bills the whole request at the long-context prices, so cost a sum of
+    requests request by request, not as one Usage."""
     entry = (catalog or default_catalog()).price(model)
     p: ModelPrice | LongContextPrice = entry
     prompt = usage.input_tokens + usage.cache_creation_input_tokens + usage.cache_read_input_tokens
     if entry.long_context is not None and prompt > entry.long_context.threshold_tokens:
         p = entry.long_context
     write = p.cache_write_1h if cache_ttl == "1h" else p.cache_write_5m
+    written_1h = min(cache_write_1h_tokens, usage.cache_creation_input_tokens)
     return (
         usage.input_tokens * p.input
         + usage.output_tokens * p.output
-        + usage.cache_creation_input_tokens * write
+        + (usage.cache_creation_input_tokens - written_1h) * write
+        + written_1h * p.cache_write_1h
         + usage.cache_read_input_tokens * p.cache_read
     ) / 1_000_000
 

@@ -1,5 +1,5 @@
-"""The suggestion prompt: tags intact, suffix present, cache mark only when it can pay off, and a
-head that stays byte-identical while the user types (so the cache actually hits)."""
+"""The suggestion prompt: tags intact, suffix present, cache marks only where they can pay off,
+and document blocks that stay byte-identical while the user types (so the cache actually hits)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from assistant.providers.prompts import (
     AFTER_OPEN,
     BEFORE_CLOSE,
     BEFORE_OPEN,
-    HEAD_BLOCK_CHARS,
+    COARSE_BLOCK_CHARS,
+    MAX_FINE_BLOCK_CHARS,
     MAX_PREFIX_CHARS,
     MAX_SUFFIX_CHARS,
     SUGGEST_SYSTEM,
@@ -102,16 +103,17 @@ def test_short_document_has_no_cache_mark():
     assert cache_blocks(params(prose(3_000))) == []
 
 
-def test_long_document_marks_one_cacheable_head_block():
-    p = params(prose(40_000))
+def test_long_document_marks_the_last_coarse_and_the_last_fine_block():
+    p = params(prose(40_000) + ". And then a sentence. Then we")
+    content = p["messages"][-1]["content"]
     marked = cache_blocks(p)
-    assert len(marked) == 1
-    assert marked[0] is p["messages"][-1]["content"][0]
-    assert marked[0]["cache_control"] == {"type": "ephemeral"}
-    assert marked[0]["text"].startswith(BEFORE_OPEN)
-    assert BEFORE_CLOSE not in marked[0]["text"]
-    tail_block = p["messages"][-1]["content"][1]
-    assert BEFORE_CLOSE in tail_block["text"] and "cache_control" not in tail_block
+    assert len(marked) == 2  # the system prompt alone is under Haiku 4.5's 4,096 minimum
+    assert all(m["cache_control"] == {"type": "ephemeral"} for m in marked)
+    coarse = [b for b in content if len(b["text"].removeprefix(BEFORE_OPEN)) == COARSE_BLOCK_CHARS]
+    assert marked == [coarse[-1], content[-2]]
+    assert content[0]["text"].startswith(BEFORE_OPEN)
+    assert all(BEFORE_CLOSE not in b["text"] for b in content[:-1])
+    assert BEFORE_CLOSE in content[-1]["text"] and "cache_control" not in content[-1]
 
 
 def test_cache_mark_follows_model_minimum():
@@ -120,16 +122,20 @@ def test_cache_mark_follows_model_minimum():
     assert not cache_blocks(params(doc, cache_min_tokens=4096))
 
 
-def test_head_is_stable_across_keystrokes():
-    doc = prose(30_000)
-    start = 10 * HEAD_BLOCK_CHARS + 100  # cursor well inside a head block
-    heads = set()
-    for n in range(start, start + 500):
+def test_blocks_stay_identical_as_the_writer_types_and_only_the_sentence_is_live():
+    doc = prose(30_000).replace(" dog ", " dog. ")  # sentences of a few dozen characters
+    start = 10 * COARSE_BLOCK_CHARS + 100
+    previous: list[str] | None = None
+    for n in range(start, start + 1_500):
         p = params(doc[:n])
-        heads.add(p["messages"][-1]["content"][0]["text"])
         assert before_cursor(p) == doc[:n]
-    assert len(heads) == 1
-    assert heads.pop() == BEFORE_OPEN + doc[: (start // HEAD_BLOCK_CHARS) * HEAD_BLOCK_CHARS]
+        blocks = [b["text"] for b in p["messages"][-1]["content"][:-1]]
+        if previous is not None and n // COARSE_BLOCK_CHARS == (n - 1) // COARSE_BLOCK_CHARS:
+            assert blocks[: len(previous)] == previous  # typing only ever appends blocks
+            assert len(blocks) - len(previous) <= 1
+        live = p["messages"][-1]["content"][-1]["text"].split(BEFORE_CLOSE)[0]
+        assert len(live) < MAX_FINE_BLOCK_CHARS
+        previous = blocks
 
 
 def test_head_unchanged_by_suffix_edits():

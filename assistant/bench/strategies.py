@@ -467,6 +467,10 @@ ENGINE_VARIANTS = {
     "ours+cold": {"cold_pause_ms": 300.0},
     "ours+prefetch": {"prefetch": True},
     "ours+keep": {"keep_request_over_typo": True},
+    # Issue 26: wait for a pause (a multiple of the typist's usual gap between keys) before asking.
+    "ours+bpause": {"boundary_pause_factor": 1.0},
+    "ours+pause1.5": {"pause_factor": 1.5, "boundary_pause_factor": 1.5, "debounce_max_ms": 300.0},
+    "ours+pause2": {"pause_factor": 2.0, "boundary_pause_factor": 2.0, "debounce_max_ms": 400.0},
 }
 for _name, _changes in ENGINE_VARIANTS.items():
     STRATEGIES[_name] = functools.partial(

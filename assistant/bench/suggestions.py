@@ -39,7 +39,7 @@ from typing import Any
 from ..config import Settings, load_settings
 from ..emulator.predictors import describe_predictor
 from ..pricing import Usage, cost_usd
-from ..suggest.engine import CancelRequest, Clock, ShowSuggestion, StartRequest
+from ..suggest.engine import Accept, CancelRequest, Clock, ShowSuggestion, StartRequest
 from ..suggest.usefulness import Usefulness, per_thousand_saved, total
 from .replay import AcceptingTypist, ReplayResult, replay, requested_prefix
 from .strategies import ENGINE_VARIANTS, make_engine
@@ -129,14 +129,19 @@ class RecordingEngine:
     def __init__(self, inner: Any, log: EngineLog):
         self._inner = inner
         self._log = log
+        self._showing: int | None = None  # the request whose text is on screen
 
     def handle(self, event):
+        if isinstance(event, Accept) and self._showing is not None:
+            self._log.accepted.add((id(self), self._showing))
         cmds = self._inner.handle(event)
         for c in cmds:
             if isinstance(c, StartRequest):
                 self._log.prefixes[(id(self), c.request_id)] = c.prefix
             elif isinstance(c, ShowSuggestion) and c.request_id is not None:
                 self._log.shown.add((id(self), c.request_id))
+                if c.text:
+                    self._showing = c.request_id
             elif isinstance(c, CancelRequest):
                 self._log.cancelled.add((id(self), c.request_id))
         return cmds
@@ -150,6 +155,7 @@ class EngineLog:
     prefixes: dict = field(default_factory=dict)
     shown: set = field(default_factory=set)
     cancelled: set = field(default_factory=set)
+    accepted: set = field(default_factory=set)
     engines: list = field(default_factory=list)
 
     def factory(self, strategy: str) -> Callable[[Clock], Any]:
@@ -165,6 +171,23 @@ class EngineLog:
 
     def stat(self, name: str) -> int:
         return sum(getattr(e.stats, name, 0) for e in self.engines)
+
+    def fate(self, key: tuple) -> str:
+        """What became of one model call: one of CALL_FATES."""
+        if key in self.shown:
+            return "shown, accepted" if key in self.accepted else "shown, not accepted"
+        return "cancelled unseen" if key in self.cancelled else "ran out unseen"
+
+    def keys_by_prefix(self) -> dict[str, list]:
+        """The calls' keys by the text before the cursor they asked about, in start order."""
+        out: dict[str, list] = {}
+        for key, prefix in self.prefixes.items():
+            out.setdefault(prefix, []).append(key)
+        return out
+
+
+# What became of each model call (issue 26): only the first buys anything.
+CALL_FATES = ("shown, accepted", "shown, not accepted", "cancelled unseen", "ran out unseen")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,6 +269,7 @@ async def run_strategy(
         connect_ms=plan.connect_ms,
     )
     started = time.monotonic()
+    configured = load_settings()
     async with Emulator(cfg) as emu:
         settings = Settings(
             api_key="bench",
@@ -253,7 +277,8 @@ async def run_strategy(
             offline="statistical",
             max_frames_per_second=1000.0,
             checks="offline",  # the figures are the suggestions'; checks are costed apart
-            suggest_model=load_settings().suggest_model,  # ASSISTANT_SUGGEST_MODEL, config file
+            suggest_model=configured.suggest_model,  # ASSISTANT_SUGGEST_MODEL, config file
+            suggest_max_tokens=configured.suggest_max_tokens,
         )
         async with server_with_engine(settings, log.factory(name)) as srv:
             results = await asyncio.gather(
@@ -353,16 +378,27 @@ def summarize(
     cost = 0.0  # request by request: a long prompt's tier applies to its own request only
     cancelled_out = unseen_completed_out = 0
     cancelled_calls = 0
+    fates = {f: {"calls": 0, "cost_usd": 0.0} for f in CALL_FATES}
+    keys_by_prefix = log.keys_by_prefix()
     for rec in records:
         u = rec.usage or {}
         one = Usage(
             int(u.get("input_tokens", 0)),
-            int(rec.tokens_sent),
+            # As the API bills it: in the model's tokens (Haiku 5.5 counts ~30% more than the
+            # emulator's pieces), thinking included; a request cut off bills what it streamed.
+            int(u.get("output_tokens", rec.tokens_sent)),
             int(u.get("cache_creation_input_tokens", 0)),
             int(u.get("cache_read_input_tokens", 0)),
         )
         usage = usage + one
-        cost += cost_usd(model, one)
+        written_1h = int((u.get("cache_creation") or {}).get("ephemeral_1h_input_tokens", 0))
+        one_cost = cost_usd(model, one, cache_write_1h_tokens=written_1h)
+        cost += one_cost
+        asked = keys_by_prefix.get(requested_prefix(rec.body) or "", [])
+        if asked:
+            fate = fates[log.fate(asked.pop(0))]
+            fate["calls"] += 1
+            fate["cost_usd"] += one_cost
         if rec.client_disconnected:
             cancelled_calls += 1
             cancelled_out += rec.tokens_sent
@@ -390,6 +426,9 @@ def summarize(
         "model_calls": len(records),
         "model_calls_per_100_keys": round(100 * len(records) / keys, 1) if keys else 0.0,
         "cancelled_calls": cancelled_calls,
+        "call_fates": {
+            f: {"calls": v["calls"], "cost_usd": round(v["cost_usd"], 6)} for f, v in fates.items()
+        },
         "billed_tokens": {
             "input": usage.input_tokens,
             "cache_write": usage.cache_creation_input_tokens,
@@ -692,6 +731,22 @@ DETAIL_ROWS: list = [
     ("prompt-cache read tokens", lambda s: _fmt(s["cache_read_tokens"])),
     ("engine cache hits", lambda s: _fmt(s["engine_cache_hits"])),
     ("cost per typing hour", lambda s: f"${s['cost_per_typing_hour_usd']:.3f}"),
+    (
+        "  input tokens uncached / read / written",
+        lambda s: " / ".join(
+            _fmt(s["billed_tokens"][k]) for k in ("input", "cache_read", "cache_write")
+        ),
+    ),
+    *(
+        (
+            f"calls {fate}, share of cost",
+            lambda s, fate=fate: (
+                f"{_fmt(s['call_fates'][fate]['calls'])}, "
+                f"{_pct(s['call_fates'][fate]['cost_usd'] / s['cost_usd'] if s['cost_usd'] else 0)}"
+            ),
+        )
+        for fate in CALL_FATES
+    ),
     ("replies later than the profile", lambda s: _fmt(s.get("replies_later_than_profile", 0))),
     ("guarantee violations", lambda s: _fmt(s["violation_count"])),
 ]

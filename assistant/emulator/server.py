@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
 from . import wire
-from .cache import PromptCache, input_token_count
+from .cache import PromptCache, cache_problem, input_token_count
 from .latency import LatencyProfile, resolve_profile
 from .predictors import DEFAULT_ACCURACY, describe_predictor, make_predictor
 from .replies import reply_for
@@ -554,13 +554,7 @@ class Emulator:
                 seed=self.config.seed,
                 review_labels=self.config.review_labels,
             )
-        cached = self._cache.usage(body)
-        rec.usage = {
-            "input_tokens": cached.input_tokens,
-            "output_tokens": 0,
-            "cache_creation_input_tokens": cached.cache_creation_input_tokens,
-            "cache_read_input_tokens": cached.cache_read_input_tokens,
-        }
+        rec.usage = {**self._cache.usage(body).usage_fields(), "output_tokens": 0}
         rng = random.Random(self.config.seed * 1_000_003 + rec.id)
         if rec.stream:
             return await self._stream(conn, rec, reply, fault, rng, thought, arrived)
@@ -825,7 +819,7 @@ def _validate(body: dict, count_only: bool) -> str | None:
     ):
         return "temperature: must be between 0 and 1"
     rules = rules_for(body["model"])
-    return rule_problem(body, rules) if rules is not None else None
+    return (rule_problem(body, rules) if rules is not None else None) or cache_problem(body)
 
 
 def _billed_output(rec: RequestRecord) -> int:

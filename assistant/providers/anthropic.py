@@ -254,6 +254,10 @@ async def stream_messages(
                 elif etype == "message_delta":
                     delta_usage = event.get("usage")
                     stop_reason = (event.get("delta") or {}).get("stop_reason")
+                    stop_text = _kept_of_stop((event.get("delta") or {}).get("stop_sequence"))
+                    if stop_reason == "stop_sequence" and stop_text:
+                        parts.append(stop_text)
+                        yield TextChunk(stop_text)
                 elif etype == "error":
                     raise _stream_error(event)
                 if deadline is not None and time.monotonic() > deadline:
@@ -272,6 +276,14 @@ async def stream_messages(
         err = map_error(exc, secret=secret)
         err.partial_text = "".join(parts)
         raise err from exc
+
+
+def _kept_of_stop(stop_sequence: object) -> str:
+    """The text of a stop sequence that ends in whitespace (a sentence stop such as ". "):
+    the model wrote it, and only the whitespace marks where to stop, so the text is kept."""
+    if not isinstance(stop_sequence, str) or stop_sequence == stop_sequence.rstrip():
+        return ""
+    return stop_sequence.rstrip()
 
 
 async def _sse_events(response: httpx2.Response) -> AsyncIterator[dict]:
@@ -329,13 +341,26 @@ def _stream_error(event: dict) -> ProviderError:
 
 def estimated_usage(params: dict, text: str) -> Usage:
     """What a request probably cost when it ended before the API reported usage, counted with
-    the tokenizer factor of the request's model."""
+    the tokenizer factor of the request's model. The prompt up to its last ``cache_control``
+    mark is counted as a cache read: a suggestion's prefix is what the previous keystroke's
+    request cached, and counting it as uncached input would bill a cancelled call ~10x over."""
     rules = default_catalog().rules(str(params.get("model", ""))) or ModelRules()
     factor = rules.tokenizer_factor
-    prompt = str(params.get("system", "")) + str(params.get("messages", ""))
+    system = params.get("system", "")
+    blocks = list(system) if isinstance(system, list) else [system]
+    for message in params.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else message
+        blocks.extend(content if isinstance(content, list) else [content])
+    total = cached = 0
+    for block in blocks:
+        text_of = block.get("text", str(block)) if isinstance(block, dict) else str(block)
+        total += estimate_tokens(str(text_of), factor)
+        if isinstance(block, dict) and block.get("cache_control"):
+            cached = total
     return Usage(
-        input_tokens=max(1, estimate_tokens(prompt, factor)),
+        input_tokens=max(1, total - cached),
         output_tokens=estimate_tokens(text, factor),
+        cache_read_input_tokens=cached,
         estimated=True,
     )
 

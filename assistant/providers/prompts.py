@@ -1,13 +1,18 @@
 """The suggestion prompt: what Haiku sees for one keystroke.
 
-Two things shape it besides the wording. First, prompt caching: a keystroke changes only the last
-few characters before the cursor, so the document is split into a *stable head* (cut at a coarse
-boundary, so it is byte-identical from one keystroke to the next) and a *live tail*. The system
-prompt plus the head form a cacheable prefix, marked with ``cache_control`` only when it is long
-enough for the model to cache at all (below the model's minimum the mark is ignored and only
-adds noise). Second, the text before the cursor is always wrapped, whole, in
-``<text_before_cursor>``…``</text_before_cursor>`` (the head opens the tag in one content block,
-the tail closes it in the next), and the text after the cursor in ``<text_after_cursor>``…
+Two things shape it besides the wording. First, prompt caching, because a suggestion is asked for
+every pause and its input tokens are most of its cost: on Haiku 5.5 a cached token costs a tenth
+of an uncached one, and nothing under 512 tokens is cached at all. So the system prompt carries
+worked examples that take it over that minimum on its own (a new document's requests read it from
+the cache instead of paying ~400 uncached tokens each), and the text before the cursor goes out
+as content blocks whose boundaries never move while the writer types at the end: 2,048-character
+blocks far from the cursor, then one block per sentence or line. Breakpoints sit on the system
+prompt, the last coarse block and the last fine block, so each request reads what the previous
+one cached (the API looks up to 20 blocks back from a breakpoint) and pays full price only for
+the sentence being written. A mark is set only where the prompt up to it is long enough for the
+model to cache at all. Second, the text before the cursor is always wrapped, whole, in
+``<text_before_cursor>``…``</text_before_cursor>`` (the first block opens the tag, the live
+tail closes it), and the text after the cursor in ``<text_after_cursor>``…
 ``</text_after_cursor>``, so the model (and the emulator) can find both.
 
 The request follows the model's rules (``ModelRules`` from models.toml): no sampling parameters
@@ -22,6 +27,8 @@ streamed text at the first newline; the stop sequences here catch the model echo
 """
 
 from __future__ import annotations
+
+import re
 
 from ..pricing import ModelRules, estimate_tokens
 
@@ -41,25 +48,55 @@ its first letters; include a leading space only when one is needed.
 - Keep it short: at most one short phrase, or the end of the current sentence.
 - A single line: never write a line break.
 - Match the language, voice, tense and style of the document.
-- If nothing sensible fits, reply with nothing at all."""
+- If nothing sensible fits, reply with nothing at all.
+
+Examples: the end of the text before the cursor (and after it, if any), then the right reply \
+between ⟦ and ⟧, which only mark its ends here.
+1. Before: "Thanks for the draft. I'll read it over the week"
+   Reply: ⟦end and send my notes on Monday.⟧ (unfinished word: completed, no space first)
+2. Before: "The results were better than we expected, so"
+   Reply: ⟦ we will extend the trial.⟧ (complete word: a space first)
+3. Before: "Please find the invoice attached. "
+   Reply: ⟦Let me know if anything is unclear.⟧ (a space is there already)
+4. Before: "We moved the meeting to"   After: " so that everyone can attend."
+   Reply: ⟦ Thursday⟧ (only what joins the two)
+5. Before: "def average(values):\n    return sum(values) / "
+   Reply: ⟦len(values)⟧ (code as code)
+6. Before: "Shopping list:\n- eggs\n- "
+   Reply: ⟦milk⟧ (one item; never a line break)
+7. Before: "Le comité s'est réuni mardi pour"
+   Reply: ⟦ discuter du budget.⟧ (the document's language)
+8. Before: "Totals: 14, 27, 9 and"
+   Reply: ⟦⟧ (nothing sensible fits)"""
 
 BEFORE_OPEN = "<text_before_cursor>"
 BEFORE_CLOSE = "</text_before_cursor>"
 AFTER_OPEN = "<text_after_cursor>"
 AFTER_CLOSE = "</text_after_cursor>"
 
-# The head of the text before the cursor is cut at a multiple of this many characters, so it
-# repeats across keystrokes (and hits the prompt cache) until the cursor crosses the next boundary.
-HEAD_BLOCK_CHARS = 2048
+# The text before the cursor goes out as content blocks whose boundaries do not move while the
+# writer types at the end, so each request's prefix up to its last complete block is one the
+# previous request cached. Far from the cursor: blocks of COARSE_BLOCK_CHARS (few blocks on a long
+# document). From the last coarse boundary on: a block per sentence or line of at least
+# MIN_FINE_BLOCK_CHARS (cut at MAX_FINE_BLOCK_CHARS when no sentence ends), so only the sentence
+# being written is sent uncached.
+COARSE_BLOCK_CHARS = 2048
+MIN_FINE_BLOCK_CHARS = 64
+MAX_FINE_BLOCK_CHARS = 256
+# A fine block ends after sentence punctuation followed by whitespace, or after a line break.
+_FINE_END = re.compile(r"[.!?;:][\s]|\n")
 # Documents longer than this (before the cursor) are trimmed from the left, in steps of
-# TRIM_STEP_CHARS so the kept start (and so the cached head) moves rarely.
+# TRIM_STEP_CHARS so the kept start (and so every cached block) moves rarely.
 MAX_PREFIX_CHARS = 64_000
 TRIM_STEP_CHARS = 16_384
 # Only the start of the text after the cursor is useful context.
 MAX_SUFFIX_CHARS = 2_000
 # Stop if the model starts echoing our markup. (Whitespace-only stop sequences are not allowed by
-# the API; newlines are cut client-side.)
-STOP_SEQUENCES = (AFTER_OPEN, BEFORE_CLOSE, AFTER_CLOSE)
+# the API; newlines are cut client-side.) Stop at the first sentence end too: the engine shows a
+# suggestion only up to it, so every token after it is billed and never seen; the provider keeps
+# the punctuation of a stop that ends in whitespace.
+SENTENCE_STOPS = (". ", "! ", "? ")
+STOP_SEQUENCES = (AFTER_OPEN, BEFORE_CLOSE, AFTER_CLOSE, *SENTENCE_STOPS)
 
 _CACHE = {"type": "ephemeral"}
 
@@ -73,10 +110,41 @@ def trim_prefix(prefix: str) -> str:
     return prefix[steps * TRIM_STEP_CHARS :]
 
 
-def split_prefix(prefix: str) -> tuple[str, str]:
-    """(stable head, live tail) of the (trimmed) text before the cursor."""
-    head_len = (len(prefix) // HEAD_BLOCK_CHARS) * HEAD_BLOCK_CHARS
-    return prefix[:head_len], prefix[head_len:]
+def _fine_cuts(text: str) -> list[int]:
+    """End offsets of the complete fine blocks of ``text``, greedily from its start: a block ends
+    at the first sentence or line end at least MIN_FINE_BLOCK_CHARS in, or at
+    MAX_FINE_BLOCK_CHARS. Each cut depends only on the text before it, so typing on never moves
+    one."""
+    cuts: list[int] = []
+    start = 0
+    for m in _FINE_END.finditer(text):
+        end = m.end()
+        while end - start > MAX_FINE_BLOCK_CHARS:
+            start += MAX_FINE_BLOCK_CHARS
+            cuts.append(start)
+        if end - start >= MIN_FINE_BLOCK_CHARS:
+            cuts.append(end)
+            start = end
+    while len(text) - start >= MAX_FINE_BLOCK_CHARS:
+        start += MAX_FINE_BLOCK_CHARS
+        cuts.append(start)
+    return cuts
+
+
+def split_prefix(prefix: str) -> tuple[list[str], list[str], str]:
+    """(coarse blocks, fine blocks, live tail) of the (trimmed) text before the cursor. The
+    blocks never hold only whitespace (the API refuses such a block): it joins the next one."""
+    coarse_end = (len(prefix) // COARSE_BLOCK_CHARS) * COARSE_BLOCK_CHARS
+    coarse_cuts = list(range(COARSE_BLOCK_CHARS, coarse_end + 1, COARSE_BLOCK_CHARS))
+    fine_cuts = [coarse_end + c for c in _fine_cuts(prefix[coarse_end:])]
+    levels: tuple[list[str], list[str]] = ([], [])
+    start = 0
+    for level, cuts in enumerate((coarse_cuts, fine_cuts)):
+        for cut in cuts:
+            if prefix[start:cut].strip():
+                levels[level].append(prefix[start:cut])
+                start = cut
+    return levels[0], levels[1], prefix[start:]
 
 
 def trim_suffix(suffix: str) -> str:
@@ -98,22 +166,27 @@ def build_suggest_params(
     scale it and the cache estimate to the model's tokenizer and say how to keep thinking off.
     """
     rules = rules or ModelRules()
-    head, tail = split_prefix(trim_prefix(prefix))
+    coarse, fine, tail = split_prefix(trim_prefix(prefix))
     suffix = trim_suffix(suffix)
+    factor = rules.tokenizer_factor
 
-    blocks: list[dict] = []
-    if head:
-        head_block: dict = {"type": "text", "text": BEFORE_OPEN + head}
-        factor = rules.tokenizer_factor
-        cacheable_tokens = estimate_tokens(SUGGEST_SYSTEM, factor) + estimate_tokens(
-            head_block["text"], factor
-        )
-        if cache_min_tokens > 0 and cacheable_tokens >= cache_min_tokens:
-            head_block["cache_control"] = dict(_CACHE)
-        blocks.append(head_block)
+    system: dict = {"type": "text", "text": SUGGEST_SYSTEM}
+    blocks: list[dict] = [{"type": "text", "text": text} for text in (*coarse, *fine)]
+    if blocks:
+        blocks[0]["text"] = BEFORE_OPEN + blocks[0]["text"]
         live = tail + BEFORE_CLOSE
     else:
         live = BEFORE_OPEN + tail + BEFORE_CLOSE
+    # Breakpoints (at most 3 of the API's 4): the system prompt, the last coarse block and the
+    # last fine block, each only where the prompt up to it is long enough to be cached at all.
+    marked = {len(coarse) - 1, len(blocks) - 1} - {-1}
+    running = estimate_tokens(SUGGEST_SYSTEM, factor)
+    if 0 < cache_min_tokens <= running:
+        system["cache_control"] = dict(_CACHE)
+    for i, block in enumerate(blocks):
+        running += estimate_tokens(block["text"], factor)
+        if i in marked and 0 < cache_min_tokens <= running:
+            block["cache_control"] = dict(_CACHE)
     if suffix:
         live += "\n" + AFTER_OPEN + suffix + AFTER_CLOSE
     live += "\n\nWrite only the characters to insert at the cursor."
@@ -122,7 +195,7 @@ def build_suggest_params(
     params = {
         "model": model,
         "max_tokens": rules.tokens(max_tokens),
-        "system": [{"type": "text", "text": SUGGEST_SYSTEM}],
+        "system": [system],
         "messages": [{"role": "user", "content": blocks}],
         "stop_sequences": list(STOP_SEQUENCES),
     }

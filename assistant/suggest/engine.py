@@ -180,6 +180,10 @@ Command = StartRequest | CancelRequest | ShowSuggestion | ClearSuggestion | Clos
 class EngineConfig:
     debounce_min_ms: float = 25.0
     debounce_max_ms: float = 150.0
+    # The debounce is the typist's usual gap between keys times this factor: mid-word, and at a
+    # word or sentence boundary (0 there: ask at once).
+    pause_factor: float = 1.0
+    boundary_pause_factor: float = 0.0
     cache_entries: int = 256
     cache_context_chars: int = 96  # how much text before the cursor keys the cache
     cache_suffix_chars: int = 32
@@ -347,10 +351,13 @@ class SuggestionEngine:
         rejects what is shown (``cold``), at least ``cold_pause_ms``: only a pause asks.
         """
         cfg = self.config
-        if not prefix or prefix[-1] in _BOUNDARY:
+        factor = (
+            cfg.boundary_pause_factor if not prefix or prefix[-1] in _BOUNDARY else cfg.pause_factor
+        )
+        if factor <= 0:
             wait = 0.0
         else:
-            wait = min(cfg.debounce_max_ms, max(cfg.debounce_min_ms, self._gap_ewma_ms))
+            wait = min(cfg.debounce_max_ms, max(cfg.debounce_min_ms, factor * self._gap_ewma_ms))
         return max(wait, cfg.cold_pause_ms) if self.cold else wait
 
     # -- the one entry point ----------------------------------------------------------------
