@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect
 from assistant.emulator import Emulator, EmulatorConfig
 from server.ledger import SqlStore
 from tests.serve_process import start_serve, stop_process, suggest_terminal
-from tests.server.test_budgets import billed
+from tests.server.test_budgets import USAGE_ROUNDING, billed
 from tests.server.test_writer_tokens import SECRET, mint
 
 API_KEY = "sk-ant-api03-budget-workers-test-key"
@@ -75,7 +75,7 @@ async def test_four_connections_two_workers_one_budget(tmp_path):
         assert bob == ["model"] * 3
         assert usage["bob"]["requests"] == 3
         total = usage["alice"]["cost_usd"] + usage["bob"]["cost_usd"]
-        assert total == pytest.approx(billed(emu), rel=1e-6)
+        assert total == pytest.approx(billed(emu), rel=1e-6, abs=USAGE_ROUNDING)
 
 
 async def type_until_offline_or(ws_url: str, token: str, count: int) -> list[str]:
