@@ -26,6 +26,7 @@ from assistant.providers.base import ProviderError
 
 from . import protocol as p
 from .document import DocumentError, DocumentLimits, DocumentSession
+from .guard import FRAME_BUDGET
 from .logs import redact
 from .outbox import ConnectionStats, Outbox
 from .ratelimit import TokenBucket
@@ -56,8 +57,11 @@ class Connection:
         self.documents = DocumentSession(
             DocumentLimits(self.limits.max_document_chars, settings.max_frame_bytes)
         )
-        rate = settings.max_frames_per_second
-        self.bucket = TokenBucket(rate, burst=max(1.0, rate), clock=self.loop.time)
+        # One budget for every frame: server.guard charges PINGs and PONGs to the same bucket.
+        self.bucket = ws.scope.get("extensions", {}).get(FRAME_BUDGET)
+        if self.bucket is None:
+            rate = settings.max_frames_per_second
+            self.bucket = TokenBucket(rate, burst=max(1.0, rate), clock=self.loop.time)
         self.stats = ConnectionStats()
         self._closing = False  # shutdown or disconnect: nothing more is dispatched
         self._secrets = (settings.api_key, hub.token)
@@ -199,7 +203,7 @@ class Connection:
             case p.Cancel():
                 suggestions.cancel(frame.id)
             case p.AcceptChars():
-                suggestions.accept(frame.chars)
+                suggestions.accept(frame.id, frame.chars)
             case p.Ping():
                 self.outbox.emit("pong", frame.id, p.pong_frame(frame.id))
             case p.Review():

@@ -1,0 +1,260 @@
+"""What an attacker with no token, or one writer with a token, can do to everyone else (issue 21),
+each attack against a real server on 127.0.0.1 with another client measuring its pings.
+
+Run with ``-s`` for the figures docs/reliability.md quotes (memory growth, the other client's
+ping p50/p99, sockets held).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.request
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from assistant.config import Settings
+from server.runner import ServerHandle
+from tests.serve_process import start_serve, stop_process
+
+from . import attacks as a
+from .conftest import open_client, ws_kwargs
+
+TOKEN = "tok-attacks-0123456789"
+
+
+def settings(**over) -> Settings:
+    base = dict(token=TOKEN, offline="statistical", debounce_min_ms=1.0, debounce_max_ms=2.0)
+    base.update(over)
+    return Settings(**base)
+
+
+async def http_get(url: str, headers: dict | None = None) -> tuple[int, dict, str]:
+    def get() -> tuple[int, dict, str]:
+        req = urllib.request.Request(url, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, dict(resp.headers), resp.read().decode()
+        except urllib.error.HTTPError as err:
+            return err.code, dict(err.headers), err.read().decode()
+
+    return await asyncio.to_thread(get)
+
+
+# ----------------------------------------------------------------------- half-sent headers
+
+
+def test_the_default_header_timeout_drops_half_sent_headers_within_20_s():
+    assert 0 < Settings().header_timeout_s <= 20
+
+
+async def test_half_sent_upgrade_headers_are_dropped_and_others_still_get_in():
+    async with ServerHandle(settings(header_timeout_s=1.0)) as srv:
+        socks = []
+        for _ in range(a_few := 40):
+            sock = a.raw_socket(srv.port)
+            sock.sendall(b"GET /v1/ws?token=x HTTP/1.1\r\nHost: 127.0")  # and nothing more
+            socks.append(sock)
+        start = time.monotonic()
+        closed = await asyncio.gather(*(asyncio.to_thread(a.closed_within, s, 8) for s in socks))
+        held_s = time.monotonic() - start
+        for sock in socks:
+            sock.close()
+        print(f"\nhalf-sent headers: {sum(closed)}/{a_few} dropped after {held_s:.1f} s")
+        assert all(closed)
+        status, _, _ = await http_get(srv.http_url + "/healthz")
+        assert status == 200
+        client = await open_client(srv.ws_url, TOKEN)
+        await client.ping()
+        await client.ws.close()
+
+
+async def test_a_keep_alive_socket_that_starts_a_second_request_and_stalls_is_dropped():
+    async with ServerHandle(settings(header_timeout_s=1.0)) as srv:
+        sock = a.raw_socket(srv.port)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /healthz HTTP/1.1\r\n")
+        assert await asyncio.to_thread(a.closed_within, sock, 8)
+        sock.close()
+
+
+async def test_one_address_cannot_hold_every_socket():
+    async with ServerHandle(settings(max_sockets_per_ip=5, header_timeout_s=30)) as srv:
+        held = [a.raw_socket(srv.port) for _ in range(5)]
+        for sock in held:
+            sock.sendall(b"GET / HTTP/1.1\r\n")
+        extra = a.raw_socket(srv.port)
+        extra.settimeout(5)
+        assert (await asyncio.to_thread(extra.recv, 4096)).startswith(b"HTTP/1.1 503")
+        extra.close()
+        # Another address (127.0.0.2 is loopback too) still gets in.
+        other = a.raw_socket(srv.port, source="127.0.0.2")
+        other.settimeout(5)
+        other.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert (await asyncio.to_thread(other.recv, 4096)).startswith(b"HTTP/1.1 200")
+        for sock in [*held, other]:
+            sock.close()
+
+
+async def test_one_address_cannot_take_every_websocket_slot():
+    async with ServerHandle(settings(max_connections=10, max_connections_per_ip=2)) as srv:
+        first = [await open_client(srv.ws_url, TOKEN) for _ in range(2)]
+        with pytest.raises(InvalidStatus) as info:
+            async with connect(srv.ws_url, **ws_kwargs(TOKEN)):
+                pass
+        assert info.value.response.status_code == 503
+        other = await open_client(srv.ws_url, TOKEN, local_addr=("127.0.0.2", 0))
+        await other.ping()
+        await first[0].ws.close()
+        # A slot given back can be taken again.
+        for _ in range(50):
+            try:
+                again = await open_client(srv.ws_url, TOKEN)
+                break
+            except InvalidStatus:
+                await asyncio.sleep(0.02)
+        else:
+            pytest.fail("the slot was never given back")
+        for c in (first[1], other, again):
+            await c.ws.close()
+
+
+# ------------------------------------------------------------------------------ idle sockets
+
+
+async def test_a_websocket_that_sends_nothing_is_closed_and_a_pinging_one_is_not():
+    async with ServerHandle(settings(idle_timeout_s=1.0)) as srv:
+        silent = await asyncio.to_thread(a.upgraded_socket, srv.port, TOKEN)
+        pinging = await open_client(srv.ws_url, TOKEN)
+        stop = asyncio.Event()
+
+        async def keep_pinging():
+            while not stop.is_set():
+                await pinging.ws.ping()
+                await asyncio.sleep(0.2)
+
+        pinger = asyncio.create_task(keep_pinging())
+        start = time.monotonic()
+        assert await asyncio.to_thread(a.closed_within, silent, 8)
+        assert time.monotonic() - start < 5
+        assert time.monotonic() - start > 0.5
+        silent.close()
+        await asyncio.sleep(0.5)  # the pinging one outlives the silent one's timeout
+        stop.set()
+        await pinger
+        await pinging.ping()
+        await pinging.ws.close()
+
+
+# ------------------------------------------------------------------------------- ping flood
+
+
+async def _flood_figures(tmp_path, frame: bytes, seconds: float, *args: str, env=None):
+    """Flood ``frame`` from one socket at a real ``assistant serve`` while another client pings:
+    (RSS growth in bytes, the other client's pings, whether the flooder was closed)."""
+    proc, ws_url, _ = await start_serve(tmp_path, *args, token=TOKEN, env=env)
+    try:
+        port = int(ws_url.split(":")[2].split("/")[0])
+        other = await open_client(ws_url, TOKEN)
+        await other.ping()
+        before = a.rss_bytes(proc.pid)
+        flooder = await asyncio.to_thread(a.upgraded_socket, port, TOKEN)
+        stop = asyncio.Event()
+        pinger = asyncio.create_task(a.ping_while(other, stop))
+        peak = before
+
+        async def watch_rss():
+            nonlocal peak
+            while not stop.is_set():
+                peak = max(peak, a.rss_bytes(proc.pid))
+                await asyncio.sleep(0.1)
+
+        watcher = asyncio.create_task(watch_rss())
+        started = time.monotonic()
+        sent = await asyncio.to_thread(a.flood, flooder, frame, seconds)
+        closed = await asyncio.to_thread(a.closed_within, flooder, 2)
+        # The other client keeps measuring for the whole attack, closed early or not.
+        await asyncio.sleep(max(0.0, seconds - (time.monotonic() - started)))
+        stop.set()
+        pings = await pinger
+        await watcher
+        flooder.close()
+        await other.ping()
+        await other.ws.close()
+        return peak - before, pings, closed, sent
+    finally:
+        await stop_process(proc)
+
+
+async def test_a_ping_flood_without_reading_is_bounded_and_others_stay_fast(tmp_path):
+    growth, pings, closed, sent = await _flood_figures(tmp_path, a.masked_frame(0x9), 8.0)
+    print(
+        f"\nping flood: {sent / 1e6:.1f} MB sent, worker +{growth / 2**20:.1f} MB, "
+        f"other client {pings.summary()}, flooder closed: {closed}"
+    )
+    assert closed
+    assert growth <= 64 * 2**20
+    assert pings.failures == 0 and pings.p99 <= 200
+
+
+async def test_an_unsolicited_pong_flood_is_charged_too(tmp_path):
+    growth, pings, closed, sent = await _flood_figures(tmp_path, a.masked_frame(0xA), 4.0)
+    print(f"\npong flood: worker +{growth / 2**20:.1f} MB, {pings.summary()}, closed: {closed}")
+    assert closed
+    assert growth <= 64 * 2**20 and pings.p99 <= 200
+
+
+async def test_pings_within_the_budget_are_answered():
+    async with ServerHandle(settings()) as srv:
+        client = await open_client(srv.ws_url, TOKEN)
+        for _ in range(20):
+            await asyncio.wait_for(await client.ws.ping(b"x"), 5)
+        await client.ping()
+        await client.ws.close()
+
+
+# ------------------------------------------------------------------------- accept.chars
+
+
+async def test_accept_naming_a_ping_with_2_to_the_64_chars_counts_nothing():
+    async with ServerHandle(settings()) as srv:
+        client = await open_client(srv.ws_url, TOKEN)
+        pong = await client.ping()
+        await client.send({"type": "accept", "id": pong["id"], "chars": 18446744073709551615})
+        # A real suggestion, accepted twice over: only what was shown counts.
+        sid = await client.suggest("The quick brown fox jumps over the lazy")
+        done, _ = await client.terminal(sid)
+        shown = len(done.get("text", ""))
+        await client.send({"type": "accept", "id": sid, "chars": 10**9})
+        await client.send({"type": "accept", "id": sid, "chars": 10**9})
+        await client.ping()
+        _, _, metrics = await http_get(srv.http_url + "/metrics")
+        await client.ws.close()
+    accepted = _metric(metrics, "assistant_accepted_chars_total")
+    assert accepted == shown
+    assert _metric(metrics, "assistant_saved_chars_total") <= shown
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+# --------------------------------------------------------------------------- invalid UTF-8
+
+
+async def test_invalid_utf8_in_a_text_frame_is_one_log_line_and_a_1007(server_logs):
+    async with ServerHandle(settings()) as srv:
+        sock = await asyncio.to_thread(a.upgraded_socket, srv.port, TOKEN)
+        sock.sendall(a.masked_frame(0x1, b'{"type":"ping","id":1,"x":"\xff\xfe"}'))
+        assert await asyncio.to_thread(a.closed_within, sock, 5)
+        sock.close()
+        other = await open_client(srv.ws_url, TOKEN)
+        await other.ping()
+        await other.ws.close()
+    lines = [ln for ln in server_logs.lines if "UTF-8" in ln or "Traceback" in ln]
+    assert len(lines) == 1, server_logs.text
+    assert "Traceback" not in server_logs.text
