@@ -258,3 +258,49 @@ async def test_invalid_utf8_in_a_text_frame_is_one_log_line_and_a_1007(server_lo
     lines = [ln for ln in server_logs.lines if "UTF-8" in ln or "Traceback" in ln]
     assert len(lines) == 1, server_logs.text
     assert "Traceback" not in server_logs.text
+
+
+# ------------------------------------------------------------------------------- the pages
+
+
+async def test_the_page_and_its_files_carry_csp_nosniff_and_no_framing():
+    async with ServerHandle(settings()) as srv:
+        for path in ("/", "/static/editor.js", "/healthz"):
+            status, headers, _ = await http_get(srv.http_url + path)
+            assert status == 200, path
+            low = {k.lower(): v for k, v in headers.items()}
+            assert low["x-content-type-options"] == "nosniff"
+            assert low["x-frame-options"] == "DENY"
+            csp = low["content-security-policy"]
+            assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+            assert f"ws://127.0.0.1:{srv.port}" in csp
+
+
+async def test_a_dns_rebinding_host_cannot_read_the_pages_or_metrics_but_healthz_answers():
+    async with ServerHandle(settings()) as srv:
+        evil = {"Host": f"evil.example:{srv.port}"}
+        for path in ("/", "/metrics", "/static/editor.js"):
+            status, _, _ = await http_get(srv.http_url + path, evil)
+            assert status == 421, path
+        for host in (f"localhost:{srv.port}", f"127.0.0.1:{srv.port}", f"[::1]:{srv.port}"):
+            status, _, _ = await http_get(srv.http_url + "/", {"Host": host})
+            assert status == 200, host
+        status, _, body = await http_get(srv.http_url + "/healthz", evil)
+        assert status == 200 and "connections" in body  # no metrics token: /metrics says it too
+    hosts = settings(allowed_origins=("https://editor.example.org",))
+    async with ServerHandle(hosts) as srv:
+        ok = {"Host": "editor.example.org"}
+        assert (await http_get(srv.http_url + "/", ok))[0] == 200
+
+
+async def test_metrics_need_the_metrics_token_when_one_is_set():
+    async with ServerHandle(settings(metrics_token="m-secret-42")) as srv:
+        status, _, body = await http_get(srv.http_url + "/metrics")
+        assert status == 401 and "assistant_" not in body
+        bad = {"Authorization": "Bearer m-secret-4"}
+        assert (await http_get(srv.http_url + "/metrics", bad))[0] == 401
+        good = {"Authorization": "Bearer m-secret-42"}
+        status, _, body = await http_get(srv.http_url + "/metrics", good)
+        assert status == 200 and "assistant_frames_total" in body
+        status, _, body = await http_get(srv.http_url + "/healthz")
+        assert status == 200 and "connections" not in body and "cost" not in body
