@@ -80,6 +80,10 @@ class Connection:
         parts = dict(account=self._account, message_of=self._message_of)
         self.suggestions = SuggestionRuntime(hub, conn_id, self.outbox, self.stats, **parts)
         self.reviews = ReviewJobs(hub, conn_id, self.outbox, self.stats, **parts)
+        # The writer the offline tier charges this connection's document to: its address for
+        # now (one token is shared by every writer).
+        self.writer = str((ws.scope.get("client") or ("?",))[0])
+        hub.claim_offline(self.offline_documents, self.writer)
 
     @property
     def engine(self) -> Any:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import multiprocessing
+import os
 import re
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -138,6 +140,26 @@ CPU_PER_SECOND = 0.25
 DEFAULT_MAX_FINDINGS = 1000
 
 
+def _worker_start(parent: int) -> None:
+    """In a new worker: its output goes nowhere (a killed server's orphaned worker must not hold
+    the server's stdout/stderr open), and it exits once the server process is gone."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+
+    def watch() -> None:
+        while True:
+            try:
+                os.kill(parent, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:
+                pass
+            time.sleep(1.0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def located_findings(text: str, limit: int) -> tuple[list, int, float]:
     """In the worker process: the first ``limit`` located findings, how many there were in all,
     and the CPU seconds it took."""
@@ -168,7 +190,12 @@ class OfflineReviewer:
     def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
         if self._pool is None:
             context = multiprocessing.get_context("forkserver")
-            self._pool = concurrent.futures.ProcessPoolExecutor(REVIEW_WORKERS, mp_context=context)
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                REVIEW_WORKERS,
+                mp_context=context,
+                initializer=_worker_start,
+                initargs=(os.getpid(),),
+            )
         return self._pool
 
     def _cpu_left(self, document: str) -> float:

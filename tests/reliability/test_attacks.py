@@ -153,7 +153,7 @@ async def test_a_websocket_that_sends_nothing_is_closed_and_a_pinging_one_is_not
 async def _flood_figures(tmp_path, frame: bytes, seconds: float, *args: str, env=None):
     """Flood ``frame`` from one socket at a real ``assistant serve`` while another client pings:
     (RSS growth in bytes, the other client's pings, whether the flooder was closed)."""
-    proc, ws_url, _ = await start_serve(tmp_path, *args, token=TOKEN, env=env)
+    proc, ws_url, _ = await start_serve(tmp_path, "--workers", "1", *args, token=TOKEN, env=env)
     try:
         port = int(ws_url.split(":")[2].split("/")[0])
         other = await open_client(ws_url, TOKEN)
@@ -332,7 +332,7 @@ async def test_a_review_with_more_findings_than_the_outbox_holds_is_capped_with_
 async def test_offline_reviews_run_off_the_event_loop(tmp_path):
     """Ten connections reviewing a 199k-character document back to back while another client
     pings: its p99 stays under 200 ms (504 ms p50 when the rules ran on the loop)."""
-    proc, ws_url, _ = await start_serve(tmp_path, token=TOKEN)
+    proc, ws_url, _ = await start_serve(tmp_path, "--workers", "1", token=TOKEN)
     try:
         other = await open_client(ws_url, TOKEN)
         reviewers = [await open_client(ws_url, TOKEN) for _ in range(10)]
@@ -388,3 +388,69 @@ async def test_one_documents_offline_review_cpu_time_is_bounded():
         assert again[-1].findings == 1
     finally:
         await reviewer.aclose()
+
+
+# ------------------------------------------------------------------------ warm and memory
+
+
+def _words_doc(seed: int, chars: int) -> str:
+    import random
+
+    rng = random.Random(seed)
+    letters = "abcdefghijklmnop"
+    words = ["".join(rng.choice(letters) for _ in range(rng.randint(2, 9))) for _ in range(5000)]
+    out, size = [], 0
+    while size < chars:
+        word = rng.choice(words)
+        out.append(word)
+        size += len(word) + 1
+    return " ".join(out)[:chars] + " "
+
+
+async def test_one_writers_documents_evict_its_own_models_not_a_bystanders():
+    from assistant.providers.statistical import MAX_WRITER_CHARS, StatisticalProvider
+
+    provider = StatisticalProvider(use_lexicon=False)
+    for i in range(5):
+        provider.claim(f"b{i}", "bystander")
+        await provider.warm(_words_doc(i, 20_000), f"b{i}")
+    for i in range(30):
+        provider.claim(f"a{i}", "attacker")
+        await provider.warm(_words_doc(100 + i, 99_000), f"a{i}")
+    held = set(provider._docs)
+    assert {f"b{i}" for i in range(5)} <= held
+    assert provider._writer_chars["attacker"] <= MAX_WRITER_CHARS
+    assert "a29" in held and "a0" not in held
+    await provider.aclose()
+
+
+async def test_warm_frames_from_many_connections_are_bounded_by_writer(tmp_path):
+    """One address opens 60 connections and warms each with 99k characters while another
+    client pings: the worker grows by at most 64 MB (1.4 GB for 320 before)."""
+    proc, ws_url, _ = await start_serve(tmp_path, "--workers", "1", token=TOKEN)
+    try:
+        other = await open_client(ws_url, TOKEN)
+        await other.ping()
+        docs = [_words_doc(i, 99_000) for i in range(60)]  # made before the clock starts
+        before = a.rss_bytes(proc.pid)
+        stop = asyncio.Event()
+        pinger = asyncio.create_task(a.ping_while(other, stop))
+        attackers = []
+        for doc in docs:
+            c = await open_client(ws_url, TOKEN, local_addr=("127.0.0.2", 0))
+            await c.send({"type": "warm", "id": c.new_id(), "prefix": doc})
+            attackers.append(c)
+        for c in attackers:
+            await c.ping(within=30)  # every warm has been read
+        await asyncio.sleep(1.0)  # let the learning that was spawned finish
+        await other.ping()
+        growth = a.rss_bytes(proc.pid) - before
+        stop.set()
+        pings = await pinger
+        print(f"\nwarm x60 of 99k: worker +{growth / 2**20:.1f} MB, other client {pings.summary()}")
+        assert growth <= 64 * 2**20
+        assert pings.failures == 0 and pings.p99 <= 200
+        for c in [other, *attackers]:
+            await c.ws.close()
+    finally:
+        await stop_process(proc)
