@@ -147,9 +147,10 @@ class Connection:
         self.suggestions.finish()
 
     def _on_gone(self) -> None:
-        """A send failed: the socket is gone; the read loop will see the disconnect."""
-        self._closing = True
-        self.suggestions.closing = True
+        """A send failed: the socket is gone. Everything in flight stops now (the read loop's
+        own teardown, when it sees the disconnect, then has nothing left to do: before, it
+        returned early and provider requests ran on with no one to read them)."""
+        self._teardown("client_gone")
 
     def tier_free(self) -> None:
         """The offline tier has room again (the hub fans this out): a held answer re-asks."""
