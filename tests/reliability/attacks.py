@@ -37,6 +37,13 @@ def masked_frame(opcode: int, payload: bytes = b"") -> bytes:
     return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + body
 
 
+def masked_frame_long(opcode: int, payload: bytes) -> bytes:
+    """One client frame of any length (64-bit length form)."""
+    mask = b"\x01\x02\x03\x04"
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes([0x80 | opcode, 0x80 | 127]) + len(payload).to_bytes(8, "big") + mask + body
+
+
 def raw_socket(port: int, source: str = "127.0.0.1") -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind((source, 0))

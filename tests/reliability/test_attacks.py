@@ -8,6 +8,7 @@ ping p50/p99, sockets held).
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import urllib.request
 
@@ -454,3 +455,82 @@ async def test_warm_frames_from_many_connections_are_bounded_by_writer(tmp_path)
             await c.ws.close()
     finally:
         await stop_process(proc)
+
+
+# ------------------------------------------------------------------------- open-file limit
+
+
+def _open_files_limit(pid: int) -> tuple[int, int]:
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                soft, hard = line.split()[3:5]
+                return int(soft), int(hard)
+    raise AssertionError("no open-file limit")
+
+
+async def test_serve_raises_its_soft_open_file_limit_to_the_hard_one(tmp_path):
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard <= 256:
+        pytest.skip("needs a finite hard open-file limit above 256")
+
+    def low_soft_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+
+    proc, _, _ = await start_serve(
+        tmp_path, "--workers", "1", token=TOKEN, preexec_fn=low_soft_limit
+    )
+    try:
+        assert _open_files_limit(proc.pid) == (hard, hard)
+    finally:
+        await stop_process(proc)
+
+
+# ------------------------------------------------------------------- a pong that cannot go out
+
+
+async def _until(predicate, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.01)  # polling a condition, with a deadline
+    return True
+
+
+async def test_a_pong_that_cannot_be_written_closes_the_connection():
+    import dataclasses
+    import socket
+
+    from server.guard import GuardedWebSocketProtocol
+
+    async with ServerHandle(settings()) as srv:
+        guard = srv.server.config.ws_protocol_class.guard
+        guard.limits = dataclasses.replace(guard.limits, pong_write_timeout_s=0.5)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", srv.port))
+        sock.settimeout(10)
+        sock.sendall(a.UPGRADE.format(token=TOKEN, port=srv.port).encode())
+        assert (await asyncio.to_thread(sock.recv, 4096)).startswith(b"HTTP/1.1 101")
+
+        def protocol():
+            found = [
+                c
+                for c in srv.server.server_state.connections
+                if isinstance(c, GuardedWebSocketProtocol)
+            ]
+            return found[0] if found else None
+
+        assert await _until(lambda: protocol() is not None, 5)
+        server_side = protocol().transport.get_extra_info("socket")
+        server_side.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # fills sooner
+        review = json.dumps({"type": "review", "id": 5, "text": LONG_DOC}).encode()
+        sock.sendall(a.masked_frame_long(0x1, review))  # findings pile up: the client never reads
+        assert await _until(lambda: protocol() and not protocol().writable.is_set(), 20)
+        proto = protocol()
+        sock.sendall(a.masked_frame(0x9, b"are you there"))
+        assert await _until(lambda: proto.transport.is_closing(), 5)
+        sock.close()
