@@ -1,0 +1,60 @@
+"""How long a server holds sockets that send half a request line and nothing more: the attack
+that, with no token, used to hold every socket until the open-file limit refused everyone.
+
+    python tools/half_sent_headers.py            # 200 sockets, default settings, 20 s
+
+Starts a server of this tree on 127.0.0.1 and prints how many sockets are still open after
+``--seconds`` and when the last one was dropped (docs/reliability.md, section 5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import time
+
+from assistant.config import Settings
+from server.runner import ServerHandle
+
+
+async def held_sockets(count: int, seconds: float) -> tuple[int, float]:
+    async with ServerHandle(Settings(token="half-sent", offline="statistical")) as srv:
+        socks = []
+        for _ in range(count):
+            sock = socket.create_connection(("127.0.0.1", srv.port))
+            sock.sendall(b"GET /v1/ws HTT")
+            sock.setblocking(False)
+            socks.append(sock)
+        start = time.monotonic()
+        dropped: dict[int, float] = {}
+        while time.monotonic() - start < seconds:
+            for i, sock in enumerate(socks):
+                if i in dropped:
+                    continue
+                try:
+                    if sock.recv(1024) == b"":
+                        dropped[i] = time.monotonic() - start
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    dropped[i] = time.monotonic() - start
+            await asyncio.sleep(0.1)
+        for sock in socks:
+            sock.close()
+        return count - len(dropped), max(dropped.values(), default=0.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sockets", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    held, last = asyncio.run(held_sockets(args.sockets, args.seconds))
+    print(
+        f"held after {args.seconds:.0f} s: {held}/{args.sockets}; last dropped after {last:.1f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()
