@@ -123,6 +123,37 @@ async def ping_while(client: Client, stop: asyncio.Event, every_s: float = 0.02)
     return pings
 
 
+class Measured:
+    """``async with Measured(pid, client) as m:`` while an attack runs, ``client`` pings the
+    server every 20 ms and process ``pid``'s resident memory is sampled; after it,
+    ``m.pings`` and ``m.growth`` (peak minus the start, bytes)."""
+
+    def __init__(self, pid: int, client: Client) -> None:
+        self.pid = pid
+        self.client = client
+        self.pings = Pings()
+        self.growth = 0
+        self._stop = asyncio.Event()
+
+    async def __aenter__(self) -> Measured:
+        self._before = self._peak = rss_bytes(self.pid)
+        self._pinger = asyncio.create_task(ping_while(self.client, self._stop))
+        self._watcher = asyncio.create_task(self._watch())
+        return self
+
+    async def _watch(self) -> None:
+        while not self._stop.is_set():
+            self._peak = max(self._peak, rss_bytes(self.pid))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), 0.1)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stop.set()
+        self.pings = await self._pinger
+        await self._watcher
+        self.growth = self._peak - self._before
+
+
 def flood(sock: socket.socket, frame: bytes, seconds: float) -> int:
     """Write ``frame`` over and over for ``seconds`` without reading; returns bytes written
     (stops early once the server closes the socket or stops reading)."""

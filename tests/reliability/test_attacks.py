@@ -159,31 +159,17 @@ async def _flood_figures(tmp_path, frame: bytes, seconds: float, *args: str, env
         port = int(ws_url.split(":")[2].split("/")[0])
         other = await open_client(ws_url, TOKEN)
         await other.ping()
-        before = a.rss_bytes(proc.pid)
         flooder = await asyncio.to_thread(a.upgraded_socket, port, TOKEN)
-        stop = asyncio.Event()
-        pinger = asyncio.create_task(a.ping_while(other, stop))
-        peak = before
-
-        async def watch_rss():
-            nonlocal peak
-            while not stop.is_set():
-                peak = max(peak, a.rss_bytes(proc.pid))
-                await asyncio.sleep(0.1)
-
-        watcher = asyncio.create_task(watch_rss())
-        started = time.monotonic()
-        sent = await asyncio.to_thread(a.flood, flooder, frame, seconds)
-        closed = await asyncio.to_thread(a.closed_within, flooder, 2)
-        # The other client keeps measuring for the whole attack, closed early or not.
-        await asyncio.sleep(max(0.0, seconds - (time.monotonic() - started)))
-        stop.set()
-        pings = await pinger
-        await watcher
+        async with a.Measured(proc.pid, other) as measured:
+            started = time.monotonic()
+            sent = await asyncio.to_thread(a.flood, flooder, frame, seconds)
+            closed = await asyncio.to_thread(a.closed_within, flooder, 2)
+            # The other client keeps measuring for the whole attack, closed early or not.
+            await asyncio.sleep(max(0.0, seconds - (time.monotonic() - started)))
         flooder.close()
         await other.ping()
         await other.ws.close()
-        return peak - before, pings, closed, sent
+        return measured.growth, measured.pings, closed, sent
     finally:
         await stop_process(proc)
 
@@ -433,30 +419,16 @@ async def test_warm_frames_from_many_connections_are_bounded_by_writer(tmp_path)
         other = await open_client(ws_url, TOKEN)
         await other.ping()
         docs = [_words_doc(i, 99_000) for i in range(60)]  # made before the clock starts
-        before = a.rss_bytes(proc.pid)
-        stop = asyncio.Event()
-        pinger = asyncio.create_task(a.ping_while(other, stop))
-        peak = before
-
-        async def watch_rss():
-            nonlocal peak
-            while not stop.is_set():
-                peak = max(peak, a.rss_bytes(proc.pid))
-                await asyncio.sleep(0.1)
-
-        watcher = asyncio.create_task(watch_rss())
         attackers = []
-        for doc in docs:
-            c = await open_client(ws_url, TOKEN, local_addr=("127.0.0.2", 0))
-            await c.send({"type": "warm", "id": c.new_id(), "prefix": doc})
-            attackers.append(c)
-        for c in attackers:
-            await c.ping(within=30)  # every warm has been read
-        await asyncio.sleep(2.0)  # the measuring window goes on while the learning finishes
-        stop.set()
-        pings = await pinger
-        await watcher
-        growth = peak - before
+        async with a.Measured(proc.pid, other) as measured:
+            for doc in docs:
+                c = await open_client(ws_url, TOKEN, local_addr=("127.0.0.2", 0))
+                await c.send({"type": "warm", "id": c.new_id(), "prefix": doc})
+                attackers.append(c)
+            for c in attackers:
+                await c.ping(within=30)  # every warm has been read
+            await asyncio.sleep(2.0)  # the measuring window goes on while the learning finishes
+        growth, pings = measured.growth, measured.pings
         print(f"\nwarm x60 of 99k: worker +{growth / 2**20:.1f} MB, other client {pings.summary()}")
         assert growth <= 64 * 2**20
         assert pings.failures == 0 and pings.p99 <= 200
