@@ -76,6 +76,10 @@ class Settings:
     idle_timeout_s: float = 600.0
     max_sockets_per_ip: int = 0
     max_connections_per_ip: int = 0
+    # The offline tier charges a connection's document memory to its address (a writer's share,
+    # MAX_WRITER_CHARS in assistant/providers/statistical.py). Off: each document on its own
+    # (tools/load.py, whose thousand typists all come from 127.0.0.1).
+    offline_memory_per_address: bool = True
     # A review's findings past this many are left out, with a note (server/reviews.py).
     max_review_findings: int = 1000
     # /metrics needs "Authorization: Bearer <this>" when set (ASSISTANT_METRICS_TOKEN).

@@ -83,7 +83,8 @@ class Connection:
         # The writer the offline tier charges this connection's document to: its address for
         # now (one token is shared by every writer).
         self.writer = str((ws.scope.get("client") or ("?",))[0])
-        hub.claim_offline(self.offline_documents, self.writer)
+        if settings.offline_memory_per_address:
+            hub.claim_offline(self.offline_documents, self.writer)
 
     @property
     def engine(self) -> Any:

@@ -238,6 +238,10 @@ def serve_main(args: argparse.Namespace) -> int:
         max_connections=args.max_connections,
         max_frames_per_second=args.max_frames_per_second,
         offline=args.offline,
+        # Every typist comes from 127.0.0.1: no per-address share of the slots or of memory.
+        max_connections_per_ip=args.max_connections,
+        max_sockets_per_ip=args.max_connections + 64,
+        offline_memory_per_address=False,
     )
 
     def config(app, host, port):
