@@ -366,3 +366,21 @@ def test_the_editor_with_a_wrong_token_shows_the_refusal(page, server):
     assert page.input_value("#editor") == "Still here."
     assert ghost(page) == ""
     assert page.page_errors == []
+
+
+def test_the_editor_runs_under_its_content_security_policy(page, server):
+    """The page is served with a strict CSP (no inline script or style, no eval, no framing):
+    the editor connects, shows a ghost and reviews without one violation."""
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda msg: violations.append(msg.text) if "Security Policy" in msg.text else None,
+    )
+    response = page.goto(f"{server.http_url}/#token={TOKEN}")
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    page.wait_for_selector("#conn[data-state=connected]")
+    page.click("#editor")
+    assert type_and_wait_for_ghost(page, "Thanks for the quick ").strip()
+    page.click("#review-btn")
+    page.wait_for_function("() => document.getElementById('review-cancel').hidden")
+    assert violations == []
