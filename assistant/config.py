@@ -2,9 +2,9 @@
 
 The file is ``$ASSISTANT_CONFIG`` or ``~/.config/assistant/config.toml``; keys are the field
 names below. Environment: ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, ASSISTANT_TOKEN,
-ASSISTANT_OFFLINE (auto|local|statistical), ASSISTANT_SUGGEST_MODEL, ASSISTANT_REVIEW_MODEL,
-ASSISTANT_JWT_SECRET, ASSISTANT_JWT_PUBLIC_KEY, ASSISTANT_BUDGET_USD_DAY, ASSISTANT_DATABASE_URL,
-ASSISTANT_ADMIN_TOKEN.
+ASSISTANT_METRICS_TOKEN, ASSISTANT_OFFLINE (auto|local|statistical), ASSISTANT_SUGGEST_MODEL,
+ASSISTANT_REVIEW_MODEL, ASSISTANT_JWT_SECRET, ASSISTANT_JWT_PUBLIC_KEY, ASSISTANT_BUDGET_USD_DAY,
+ASSISTANT_DATABASE_URL, ASSISTANT_ADMIN_TOKEN.
 Model IDs default to the roles in ``data/models.toml``; nothing here hard-codes one. A configured
 model that is retired (or retires within 30 days) is named at start by :func:`warn_retired_models`.
 """
@@ -74,6 +74,23 @@ class Settings:
     max_reviews_in_flight: int = 1
     keep_warm_s: float = 20.0  # while clients are connected, re-warm Anthropic this often (0: off)
     max_outbox_frames: int = 4096  # replies queued for a client that does not read: then 1008
+    # Below the app (server/guard.py): a socket whose request headers are not in within
+    # header_timeout_s is dropped; a WebSocket that sends nothing but pongs for idle_timeout_s
+    # is closed (0: never); per peer address at most max_sockets_per_ip sockets (0:
+    # max_connections + 64) and max_connections_per_ip WebSockets (0: half of max_connections,
+    # no cap of its own below 100).
+    header_timeout_s: float = 10.0
+    idle_timeout_s: float = 600.0
+    max_sockets_per_ip: int = 0
+    max_connections_per_ip: int = 0
+    # The offline tier charges a connection's document memory to its address (a writer's share,
+    # MAX_WRITER_CHARS in assistant/providers/statistical.py). Off: each document on its own
+    # (tools/load.py, whose thousand typists all come from 127.0.0.1).
+    offline_memory_per_address: bool = True
+    # A review's findings past this many are left out, with a note (server/reviews.py).
+    max_review_findings: int = 1000
+    # /metrics needs "Authorization: Bearer <this>" when set (ASSISTANT_METRICS_TOKEN).
+    metrics_token: str | None = field(default=None, repr=False)
     # permessage-deflate on the WebSocket (offered to clients that ask for it). See
     # docs/performance.md, "Per-keystroke server CPU": it costs CPU on every small frame.
     ws_compression: bool = True
@@ -99,6 +116,7 @@ _ENV = {
     "ANTHROPIC_API_KEY": "api_key",
     "ANTHROPIC_BASE_URL": "base_url",
     "ASSISTANT_TOKEN": "token",
+    "ASSISTANT_METRICS_TOKEN": "metrics_token",
     "ASSISTANT_OFFLINE": "offline",
     "ASSISTANT_SUGGEST_MODEL": "suggest_model",
     "ASSISTANT_REVIEW_MODEL": "review_model",

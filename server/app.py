@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -27,7 +28,7 @@ from assistant.config import Settings
 from assistant.providers.base import Provider
 from assistant.providers.tiered import TieredProvider
 
-from . import auth
+from . import auth, pages
 from .connection import Connection
 from .hub import Hub
 from .ledger import Ledger
@@ -206,8 +207,9 @@ def build_app(
             "state": status.state if status else "ok",
             "active": status.active if status else (setup.label if setup else None),
             "review": bool(setup and setup.reviewer is not None),
-            "connections": len(hub.connections),
         }
+        if pages.metrics_allowed(settings.metrics_token, request.headers.get("authorization", "")):
+            body["connections"] = len(hub.connections)  # what /metrics would show this caller
         return JSONResponse(body, status_code=200 if body["ok"] else 503)
 
     async def usage_endpoint(request: Request) -> Response:
@@ -251,7 +253,9 @@ def build_app(
         Route("/demo/{editor}", demo),
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    hosts = pages.allowed_hosts(settings.host, settings.allowed_origins)
+    guarded = Middleware(pages.PageGuard, hosts=hosts, metrics_token=settings.metrics_token)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[guarded])
     app.state.hub = hub
     app.state.token = token
     app.state.metrics = metrics

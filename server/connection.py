@@ -29,6 +29,7 @@ from assistant.providers.base import ProviderError
 from . import protocol as p
 from .checks import CheckRuntime
 from .document import DocumentError, DocumentLimits, DocumentSession
+from .guard import FRAME_BUDGET
 from .ledger import Row
 from .logs import log_event, redact
 from .outbox import ConnectionStats, Outbox
@@ -68,8 +69,11 @@ class Connection:
         self.documents = DocumentSession(
             DocumentLimits(self.limits.max_document_chars, settings.max_frame_bytes)
         )
-        rate = settings.max_frames_per_second
-        self.bucket = TokenBucket(rate, burst=max(1.0, rate), clock=self.loop.time)
+        # One budget for every frame: server.guard charges PINGs and PONGs to the same bucket.
+        self.bucket = ws.scope.get("extensions", {}).get(FRAME_BUDGET)
+        if self.bucket is None:
+            rate = settings.max_frames_per_second
+            self.bucket = TokenBucket(rate, burst=max(1.0, rate), clock=self.loop.time)
         self.stats = ConnectionStats()
         self._closing = False  # shutdown or disconnect: nothing more is dispatched
         self._secrets = (settings.api_key, hub.token)
@@ -108,6 +112,15 @@ class Connection:
             document=conn_id,
             enabled=settings.checks != "off",
         )
+        # Who the offline tier charges this connection's documents to: the writer a writer token
+        # names, else (the static token, shared) the client's address.
+        self.memory_owner = (
+            f"writer:{self.writer_id}"
+            if self.writer_id != "owner"
+            else str((ws.scope.get("client") or ("?",))[0])
+        )
+        if settings.offline_memory_per_address:
+            hub.claim_offline(self.offline_documents, self.memory_owner)
 
     @property
     def engine(self) -> Any:
@@ -184,9 +197,10 @@ class Connection:
         self.suggestions.finish()
 
     def _on_gone(self) -> None:
-        """A send failed: the socket is gone; the read loop will see the disconnect."""
-        self._closing = True
-        self.suggestions.closing = True
+        """A send failed: the socket is gone. Everything in flight stops now (the read loop's
+        own teardown, when it sees the disconnect, then has nothing left to do: before, it
+        returned early and provider requests ran on with no one to read them)."""
+        self._teardown("client_gone")
 
     def tier_free(self) -> None:
         """The offline tier has room again (the hub fans this out): a held answer re-asks."""
@@ -248,7 +262,7 @@ class Connection:
             case p.Cancel():
                 suggestions.cancel(frame.id)
             case p.AcceptChars():
-                suggestions.accept(frame.chars)
+                suggestions.accept(frame.id, frame.chars)
             case p.Ping():
                 self.outbox.emit("pong", frame.id, p.pong_frame(frame.id))
             case p.Review():

@@ -180,6 +180,14 @@ class Hub:
         if offline is not None:
             self.spawn(_quietly(offline.warm(prefix, document_id=document_id)))
 
+    def claim_offline(self, document_ids: Iterable[str], writer: str) -> None:
+        """Charge what the offline tier learns of ``document_ids`` to ``writer``: its memory is
+        bounded per writer, and evictions fall on the writer who caused them."""
+        claim = getattr(self.setup.offline if self.setup else None, "claim", None)
+        if claim is not None:
+            for document_id in document_ids:
+                claim(document_id, writer)
+
     def forget_offline(self, document_ids: Iterable[str]) -> None:
         """A connection closed: the offline tier drops what it learned of ``document_ids``,
         except any a live connection of this process still uses. Nothing is lost: the client

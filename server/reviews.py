@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from assistant.pricing import Usage
@@ -129,6 +129,11 @@ class ReviewJobs:
         # The connection is the document key: a re-review sends the edits since the last one
         # (prompt cache), and never another connection's text.
         stream = reviewer.review(text, tier=tier, document=self.id)
+        # Findings past the cap are counted, not sent: more than the outbox holds (4,096) closed
+        # the writer's own connection with 1008 and delivered none (a 199k-character document).
+        cap = max(1, self.settings.max_review_findings)
+        sent: set[int] = set()
+        left_out = 0
         try:
             async for ev in stream:
                 if rid not in self._jobs:
@@ -136,9 +141,12 @@ class ReviewJobs:
                 match ev:
                     case ReviewDelta():
                         emit("review_delta", rid, p.review_delta_frame(rid, ev.text))
+                    case Finding() if len(sent) >= cap:
+                        left_out += 1
                     case Finding():
+                        sent.add(ev.index)
                         emit("finding", rid, _finding_frame(rid, ev))
-                    case FindingRetracted():
+                    case FindingRetracted() if ev.index in sent:
                         emit(
                             "finding_retracted",
                             rid,
@@ -146,7 +154,7 @@ class ReviewJobs:
                         )
                     case ReviewDone():
                         finished = True
-                        self._finish(rid, ev, started, reservation)
+                        self._finish(rid, _capped(ev, len(sent), left_out), started, reservation)
                         break
             if not finished and rid in self._jobs:
                 raise ProviderError(ProviderErrorKind.INTERNAL, "the review ended without a result")
@@ -210,6 +218,14 @@ class ReviewJobs:
                 withheld=ev.withheld,
             ),
         )
+
+
+def _capped(ev: ReviewDone, sent: int, left_out: int) -> ReviewDone:
+    """``ev`` telling how many findings were sent, and in its note how many were left out."""
+    if not left_out:
+        return ev
+    note = f"{left_out} more findings not shown (at most {sent} a review)"
+    return replace(ev, findings=sent, note=f"{ev.note}; {note}" if ev.note else note)
 
 
 def _finding_frame(rid: int, ev: Finding) -> dict:

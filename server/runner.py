@@ -20,17 +20,23 @@ import uvicorn
 from assistant.config import Settings
 
 from .app import WS_PATH, build_app
+from .guard import Guard, GuardLimits, protocol_classes, raise_open_file_limit
 
 T = TypeVar("T")
 GRACEFUL_TIMEOUT_S = 2.0
 
 
 def uvicorn_config(app: Any, settings: Settings, host: str, port: int) -> uvicorn.Config:
+    """uvicorn's settings, with its HTTP and WebSocket protocols wrapped by :mod:`server.guard`
+    (header and idle timeouts, per-IP caps, control frames charged to the frame budget)."""
+    metrics = getattr(getattr(app, "state", None), "metrics", None)
+    http, ws = protocol_classes(Guard(GuardLimits.from_settings(settings), metrics))
     return uvicorn.Config(
         app,
         host=host,
         port=port,
-        ws="websockets-sansio",
+        http=http,
+        ws=ws,
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=settings.ws_compression,
         lifespan="on",
@@ -80,6 +86,8 @@ def serve_until_signalled(
     """Run ``server`` on a fresh event loop until SIGINT/SIGTERM (a second one stops waiting for
     the drain); ``on_ready()`` once it listens. ``watch(stop)`` runs alongside and may call
     ``stop`` itself (a worker whose supervisor has gone). Used by ``serve`` and each worker."""
+
+    raise_open_file_limit()
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

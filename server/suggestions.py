@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import math
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,10 @@ ERROR_CODES = {
 # no reader sees faster than this (9-13 % of the server's CPU per keystroke at 250 typists,
 # docs/reliability.md).
 DELTA_INTERVAL_S = 0.025
+
+# The suggestions whose shown length is kept for clamping ``accept`` (a writer accepts the one
+# on screen; 64 is many keystrokes of margin for a late accept).
+SHOWN_IDS_KEPT = 64
 
 
 def _timer_delay(seconds: float) -> float:
@@ -158,6 +163,8 @@ class SuggestionRuntime:
         self._delta_last_at = 0.0  # when the last delta for _delta_version went out
         self._delta_timer: asyncio.TimerHandle | None = None
         self._warmed_offline = False
+        # suggest id -> [characters shown under it, characters accepted of them]
+        self._shown: OrderedDict[int, list[int]] = OrderedDict()
         self.closing = False  # shutdown or disconnect: the engine gets nothing more
 
     # ------------------------------------------------------------------------- from frames
@@ -181,7 +188,15 @@ class SuggestionRuntime:
         if fid == self.latest_suggest:
             self._handle(Dismiss())
 
-    def accept(self, chars: int) -> None:
+    def accept(self, fid: int, chars: int) -> None:
+        """The writer took ``chars`` of suggestion ``fid``: at most what was shown under that id
+        and not taken yet (an ``accept`` naming a ping's id, or claiming 2**64 characters, must
+        not reach the counters the cost per saved character is computed from)."""
+        entry = self._shown.get(fid)
+        chars = min(chars, entry[0] - entry[1]) if entry is not None else 0
+        if chars <= 0:
+            return
+        entry[1] += chars
         m = self.metrics
         m.accepted_chars.inc(chars)
         m.accept_keys.inc()
@@ -197,6 +212,15 @@ class SuggestionRuntime:
 
     def sent(self, kind: str, frame: dict) -> None:
         """A suggestion reply went out (the outbox tells): count what the writer got."""
+        text = frame.get("text")
+        if kind in ("delta", "done") and isinstance(text, str):
+            fid = frame["id"]
+            entry = self._shown.get(fid)
+            if entry is None:
+                entry = self._shown[fid] = [0, 0]
+                if len(self._shown) > SHOWN_IDS_KEPT:
+                    self._shown.popitem(last=False)
+            entry[0] = entry[0] + len(text) if kind == "delta" else max(entry[0], len(text))
         self.usefulness.frame(self.loop.time(), frame)
         self.publish_usefulness()
 

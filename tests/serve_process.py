@@ -35,6 +35,7 @@ async def start_serve(
     token: str,
     env: dict[str, str] | None = None,
     own_group: bool = False,
+    preexec_fn=None,
 ) -> tuple[asyncio.subprocess.Process, str, str]:
     """``assistant serve --port 0 *args`` with :func:`serve_env` (plus ``env``), in a process
     group of its own when ``own_group`` (as a shell runs it). Returns the process once its banner
@@ -52,6 +53,7 @@ async def start_serve(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=own_group,
+        preexec_fn=preexec_fn,
     )
     out = []
     while True:

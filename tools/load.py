@@ -252,6 +252,10 @@ def serve_main(args: argparse.Namespace) -> int:
         offline=args.offline,
         jwt_secret=args.jwt_secret,
         database_url=args.database_url,
+        # Every typist comes from 127.0.0.1: no per-address share of the slots or of memory.
+        max_connections_per_ip=args.max_connections,
+        max_sockets_per_ip=args.max_connections + 64,
+        offline_memory_per_address=False,
     )
 
     def config(app, host, port):

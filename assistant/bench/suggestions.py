@@ -475,6 +475,7 @@ def _serve_child(profile: str) -> None:
                 offline="statistical",
                 max_frames_per_second=1000.0,
                 max_connections=100_000,
+                offline_memory_per_address=False,  # every typist comes from 127.0.0.1
             )
             async with ServerHandle(settings) as srv:
                 lag = LoopLag()

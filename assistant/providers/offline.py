@@ -156,6 +156,10 @@ class OfflineProvider:
             if self.local is not None:
                 await self.local.warm(prefix, document_id)
 
+    def claim(self, document_id: str, writer: str) -> None:
+        """Charge the document's memory to ``writer`` (see ``StatisticalProvider.claim``)."""
+        self.statistical.claim(document_id, writer)
+
     def forget(self, document_id: str) -> None:
         """Drop what the statistical engine learned of the document (its connection closed)."""
         self.statistical.forget(document_id)

@@ -35,6 +35,11 @@ LEARN_BUDGET_CHARS = 2_000  # new text counted per call; the rest on the followi
 MAX_LEARN_CHARS = 60_000  # only this much text either side of the cursor is learned
 MAX_DOCUMENTS = 4096  # one per connection of a busy server process
 MAX_TOTAL_CHARS = 16_000_000  # text followed by all documents together (memory bound)
+# Text followed by one writer's documents together: a model costs up to 87 bytes a character
+# (5.2 MB for a 99k-character warm, random words), so 400k characters is about 35 MB. Past it
+# the writer's own least recently used documents go: 320 warm frames of 99k characters grew a
+# server by 1.4 GB and evicted 54 other writers' models.
+MAX_WRITER_CHARS = 400_000
 MAX_NEXT_WORDS = 3
 
 # A word: letters/digits, with inner apostrophes or hyphens ("don't", "well-known").
@@ -495,6 +500,8 @@ class StatisticalProvider:
         self._docs: OrderedDict[str, DocumentModel] = OrderedDict()
         self._sizes: dict[str, int] = {}  # document -> characters its model follows
         self._total_chars = 0
+        self._writers: dict[str, str] = {}  # document -> the writer it is charged to
+        self._writer_chars: dict[str, int] = {}  # writer -> characters its documents follow
         self._lock = threading.Lock()
         self._learn_loop: object | None = None
         self._learn_lock: Any = None
@@ -517,20 +524,58 @@ class StatisticalProvider:
         doc.sync(before, after)
         self._sized(document_id, doc)
 
+    def claim(self, document_id: str, writer: str) -> None:
+        """Charge ``document_id``'s memory to ``writer`` (unclaimed, a document is its own
+        writer): a writer past ``MAX_WRITER_CHARS`` loses its own oldest documents, and past
+        ``MAX_TOTAL_CHARS`` the writer holding the most loses one, never a bystander first."""
+        with self._lock:
+            size = self._sizes.get(document_id, 0)
+            self._charge(self._writer_of(document_id), -size)
+            self._writers[document_id] = writer
+            self._charge(writer, size)
+
+    def _writer_of(self, document_id: str) -> str:
+        return self._writers.get(document_id, document_id)
+
+    def _charge(self, writer: str, chars: int) -> None:
+        left = self._writer_chars.get(writer, 0) + chars
+        if left > 0:
+            self._writer_chars[writer] = left
+        else:
+            self._writer_chars.pop(writer, None)
+
     def _sized(self, document_id: str, doc: DocumentModel) -> None:
         size = doc.size
-        self._total_chars += size - self._sizes.get(document_id, 0)
+        grown = size - self._sizes.get(document_id, 0)
+        self._total_chars += grown
         self._sizes[document_id] = size
+        writer = self._writer_of(document_id)
+        self._charge(writer, grown)
+        while self._writer_chars.get(writer, 0) > MAX_WRITER_CHARS:
+            if not self._drop_oldest_of(writer, keep=document_id):
+                break
         while self._total_chars > MAX_TOTAL_CHARS and len(self._docs) > 1:
-            self._drop(next(iter(self._docs)))
+            biggest = max(self._writer_chars, key=self._writer_chars.__getitem__)
+            if not self._drop_oldest_of(biggest, keep=document_id):
+                self._drop(next(iter(self._docs)))
+
+    def _drop_oldest_of(self, writer: str, keep: str) -> bool:
+        for document_id in self._docs:
+            if document_id != keep and self._writer_of(document_id) == writer:
+                self._drop(document_id)
+                return True
+        return False
 
     def _drop(self, document_id: str) -> None:
         self._docs.pop(document_id, None)
-        self._total_chars -= self._sizes.pop(document_id, 0)
+        size = self._sizes.pop(document_id, 0)
+        self._total_chars -= size
+        self._charge(self._writer_of(document_id), -size)
 
     def forget(self, document_id: str) -> None:
         with self._lock:
             self._drop(document_id)
+            self._writers.pop(document_id, None)
 
     @property
     def documents(self) -> int:
@@ -665,6 +710,8 @@ class StatisticalProvider:
         with self._lock:
             self._docs.clear()
             self._sizes.clear()
+            self._writers.clear()
+            self._writer_chars.clear()
             self._total_chars = 0
 
 

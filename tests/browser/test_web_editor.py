@@ -198,7 +198,7 @@ def test_review_findings_apply_skip_and_stale(page, server):
     page.fill("#editor", REVIEWED)
     page.click("#review-btn")
     page.wait_for_selector(".finding >> nth=1")
-    page.wait_for_function("document.getElementById('review-cancel').hidden")
+    page.wait_for_function("() => document.getElementById('review-cancel').hidden")
     assert "finding" in page.text_content("#review-status")
     findings = page.locator(".finding")
     quotes = [findings.nth(i).locator("del").text_content() for i in range(findings.count())]
@@ -234,7 +234,7 @@ def test_findings_shift_with_edits_before_them(page, server):
     open_editor(page, server)
     page.fill("#editor", REVIEWED)
     page.click("#review-btn")
-    page.wait_for_function("document.getElementById('review-cancel').hidden")
+    page.wait_for_function("() => document.getElementById('review-cancel').hidden")
     findings = page.locator(".finding")
     quotes = [findings.nth(i).locator("del").text_content() for i in range(findings.count())]
     alot = findings.nth(quotes.index("Alot"))
@@ -279,7 +279,7 @@ def test_a_finding_sonnet_retracts_leaves_the_list_and_cannot_be_applied(page, r
         }"""
     )
     page.click("#review-btn")
-    page.wait_for_function("document.getElementById('review-cancel').hidden")
+    page.wait_for_function("() => document.getElementById('review-cancel').hidden")
     seen = page.evaluate("window.__items.map(i => [i.index, i.quote, i.state])")
     # Haiku's finding was shown first, then withdrawn for Sonnet's narrower one.
     assert [0, "Monday. The budjet", "retracted"] in seen, seen
@@ -320,7 +320,7 @@ def test_a_page_from_another_origin_is_refused(page, server):
     with StaticSite({"/foreign.html": FOREIGN_PAGE}) as site:
         page.goto(f"{site.url}/foreign.html#ws={server.ws_url}&token={TOKEN}")
         page.wait_for_selector("#state[data-state=refused]")
-        page.wait_for_function("window.states.filter(s => s.refused).length >= 2")
+        page.wait_for_function("() => window.states.filter(s => s.refused).length >= 2")
         states = page.evaluate("window.states")
     assert all(s["state"] != "connected" for s in states)
     # the same token from the server's own page is admitted
@@ -335,7 +335,7 @@ def test_screenshot_with_a_ghost_and_review_findings(page, server):
     open_editor(page, server)
     page.fill("#editor", REVIEWED + "\n")
     page.click("#review-btn")
-    page.wait_for_function("document.getElementById('review-cancel').hidden")
+    page.wait_for_function("() => document.getElementById('review-cancel').hidden")
     assert page.locator(".finding").count() >= 2
     page.click("#editor")
     page.keyboard.press("Control+End")
@@ -366,3 +366,21 @@ def test_the_editor_with_a_wrong_token_shows_the_refusal(page, server):
     assert page.input_value("#editor") == "Still here."
     assert ghost(page) == ""
     assert page.page_errors == []
+
+
+def test_the_editor_runs_under_its_content_security_policy(page, server):
+    """The page is served with a strict CSP (no inline script or style, no eval, no framing):
+    the editor connects, shows a ghost and reviews without one violation."""
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda msg: violations.append(msg.text) if "Security Policy" in msg.text else None,
+    )
+    response = page.goto(f"{server.http_url}/#token={TOKEN}")
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    page.wait_for_selector("#conn[data-state=connected]")
+    page.click("#editor")
+    assert type_and_wait_for_ghost(page, "Thanks for the quick ").strip()
+    page.click("#review-btn")
+    page.wait_for_function("() => document.getElementById('review-cancel').hidden")
+    assert violations == []
