@@ -118,5 +118,7 @@ async def test_two_servers_on_one_postgres_share_a_budget_and_a_park(tmp_path, p
         store.close()
         assert usage["alice"]["requests"] == model_answers
         assert usage["alice"]["cost_usd"] <= BUDGET
-        assert usage["alice"]["cost_usd"] == pytest.approx(billed(emu), rel=1e-6, abs=USAGE_ROUNDING)
+        assert usage["alice"]["cost_usd"] == pytest.approx(
+            billed(emu), rel=1e-6, abs=USAGE_ROUNDING
+        )
         assert park[1].startswith("rate_limited|")
