@@ -29,6 +29,9 @@ class Settings:
     # Anthropic
     api_key: str | None = field(default=None, repr=False)
     base_url: str | None = None
+    # A PEM file of the CA to trust for base_url instead of the system's (the emulator's test
+    # CA); None: the system's CAs.
+    ca_file: str | None = None
     suggest_model: str = field(default_factory=lambda: _roles()["suggest"])
     review_model: str = field(default_factory=lambda: _roles()["review"])
     # The review's first reader and the route: auto (it reads everything, then Sonnet checks
@@ -81,6 +84,7 @@ class Settings:
 _ENV = {
     "ANTHROPIC_API_KEY": "api_key",
     "ANTHROPIC_BASE_URL": "base_url",
+    "ASSISTANT_CA_FILE": "ca_file",
     "ASSISTANT_TOKEN": "token",
     "ASSISTANT_OFFLINE": "offline",
     "ASSISTANT_SUGGEST_MODEL": "suggest_model",
