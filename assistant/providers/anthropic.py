@@ -273,7 +273,12 @@ async def stream_messages(
                 elif etype == "error":
                     raise _stream_error(event)
                 if deadline is not None and time.monotonic() > deadline:
-                    raise ProviderError(ProviderErrorKind.TIMEOUT, "suggestion deadline passed")
+                    # The API is answering (an event just came): the request was too slow to
+                    # be of use (a long reply, or this process's loop running late under
+                    # load), not an outage, so it opens no backoff window for every writer.
+                    raise ProviderError(
+                        ProviderErrorKind.TIMEOUT, "suggestion deadline passed", local=True
+                    )
         yield Final(
             usage=_usage_from(start_usage, delta_usage),
             model=model,
