@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import secrets
 import sys
 
 from server.app import WS_PATH, build_app
-from server.logs import configure_json_logging
+from server.logs import configure_json_logging, log_level
 from server.runner import GracefulServer, serve_until_signalled, uvicorn_config
 from server.workers import Supervisor, bind_socket, default_workers
 
@@ -62,7 +61,7 @@ def run(args) -> int:
     # One token for every worker: generated here, once, before any worker exists.
     token = settings.token or secrets.token_urlsafe(24)
     settings = settings.with_(token=token)
-    configure_json_logging([token, settings.api_key], logging.INFO)
+    configure_json_logging([token, settings.api_key], log_level())
     try:
         emulator = emulator_config(args)
     except ValueError as exc:
