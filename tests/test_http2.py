@@ -13,7 +13,7 @@ import contextlib
 import pytest
 
 from assistant.config import Settings
-from assistant.emulator import Emulator, EmulatorConfig, Fault
+from assistant.emulator import Emulator, EmulatorConfig, Fault, tls
 from assistant.providers.anthropic import AnthropicProvider
 from assistant.providers.base import (
     CompletionRequest,
@@ -159,3 +159,24 @@ async def test_requests_during_the_handshake_all_wait_for_it():
         flags = [r.new_connection for r in emu.requests]
         assert flags == [True, True, True, False]
         assert emu.connections_opened == 1
+
+
+async def test_emulators_started_at_once_share_one_trusted_ca():
+    """The bench starts its strategies' emulators concurrently; every client must trust every
+    one of them (two racing threads once made two CAs)."""
+    tls._made.clear()  # a fresh process's state: no CA made yet
+    emulators = [
+        Emulator(EmulatorConfig(tls=True, api_key=KEY, canned_text=TEXT)) for _ in range(4)
+    ]
+    await asyncio.gather(*(emu.start() for emu in emulators))
+    try:
+        for emu in emulators:
+            provider = AnthropicProvider(
+                Settings(api_key=KEY, base_url=emu.base_url, ca_file=emu.ca_file)
+            )
+            try:
+                assert await whole(provider) == TEXT
+            finally:
+                await provider.aclose()
+    finally:
+        await asyncio.gather(*(emu.stop() for emu in emulators))

@@ -158,6 +158,8 @@ def start_stack(
     offline_only: bool = False,
     loop: str = "auto",
     http: str = "auto",
+    server_log: str | None = None,
+    tls: bool = True,
 ) -> Stack:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     oracle_file = tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False)
@@ -176,6 +178,7 @@ def start_stack(
             predictor,
             "--accuracy",
             str(accuracy),
+            *(["--tls"] if tls else []),
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -183,8 +186,10 @@ def start_stack(
         cwd=ROOT,
     )
     try:
+        ca_file = _read_banner(emulator, "EMULATOR_CA") if tls else None
         emulator_url = _read_banner(emulator, "EMULATOR")
         token = "load-token"
+        log_out = open(server_log, "ab") if server_log else None  # the child keeps its copy
         server = subprocess.Popen(
             [
                 sys.executable,
@@ -205,12 +210,17 @@ def start_stack(
                 "--http",
                 http,
                 *(["--offline-only"] if offline_only else []),
+                *(["--log"] if server_log else []),
+                *(["--ca-file", ca_file] if ca_file else []),
             ],
             stdout=subprocess.PIPE,
+            stderr=log_out,
             text=True,
             env=env,
             cwd=ROOT,
         )
+        if log_out is not None:
+            log_out.close()
         ws_url = _read_banner(server, "SERVER")
     except BaseException:
         emulator.kill()
@@ -229,9 +239,15 @@ def serve_main(args: argparse.Namespace) -> int:
     from server.runner import GracefulServer, serve_until_signalled, uvicorn_config
     from server.workers import Supervisor, bind_socket
 
+    if args.log:
+        # JSON lines on stderr at ASSISTANT_LOG_LEVEL, as `assistant serve` writes them.
+        from server.logs import configure_json_logging, log_level
+
+        configure_json_logging([args.token], log_level())
     settings = Settings(
         api_key=None if args.offline_only else "sk-ant-load-test",
         base_url=args.base_url,
+        ca_file=args.ca_file,
         token=args.token,
         host="127.0.0.1",
         port=0,
@@ -726,6 +742,8 @@ async def run_ramp(args: argparse.Namespace) -> dict:
         http=args.http,
         predictor=args.predictor,
         accuracy=args.accuracy,
+        server_log=args.server_log,
+        tls=not args.plain_http,
     )
     pids = {"server": stack.server.pid, "emulator": stack.emulator.pid}
     steps = []
@@ -824,6 +842,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--workers", type=int, default=1)
         p.add_argument("--loop", default="auto", choices=("auto", "asyncio", "uvloop"))
         p.add_argument("--http", default="auto", choices=("auto", "h11", "httptools"))
+        p.add_argument("--log", action="store_true")
+        p.add_argument("--ca-file", default=None)
         return serve_main(p.parse_args(argv[1:]))
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--ramp", type=lambda s: [int(x) for x in s.split(",")], default=[1000])
@@ -856,6 +876,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--loop", default="auto", choices=("auto", "asyncio", "uvloop"))
     p.add_argument("--http", default="auto", choices=("auto", "h11", "httptools"))
     p.add_argument("--json", default=None, help="also write the result here")
+    p.add_argument(
+        "--plain-http",
+        action="store_true",
+        help="the emulator without TLS (HTTP/1.1, as before HTTP/2); default: TLS + HTTP/2",
+    )
+    p.add_argument(
+        "--server-log",
+        default=None,
+        metavar="FILE",
+        help="the server logs JSON lines to FILE at ASSISTANT_LOG_LEVEL, as `assistant serve` "
+        "does (default: no log handler, so no line is formatted or written)",
+    )
     args = p.parse_args(argv)
     if any(n <= 0 or n > 5000 for n in args.ramp) or not 0 < args.duration <= 600:
         p.error("ramp steps in 1..5000, duration in (0, 600]")

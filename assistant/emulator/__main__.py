@@ -1,6 +1,8 @@
 """``python -m assistant.emulator``: run the emulator until SIGINT/SIGTERM.
 
-Prints exactly one line, ``EMULATOR http://HOST:PORT``, once it is listening. ``--predictor``
+Prints ``EMULATOR http://HOST:PORT`` once it is listening; with ``--tls`` (TLS with a test CA,
+HTTP/2 by ALPN) first ``EMULATOR_CA FILE``, the CA's PEM file a client must trust, then
+``EMULATOR https://HOST:PORT``. ``--predictor``
 chooses who writes suggestions (oracle, noisy with ``--accuracy P``, local); ``--oracle FILE``
 gives the passages (separated by blank lines) the oracle and noisy predictors know.
 """
@@ -39,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="a new connection's first response waits this long (modelled TCP + TLS setup)",
     )
+    p.add_argument(
+        "--tls",
+        action="store_true",
+        help="TLS with a throwaway test CA and HTTP/2 by ALPN, as the API (prints EMULATOR_CA)",
+    )
     add_predictor_arguments(p, ("--", "--emulator-"))
     return p
 
@@ -54,6 +61,7 @@ async def serve(args: argparse.Namespace, choice: PredictorChoice) -> None:
         accuracy=choice.accuracy,
         time_scale=args.time_scale,
         connect_ms=args.connect_ms,
+        tls=args.tls,
         host=args.host,
         port=args.port,
     )
@@ -63,6 +71,8 @@ async def serve(args: argparse.Namespace, choice: PredictorChoice) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     async with Emulator(config) as emu:
+        if emu.ca_file is not None:
+            sys.stdout.write(f"EMULATOR_CA {emu.ca_file}\n")
         sys.stdout.write(f"EMULATOR {emu.base_url}\n")
         sys.stdout.flush()
         await stop.wait()

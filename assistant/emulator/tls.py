@@ -13,19 +13,28 @@ import contextlib
 import os
 import ssl
 import tempfile
-from functools import cache
+import threading
+from typing import Any
 
 HOSTS = ("127.0.0.1", "localhost")
 
+# Emulators starting at once (the bench runs its strategies concurrently) build their server
+# contexts in worker threads: without the lock two of them made two CAs, and the clients
+# trusted the other one.
+_lock = threading.Lock()
+_made: dict[str, Any] = {}
 
-@cache
-def _authority():  # -> (trustme.CA, trustme.LeafCert)
-    try:
-        import trustme
-    except ImportError as exc:  # pragma: no cover - a dependency of the package
-        raise RuntimeError("the emulator's TLS needs the trustme package") from exc
-    ca = trustme.CA()
-    return ca, ca.issue_cert(*HOSTS)
+
+def _authority() -> tuple[Any, Any]:  # (trustme.CA, trustme.LeafCert)
+    with _lock:
+        if "ca" not in _made:
+            try:
+                import trustme
+            except ImportError as exc:  # pragma: no cover - a dependency of the package
+                raise RuntimeError("the emulator's TLS needs the trustme package") from exc
+            ca = trustme.CA()
+            _made["ca"], _made["leaf"] = ca, ca.issue_cert(*HOSTS)
+        return _made["ca"], _made["leaf"]
 
 
 def server_context(alpn: tuple[str, ...] = ("h2", "http/1.1")) -> ssl.SSLContext:
@@ -37,15 +46,17 @@ def server_context(alpn: tuple[str, ...] = ("h2", "http/1.1")) -> ssl.SSLContext
     return ctx
 
 
-@cache
 def ca_file() -> str:
     """A PEM file holding the test CA's certificate (what a client must trust)."""
     ca, _ = _authority()
-    fd, path = tempfile.mkstemp(prefix="emulator-ca-", suffix=".pem")
-    with os.fdopen(fd, "wb") as out:
-        out.write(ca.cert_pem.bytes())
-    atexit.register(_remove, path)
-    return path
+    with _lock:
+        if "file" not in _made:
+            fd, path = tempfile.mkstemp(prefix="emulator-ca-", suffix=".pem")
+            with os.fdopen(fd, "wb") as out:
+                out.write(ca.cert_pem.bytes())
+            atexit.register(_remove, path)
+            _made["file"] = path
+        return _made["file"]
 
 
 def _remove(path: str) -> None:
