@@ -31,6 +31,9 @@ processes (one Python process cannot hold 2,000 typists at 2 keys/s), started to
 barrier so the typing windows coincide. ``--offline-only`` gives the server no API key, so every
 suggestion comes from the offline tier (``--offline statistical``, the default). ``--loop`` and
 ``--http`` pick the server's event loop and HTTP parser (to measure uvloop and httptools).
+The emulator speaks TLS with a test CA and HTTP/2, as the API does (``--plain-http``: plain
+HTTP/1.1, as before issue 23). ``--server-log FILE``: the server writes its JSON log lines
+there at ``ASSISTANT_LOG_LEVEL``, as ``assistant serve`` does (without it, no line is written).
 
 The first step where something gives (refused connections, missing terminals, ping p99 over
 ``--p99-limit-ms``, the server at a full core) is reported as where it breaks.

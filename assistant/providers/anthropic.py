@@ -24,7 +24,7 @@ import orjson
 
 from ..config import Settings
 from ..pricing import ModelRules, Usage, default_catalog, estimate_tokens
-from . import http2_reset
+from . import http2_cancel
 from .admission import GateTimeout, LagGate
 from .base import CompletionRequest, Final, ProviderError, ProviderErrorKind, StreamEvent, TextChunk
 from .prompts import build_suggest_params
@@ -81,11 +81,11 @@ def make_client(
     """An SDK client with our timeouts and a keep-alive pool (one warm connection serves a user).
 
     HTTP/2 when the server offers it by ALPN (the API does; HTTP/1.1 otherwise): a cancelled
-    suggestion then resets one stream instead of closing the connection (``http2_reset``), so
+    suggestion then resets one stream instead of closing the connection (``http2_cancel``), so
     the next request does not pay a TCP + TLS handshake. ``verify`` defaults to a context
     trusting ``settings.ca_file`` when set, else the system's CAs.
     """
-    http2_reset.install()
+    http2_cancel.install()
     if verify is None:
         verify = trust(settings)
     http_client = anthropic.DefaultAsyncHttpxClient(
