@@ -8,6 +8,7 @@ SDK against the emulator (``instant`` profile, a canned one-line answer), one re
                                                      # closes and the next request opens one
     python tools/sdk_cost.py --tls [--cancel]        # TLS + HTTP/2, as the API: a cancel
                                                      # resets a stream, the connection stays
+    python tools/sdk_cost.py --tls --no-http2        # TLS + HTTP/1.1
     PYTHONPATH=<other checkout> python tools/sdk_cost.py   # another tree's provider, same load
 """
 
@@ -64,10 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--cancel", action="store_true", help="abandon each after its first text")
     p.add_argument("--tls", action="store_true", help="the emulator over TLS + HTTP/2")
+    p.add_argument("--no-http2", action="store_true", help="with --tls: HTTP/1.1 over TLS")
     args = p.parse_args(argv)
     emulator = subprocess.Popen(
         [sys.executable, "-m", "assistant.emulator", "--profile", "instant",
-         "--canned-text", ANSWER, *(["--tls"] if args.tls else [])],
+         "--canned-text", ANSWER, *(["--tls"] if args.tls else []),
+         *(["--no-http2"] if args.no_http2 else [])],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -83,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "cancel": args.cancel,
                 "tls": args.tls,
+                "http2": args.tls and not args.no_http2,
                 "cpu_us_per_request": [round(r) for r in rounds],
             }
         )

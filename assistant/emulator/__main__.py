@@ -46,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="TLS with a throwaway test CA and HTTP/2 by ALPN, as the API (prints EMULATOR_CA)",
     )
+    p.add_argument(
+        "--no-http2",
+        dest="http2",
+        action="store_false",
+        help="with --tls: offer HTTP/1.1 only by ALPN (a server or proxy without HTTP/2)",
+    )
     add_predictor_arguments(p, ("--", "--emulator-"))
     return p
 
@@ -62,6 +68,7 @@ async def serve(args: argparse.Namespace, choice: PredictorChoice) -> None:
         time_scale=args.time_scale,
         connect_ms=args.connect_ms,
         tls=args.tls,
+        http2=args.http2,
         host=args.host,
         port=args.port,
     )
