@@ -1,8 +1,9 @@
 """Settings, from defaults, an optional TOML file and the environment (in that order).
 
 The file is ``$ASSISTANT_CONFIG`` or ``~/.config/assistant/config.toml``; keys are the field
-names below. Environment: ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, ASSISTANT_TOKEN,
-ASSISTANT_OFFLINE (auto|local|statistical), ASSISTANT_SUGGEST_MODEL, ASSISTANT_REVIEW_MODEL.
+names below. Environment: ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, ASSISTANT_CA_FILE,
+ASSISTANT_TOKEN, ASSISTANT_OFFLINE (auto|local|statistical), ASSISTANT_SUGGEST_MODEL,
+ASSISTANT_REVIEW_MODEL.
 Model IDs default to the roles in ``data/models.toml``; nothing here hard-codes one. A configured
 model that is retired (or retires within 30 days) is named at start by :func:`warn_retired_models`.
 """

@@ -214,3 +214,10 @@ async def test_cancels_landing_anywhere_break_no_connection():
         # more, and a cancel during a handshake drops one.
         assert emu.connections_opened <= 2 * len(provider.shards.clients)
         assert await whole(provider) == TEXT
+
+
+def test_the_ca_file_comes_from_the_environment():
+    from assistant.config import load_settings
+
+    settings = load_settings(path="/nonexistent.toml", env={"ASSISTANT_CA_FILE": "/etc/ca.pem"})
+    assert settings.ca_file == "/etc/ca.pem"

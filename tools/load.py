@@ -163,6 +163,7 @@ def start_stack(
     http: str = "auto",
     server_log: str | None = None,
     tls: bool = True,
+    http2: bool = True,
 ) -> Stack:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     oracle_file = tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False)
@@ -182,6 +183,7 @@ def start_stack(
             "--accuracy",
             str(accuracy),
             *(["--tls"] if tls else []),
+            *([] if http2 else ["--no-http2"]),
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -747,6 +749,7 @@ async def run_ramp(args: argparse.Namespace) -> dict:
         accuracy=args.accuracy,
         server_log=args.server_log,
         tls=not args.plain_http,
+        http2=not args.no_http2,
     )
     pids = {"server": stack.server.pid, "emulator": stack.emulator.pid}
     steps = []
@@ -883,6 +886,11 @@ def main(argv: list[str] | None = None) -> int:
         "--plain-http",
         action="store_true",
         help="the emulator without TLS (HTTP/1.1, as before HTTP/2); default: TLS + HTTP/2",
+    )
+    p.add_argument(
+        "--no-http2",
+        action="store_true",
+        help="the emulator over TLS offers HTTP/1.1 only (each cancel: a new TLS connection)",
     )
     p.add_argument(
         "--server-log",

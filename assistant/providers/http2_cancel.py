@@ -94,6 +94,11 @@ def install() -> bool:
 
     @functools.wraps(write)
     async def _write_outgoing_data(self: Any, request: Any) -> None:
+        if not getattr(self._h2_state, "_data_to_send", True):
+            # Nothing queued (most calls: one follows every DATA frame read, in case it queued a
+            # WINDOW_UPDATE): no task to pay for. Frames queued later are written by the call
+            # that follows the code queuing them.
+            return
         await _uncancellable(write(self, request))
 
     setattr(_response_closed, _INSTALLED, True)
