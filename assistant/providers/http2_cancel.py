@@ -21,10 +21,13 @@ tests/test_http2.py:
 
 :func:`install` wraps both methods once: ``_response_closed`` (which httpcore2 calls, under a
 cancellation shield, whenever a response ends, read or not) acknowledges a still-open stream's
-unread data and resets it (CANCEL); every write runs in a task of its own that a cancel of
-the caller does not reach (``asyncio.shield``), so a write once begun completes (its write
-timeout still bounds it) and the caller's cancel takes effect at once. Idempotent; a no-op
-when httpcore2 or h2 is missing or changed shape.
+unread data and resets it (CANCEL); every write with frames queued runs in a task of its own
+that a cancel of the caller does not reach (``asyncio.shield``), so a write once begun
+completes (its write timeout still bounds it) and the caller's cancel takes effect at once. A
+call with nothing queued returns at once: httpcore2 calls it after every DATA frame it reads,
+and a task for each held the event loop (at 1,000 typists the model answered 224-377
+suggestions in 20 s with a task per call, 1,722 without). Idempotent; a no-op when httpcore2
+or h2 is missing or changed shape.
 """
 
 from __future__ import annotations
