@@ -1,10 +1,10 @@
 """Settings, from defaults, an optional TOML file and the environment (in that order).
 
 The file is ``$ASSISTANT_CONFIG`` or ``~/.config/assistant/config.toml``; keys are the field
-names below. Environment: ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, ASSISTANT_TOKEN,
-ASSISTANT_METRICS_TOKEN, ASSISTANT_OFFLINE (auto|local|statistical), ASSISTANT_SUGGEST_MODEL,
-ASSISTANT_REVIEW_MODEL, ASSISTANT_JWT_SECRET, ASSISTANT_JWT_PUBLIC_KEY, ASSISTANT_BUDGET_USD_DAY,
-ASSISTANT_DATABASE_URL, ASSISTANT_ADMIN_TOKEN.
+names below. Environment: ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, ASSISTANT_CA_FILE,
+ASSISTANT_TOKEN, ASSISTANT_METRICS_TOKEN, ASSISTANT_OFFLINE (auto|local|statistical),
+ASSISTANT_SUGGEST_MODEL, ASSISTANT_REVIEW_MODEL, ASSISTANT_JWT_SECRET, ASSISTANT_JWT_PUBLIC_KEY,
+ASSISTANT_BUDGET_USD_DAY, ASSISTANT_DATABASE_URL, ASSISTANT_ADMIN_TOKEN.
 Model IDs default to the roles in ``data/models.toml``; nothing here hard-codes one. A configured
 model that is retired (or retires within 30 days) is named at start by :func:`warn_retired_models`.
 """
@@ -31,6 +31,9 @@ class Settings:
     # Anthropic
     api_key: str | None = field(default=None, repr=False)
     base_url: str | None = None
+    # A PEM file of the CA to trust for base_url instead of the system's (the emulator's test
+    # CA); None: the system's CAs.
+    ca_file: str | None = None
     suggest_model: str = field(default_factory=lambda: _roles()["suggest"])
     review_model: str = field(default_factory=lambda: _roles()["review"])
     # The review's first reader and the route: auto (it reads everything, then Sonnet checks
@@ -115,6 +118,7 @@ class Settings:
 _ENV = {
     "ANTHROPIC_API_KEY": "api_key",
     "ANTHROPIC_BASE_URL": "base_url",
+    "ASSISTANT_CA_FILE": "ca_file",
     "ASSISTANT_TOKEN": "token",
     "ASSISTANT_METRICS_TOKEN": "metrics_token",
     "ASSISTANT_OFFLINE": "offline",

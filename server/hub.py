@@ -175,10 +175,20 @@ class Hub:
             await _quietly(anthropic.warm())
 
     def warm_offline(self, prefix: str, suffix: str, document_id: str) -> None:
-        """The first suggest of a document: let the offline tier learn it / fill its cache."""
-        offline = self.setup.offline if self.setup else None
-        if offline is not None:
-            self.spawn(_quietly(offline.warm(prefix, document_id=document_id)))
+        """The first suggest of a document: let the offline tier learn it / fill its cache.
+
+        Not while the model answers: then the offline tier serves only when the model fails,
+        and learns a document as it serves it (2,000 characters a call, nearest the cursor
+        first). Learning every new connection's document on the loop competed with the model
+        path's keystrokes: about a third of ping p99 at 500 typists (docs/reliability.md)."""
+        setup = self.setup
+        offline = setup.offline if setup else None
+        if offline is None:
+            return
+        billable_now = getattr(setup, "billable_now", None)
+        if billable_now is not None and billable_now():
+            return
+        self.spawn(_quietly(offline.warm(prefix, document_id=document_id)))
 
     def claim_offline(self, document_ids: Iterable[str], writer: str) -> None:
         """Charge what the offline tier learns of ``document_ids`` to ``writer``: its memory is

@@ -9,6 +9,7 @@ defence behind never logging them in the first place.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterable
@@ -86,6 +87,14 @@ def redact(text: str, secrets: Iterable[str | None]) -> str:
         if s and len(s) >= 4 and s in text:
             text = text.replace(s, "[redacted]")
     return text
+
+
+def log_level(env: dict[str, str] | None = None) -> int:
+    """``ASSISTANT_LOG_LEVEL`` (debug, info, warning, error; default info). At info the server
+    logs connections, refusals and failures; at debug every suggestion request too."""
+    name = (os.environ if env is None else env).get("ASSISTANT_LOG_LEVEL", "info")
+    level = logging.getLevelName(name.strip().upper())
+    return level if isinstance(level, int) else logging.INFO
 
 
 def configure_json_logging(secrets: Iterable[str | None], level: int = logging.INFO) -> None:

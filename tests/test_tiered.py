@@ -109,7 +109,7 @@ async def run(provider) -> tuple[str, Final]:
 
 
 @contextlib.asynccontextmanager
-async def tiered_on_emulator(canned_text=" on Friday"):
+async def tiered_on_emulator(canned_text=" on Friday", timeout_s=10.0):
     async with Emulator(
         EmulatorConfig(profile="instant", api_key=KEY, canned_text=canned_text)
     ) as emu:
@@ -117,7 +117,7 @@ async def tiered_on_emulator(canned_text=" on Friday"):
         statuses: list[TierStatus] = []
         offline = OfflineStub()
         primary = AnthropicProvider(
-            Settings(api_key=KEY, base_url=emu.base_url, suggest_timeout_s=10.0)
+            Settings(api_key=KEY, base_url=emu.base_url, suggest_timeout_s=timeout_s)
         )
         tiered = TieredProvider(
             primary, offline, clock=clock, on_status=statuses.append, rng=random.Random(0)
@@ -381,3 +381,27 @@ async def test_an_adopted_window_keeps_off_the_primary_and_the_probe_gate_picks_
         answers.append(True)
         _, final = await run(tiered)
         assert final.source != "offline"
+
+
+async def test_a_deadline_miss_while_the_api_streams_opens_no_window():
+    """At a thousand writers a loaded server reads some streams past the suggestion deadline.
+    The API was answering: that request ends, but the backoff window (which would send every
+    writer to the offline tier) stays shut, and the next request goes to the model."""
+    text = " one two three four five"
+    async with tiered_on_emulator(text, timeout_s=0.3) as (emu, tiered, clock, statuses, _):
+        emu.inject(Fault("slow", delay_ms=200))  # the reply outlasts the deadline
+        with pytest.raises(ProviderError) as info:
+            await run(tiered)
+        assert info.value.kind is ProviderErrorKind.TIMEOUT
+        assert tiered.status.state == "ok" and tiered.status.until is None and statuses == []
+        shown, final = await run(tiered)
+        assert (shown, final.source) == (text, "model")
+
+
+async def test_no_answer_at_all_still_opens_the_window():
+    """A request the API does not answer within the timeout (a hang) is an outage signal."""
+    async with tiered_on_emulator(timeout_s=0.3) as (emu, tiered, clock, statuses, _):
+        emu.inject(Fault("hang"))
+        _, final = await run(tiered)
+        assert final.source == "offline"
+        assert tiered.status.state == "unavailable" and tiered.status.until is not None

@@ -31,6 +31,9 @@ processes (one Python process cannot hold 2,000 typists at 2 keys/s), started to
 barrier so the typing windows coincide. ``--offline-only`` gives the server no API key, so every
 suggestion comes from the offline tier (``--offline statistical``, the default). ``--loop`` and
 ``--http`` pick the server's event loop and HTTP parser (to measure uvloop and httptools).
+The emulator speaks TLS with a test CA and HTTP/2, as the API does (``--plain-http``: plain
+HTTP/1.1, as before issue 23). ``--server-log FILE``: the server writes its JSON log lines
+there at ``ASSISTANT_LOG_LEVEL``, as ``assistant serve`` does (without it, no line is written).
 
 ``--writers distinct`` gives every typist its own writer token (a JWT for ``writer-K`` with a
 daily budget it never reaches) and the server a ledger (SQLite in a temp dir), so every model
@@ -164,6 +167,9 @@ def start_stack(
     loop: str = "auto",
     http: str = "auto",
     writers: str = "one",
+    server_log: str | None = None,
+    tls: bool = True,
+    http2: bool = True,
 ) -> Stack:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     writer_args: list[str] = []
@@ -187,6 +193,8 @@ def start_stack(
             predictor,
             "--accuracy",
             str(accuracy),
+            *(["--tls"] if tls else []),
+            *([] if http2 else ["--no-http2"]),
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -194,8 +202,10 @@ def start_stack(
         cwd=ROOT,
     )
     try:
+        ca_file = _read_banner(emulator, "EMULATOR_CA") if tls else None
         emulator_url = _read_banner(emulator, "EMULATOR")
         token = "load-token" if writers == "one" else WRITERS_PREFIX + secret
+        log_out = open(server_log, "ab") if server_log else None  # the child keeps its copy
         server = subprocess.Popen(
             [
                 sys.executable,
@@ -217,12 +227,17 @@ def start_stack(
                 http,
                 *(["--offline-only"] if offline_only else []),
                 *writer_args,
+                *(["--log"] if server_log else []),
+                *(["--ca-file", ca_file] if ca_file else []),
             ],
             stdout=subprocess.PIPE,
+            stderr=log_out,
             text=True,
             env=env,
             cwd=ROOT,
         )
+        if log_out is not None:
+            log_out.close()
         ws_url = _read_banner(server, "SERVER")
     except BaseException:
         emulator.kill()
@@ -241,9 +256,15 @@ def serve_main(args: argparse.Namespace) -> int:
     from server.runner import GracefulServer, serve_until_signalled, uvicorn_config
     from server.workers import Supervisor, bind_socket
 
+    if args.log:
+        # JSON lines on stderr at ASSISTANT_LOG_LEVEL, as `assistant serve` writes them.
+        from server.logs import configure_json_logging, log_level
+
+        configure_json_logging([args.token], log_level())
     settings = Settings(
         api_key=None if args.offline_only else "sk-ant-load-test",
         base_url=args.base_url,
+        ca_file=args.ca_file,
         token=args.token,
         host="127.0.0.1",
         port=0,
@@ -765,6 +786,9 @@ async def run_ramp(args: argparse.Namespace) -> dict:
         writers=args.writers,
         predictor=args.predictor,
         accuracy=args.accuracy,
+        server_log=args.server_log,
+        tls=not args.plain_http,
+        http2=not args.no_http2,
     )
     pids = {"server": stack.server.pid, "emulator": stack.emulator.pid}
     steps = []
@@ -866,6 +890,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--http", default="auto", choices=("auto", "h11", "httptools"))
         p.add_argument("--jwt-secret", default=None)
         p.add_argument("--database-url", default=None)
+        p.add_argument("--log", action="store_true")
+        p.add_argument("--ca-file", default=None)
         return serve_main(p.parse_args(argv[1:]))
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--ramp", type=lambda s: [int(x) for x in s.split(",")], default=[1000])
@@ -905,6 +931,23 @@ def main(argv: list[str] | None = None) -> int:
         "budget booked in a SQLite ledger on every model request",
     )
     p.add_argument("--json", default=None, help="also write the result here")
+    p.add_argument(
+        "--plain-http",
+        action="store_true",
+        help="the emulator without TLS (HTTP/1.1, as before HTTP/2); default: TLS + HTTP/2",
+    )
+    p.add_argument(
+        "--no-http2",
+        action="store_true",
+        help="the emulator over TLS offers HTTP/1.1 only (each cancel: a new TLS connection)",
+    )
+    p.add_argument(
+        "--server-log",
+        default=None,
+        metavar="FILE",
+        help="the server logs JSON lines to FILE at ASSISTANT_LOG_LEVEL, as `assistant serve` "
+        "does (default: no log handler, so no line is formatted or written)",
+    )
     args = p.parse_args(argv)
     if any(n <= 0 or n > 5000 for n in args.ramp) or not 0 < args.duration <= 600:
         p.error("ramp steps in 1..5000, duration in (0, 600]")

@@ -267,6 +267,7 @@ async def run_strategy(
         predictor=predictor,
         accuracy=plan.accuracy,
         connect_ms=plan.connect_ms,
+        tls=True,  # TLS + HTTP/2 by ALPN, as the API: a cancel resets a stream, not a connection
     )
     started = time.monotonic()
     configured = load_settings()
@@ -274,6 +275,7 @@ async def run_strategy(
         settings = Settings(
             api_key="bench",
             base_url=emu.base_url,
+            ca_file=emu.ca_file,
             offline="statistical",
             max_frames_per_second=1000.0,
             checks="offline",  # the figures are the suggestions'; checks are costed apart
@@ -297,10 +299,9 @@ async def run_strategy(
         records = [r for r in emu.requests if r.path == "/v1/messages"]
         overruns = emu.predictor_overruns
         connections = emu.connections_opened
-        first_on = {}  # connection id -> the first request it carried
-        for r in emu.requests:
-            first_on.setdefault(r.connection_id, r.id)
-        on_new_connection = sum(1 for r in records if first_on[r.connection_id] == r.id)
+        # Calls that waited for their connection's setup: the first on a connection, and on
+        # HTTP/2 any that arrived while it was being set up.
+        on_new_connection = sum(1 for r in records if r.new_connection)
     out = summarize(
         name,
         [
@@ -467,11 +468,12 @@ def _serve_child(profile: str) -> None:
         from ..emulator import Emulator, EmulatorConfig
 
         passages = tuple(load_passages().values())
-        cfg = EmulatorConfig(profile=profile, seed=0, oracle_texts=passages)
+        cfg = EmulatorConfig(profile=profile, seed=0, oracle_texts=passages, tls=True)
         async with Emulator(cfg) as emu:
             settings = Settings(
                 api_key="bench",
                 base_url=emu.base_url,
+                ca_file=emu.ca_file,
                 offline="statistical",
                 max_frames_per_second=1000.0,
                 max_connections=100_000,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import secrets
 import sys
 
 from server.app import WS_PATH, build_app
 from server.auth import WriterTokens
 from server.ledger import SqlStore, default_database_url, describe
-from server.logs import configure_json_logging
+from server.logs import configure_json_logging, log_level
 from server.runner import GracefulServer, serve_until_signalled, uvicorn_config
 from server.workers import Supervisor, bind_socket, default_workers
 
@@ -70,7 +69,7 @@ def run(args) -> int:
         token=token, database_url=settings.database_url or default_database_url()
     )
     configure_json_logging(
-        [token, settings.api_key, settings.jwt_secret, settings.admin_token], logging.INFO
+        [token, settings.api_key, settings.jwt_secret, settings.admin_token], log_level()
     )
     try:  # a short secret or an unusable key stops the server before anything listens
         WriterTokens.from_settings(settings.jwt_secret, settings.jwt_public_key)

@@ -1,6 +1,8 @@
 """``python -m assistant.emulator``: run the emulator until SIGINT/SIGTERM.
 
-Prints exactly one line, ``EMULATOR http://HOST:PORT``, once it is listening. ``--predictor``
+Prints ``EMULATOR http://HOST:PORT`` once it is listening; with ``--tls`` (TLS with a test CA,
+HTTP/2 by ALPN) first ``EMULATOR_CA FILE``, the CA's PEM file a client must trust, then
+``EMULATOR https://HOST:PORT``. ``--predictor``
 chooses who writes suggestions (oracle, noisy with ``--accuracy P``, local); ``--oracle FILE``
 gives the passages (separated by blank lines) the oracle and noisy predictors know.
 """
@@ -39,6 +41,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="a new connection's first response waits this long (modelled TCP + TLS setup)",
     )
+    p.add_argument(
+        "--tls",
+        action="store_true",
+        help="TLS with a throwaway test CA and HTTP/2 by ALPN, as the API (prints EMULATOR_CA)",
+    )
+    p.add_argument(
+        "--no-http2",
+        dest="http2",
+        action="store_false",
+        help="with --tls: offer HTTP/1.1 only by ALPN (a server or proxy without HTTP/2)",
+    )
     add_predictor_arguments(p, ("--", "--emulator-"))
     return p
 
@@ -54,6 +67,8 @@ async def serve(args: argparse.Namespace, choice: PredictorChoice) -> None:
         accuracy=choice.accuracy,
         time_scale=args.time_scale,
         connect_ms=args.connect_ms,
+        tls=args.tls,
+        http2=args.http2,
         host=args.host,
         port=args.port,
     )
@@ -63,6 +78,8 @@ async def serve(args: argparse.Namespace, choice: PredictorChoice) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     async with Emulator(config) as emu:
+        if emu.ca_file is not None:
+            sys.stdout.write(f"EMULATOR_CA {emu.ca_file}\n")
         sys.stdout.write(f"EMULATOR {emu.base_url}\n")
         sys.stdout.flush()
         await stop.wait()

@@ -1,9 +1,10 @@
-"""The emulator itself: an asyncio HTTP/1.1 server speaking the Anthropic Messages API.
+"""The emulator itself: an asyncio server speaking the Anthropic Messages API.
 
 A raw :class:`asyncio.Protocol` rather than a web framework, so that hangs, abrupt disconnects
-and a client going away mid-stream are exact: a client that closes its socket is noticed on the
-next event-loop turn (``eof_received``/``connection_lost``) and streaming stops there, with the
-count of tokens actually written recorded.
+and a client going away mid-stream are exact: a client that closes its socket (HTTP/1.1) or
+resets its stream (HTTP/2, ``http2.py``) is noticed on the next event-loop turn and streaming
+stops there, with the count of tokens actually written recorded. With ``tls`` it serves TLS with
+a test CA (``tls.py``) and negotiates HTTP/2 by ALPN, as the API does.
 """
 
 from __future__ import annotations
@@ -19,8 +20,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
-from . import wire
+from . import tls, wire
 from .cache import PromptCache, cache_problem, input_token_count
+from .exchange import ClientGone as _ClientGone
+from .exchange import ServerClosed as _ServerClosed
+from .exchange import resolve as _resolve
+from .http2 import H2Connection
 from .latency import LatencyProfile, resolve_profile
 from .predictors import DEFAULT_ACCURACY, describe_predictor, make_predictor
 from .replies import reply_for
@@ -93,6 +98,10 @@ class EmulatorConfig:
     # A new connection's setup, modelled: the first response on each connection waits this
     # long (TCP + TLS 1.3 to the API is two round trips; loopback has neither). 0: off.
     connect_ms: float = 0.0
+    # TLS with the test CA (tls.py); HTTP/2 when the client offers it by ALPN, as the API does.
+    # http2=False offers HTTP/1.1 only (a server or proxy without HTTP/2).
+    tls: bool = False
+    http2: bool = True
     host: str = "127.0.0.1"
     port: int = 0
     clock: Callable[[], float] = time.monotonic  # prompt-cache TTL clock (inject to test expiry)
@@ -129,6 +138,8 @@ class RequestRecord:
     request_id: str = ""
     stop_reason: str | None = None
     thinking_sent: int = 0  # thinking tokens streamed before the text (never in text_sent)
+    http_version: str = ""  # "HTTP/1.1" or "HTTP/2"
+    new_connection: bool = False  # it waited for its connection's setup (the first on it)
 
     def to_dict(self) -> dict:
         """The record without the request body and headers (safe to print or send)."""
@@ -136,14 +147,6 @@ class RequestRecord:
         d.pop("body")
         d.pop("headers")
         return d
-
-
-class _ClientGone(Exception):
-    """The client closed the connection (or the emulator is stopping)."""
-
-
-class _ServerClosed(Exception):
-    """The emulator dropped the connection on purpose (the disconnect fault)."""
 
 
 class _Connection(asyncio.Protocol):
@@ -162,6 +165,10 @@ class _Connection(asyncio.Protocol):
         self._paused = False
         self._drain: asyncio.Future | None = None
         self._loop = asyncio.get_running_loop()
+
+    @property
+    def tasks(self) -> list[asyncio.Task]:
+        return [self.task] if self.task is not None else []
 
     # --- asyncio.Protocol ---
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -257,6 +264,29 @@ class _Connection(asyncio.Protocol):
             raise _ClientGone
         self.transport.write(data)
 
+    # --- one exchange (HTTP/1.1 serves one request at a time: the connection is the exchange)
+    @property
+    def new_connection(self) -> bool:
+        """This request is the first on its connection (it paid the connection's setup)."""
+        return self.served == 1
+
+    def respond(
+        self, status: int, payload: object, headers: Sequence[tuple[str, str]], keep_alive: bool
+    ) -> None:
+        self.write(wire.full_response(status, payload, list(headers), keep_alive))
+
+    def start(self, status: int, headers: Sequence[tuple[str, str]]) -> None:
+        """The head of a streamed (chunked) response."""
+        framing = [("transfer-encoding", "chunked"), ("connection", "keep-alive")]
+        self.write(wire.response_head(status, [*headers, *framing]))
+
+    def send(self, data: bytes) -> None:
+        if data:
+            self.write(wire.chunk(data))
+
+    def finish(self, data: bytes = b"") -> None:
+        self.write((wire.chunk(data) if data else b"") + wire.LAST_CHUNK)
+
     async def drain(self) -> None:
         if self._paused and not self.gone:
             self._drain = self._loop.create_future()
@@ -304,9 +334,23 @@ class _Connection(asyncio.Protocol):
         self._mark_gone()
 
 
-def _resolve(fut: asyncio.Future) -> None:
-    if not fut.done():
-        fut.set_result(None)
+class _Negotiate(asyncio.Protocol):
+    """A TLS connection's first protocol: hands it to HTTP/2 or HTTP/1.1 as ALPN chose."""
+
+    def __init__(self, emulator: Emulator, conn_id: int) -> None:
+        self.emulator = emulator
+        self.id = conn_id
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        ssl_object = transport.get_extra_info("ssl_object")
+        chosen = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+        protocol: asyncio.Protocol
+        if chosen == "h2":
+            protocol = H2Connection(self.emulator, self.id)
+        else:
+            protocol = _Connection(self.emulator, self.id)
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
 
 
 class Emulator:
@@ -327,7 +371,7 @@ class Emulator:
         self._faults: list[list[Any]] = []  # [Fault, remaining count, match_model]
         self._lock = threading.Lock()
         self._cache = PromptCache(self.config.clock)
-        self._connections: set[_Connection] = set()
+        self._connections: set[_Connection | H2Connection] = set()
         self._server: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed: asyncio.Event | None = None
@@ -343,12 +387,23 @@ class Emulator:
         self._changed = asyncio.Event()
         self._stopping = False
 
-        def factory() -> _Connection:
+        def factory() -> asyncio.Protocol:
             self.connections_opened += 1
+            if self.config.tls:
+                return _Negotiate(self, self.connections_opened)
             return _Connection(self, self.connections_opened)
 
+        context = None
+        if self.config.tls:
+            alpn = ("h2", "http/1.1") if self.config.http2 else ("http/1.1",)
+            context = await self._loop.run_in_executor(None, tls.server_context, alpn)
         self._server = await self._loop.create_server(
-            factory, self.config.host, self.config.port, backlog=4096, reuse_address=True
+            factory,
+            self.config.host,
+            self.config.port,
+            backlog=4096,
+            reuse_address=True,
+            ssl=context,
         )
         # Load the word list for mid-word completions off the event loop, once per process.
         await self._loop.run_in_executor(None, warm_vocabulary)
@@ -363,8 +418,7 @@ class Emulator:
         self._server.close()
         tasks = []
         for conn in list(self._connections):
-            if conn.task is not None:
-                tasks.append(conn.task)
+            tasks.extend(conn.tasks)
             conn.abort()
         if tasks:
             await asyncio.wait(tasks, timeout=2.0)
@@ -385,7 +439,13 @@ class Emulator:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.config.tls else "http"
+        return f"{scheme}://{self.host}:{self.port}"
+
+    @property
+    def ca_file(self) -> str | None:
+        """The PEM file of the CA a client must trust (``Settings.ca_file``); None without TLS."""
+        return tls.ca_file() if self.config.tls else None
 
     # --- the test-facing API ---
     @property
@@ -451,12 +511,14 @@ class Emulator:
         ids = [("request-id", request_id)]
         if req.path not in ("/v1/messages", "/v1/messages/count_tokens"):
             payload = wire.error_payload(404, f"Not found: {req.path}", request_id)
-            conn.write(wire.full_response(404, payload, ids, req.keep_alive))
+            conn.respond(404, payload, ids, req.keep_alive)
             return True
         rec = RequestRecord(
             id=len(self._records) + 1,
             path=req.path,
             connection_id=conn.id,
+            http_version=req.version,
+            new_connection=conn.new_connection,
             started=time.monotonic(),
             headers=dict(req.headers),
             request_id=request_id,
@@ -486,7 +548,7 @@ class Emulator:
         payload = wire.error_payload(status, message, rec.request_id, error_type)
         headers = [("request-id", rec.request_id), *extra]
         rec.status = status
-        conn.write(wire.full_response(status, payload, headers, keep_alive=True))
+        conn.respond(status, payload, headers, keep_alive=True)
         return True
 
     def _authorised(self, req: wire.HttpRequest) -> bool:
@@ -523,9 +585,7 @@ class Emulator:
             rec.status = 200
             payload = {"input_tokens": input_token_count(body)}
             rec.usage = dict(payload)
-            conn.write(
-                wire.full_response(200, payload, [("request-id", rec.request_id)], req.keep_alive)
-            )
+            conn.respond(200, payload, [("request-id", rec.request_id)], req.keep_alive)
             rec.completed = True
             return True
         fault = self._take_fault(rec.model)
@@ -631,9 +691,7 @@ class Emulator:
         message = _message_object(
             rec, reply.text, reply.stop_reason, reply.stop_sequence, "".join(thought)
         )
-        conn.write(
-            wire.full_response(200, message, [("request-id", rec.request_id)], keep_alive=True)
-        )
+        conn.respond(200, message, [("request-id", rec.request_id)], keep_alive=True)
         rec.completed = True
         return True
 
@@ -655,16 +713,6 @@ class Emulator:
             conn.abort()
             raise _ServerClosed
         loop = asyncio.get_running_loop()
-        head = wire.response_head(
-            200,
-            [
-                ("content-type", "text/event-stream; charset=utf-8"),
-                ("cache-control", "no-cache"),
-                ("transfer-encoding", "chunked"),
-                ("connection", "keep-alive"),
-                ("request-id", rec.request_id),
-            ],
-        )
         start = _message_object(rec, None, None, None)
         # A model that thinks opens with a thinking block (index 0); the text block follows it.
         text_index = 1 if thought else 0
@@ -679,7 +727,15 @@ class Emulator:
             + wire.sse("ping", {"type": "ping"})
         )
         rec.status = 200
-        conn.write(head + wire.chunk(opening))
+        conn.start(
+            200,
+            [
+                ("content-type", "text/event-stream; charset=utf-8"),
+                ("cache-control", "no-cache"),
+                ("request-id", rec.request_id),
+            ],
+        )
+        conn.send(opening)
         await conn.drain()
 
         # The first token is due a TTFT after the request arrived, whatever the predictor took.
@@ -692,7 +748,7 @@ class Emulator:
                 wait = deadline[0] - loop.time()
                 while wait > _PING_INTERVAL_S:
                     await conn.sleep(_PING_INTERVAL_S)
-                    conn.write(wire.chunk(wire.sse("ping", {"type": "ping"})))
+                    conn.send(wire.sse("ping", {"type": "ping"}))
                     wait = deadline[0] - loop.time()
                 if wait > 0.001:
                     await conn.sleep(wait)
@@ -712,7 +768,7 @@ class Emulator:
                     )
                     i += 1
                     deadline[0] += self._inter_token_s(fault, rng)
-                conn.write(wire.chunk(bytes(batch)))
+                conn.send(bytes(batch))
                 if visible:
                     if rec.first_token_at is None:
                         rec.first_token_at = time.monotonic()
@@ -724,11 +780,9 @@ class Emulator:
 
         if thought:
             await pace(thought, len(thought), visible=False)
-            conn.write(
-                wire.chunk(
-                    wire.thinking_block_end(0, signature("".join(thought)))
-                    + wire.block_start(1, {"type": "text", "text": ""})
-                )
+            conn.send(
+                wire.thinking_block_end(0, signature("".join(thought)))
+                + wire.block_start(1, {"type": "text", "text": ""})
             )
         tokens = reply.tokens
         limit = len(tokens) if stop_at is None else min(stop_at, len(tokens))
@@ -739,7 +793,7 @@ class Emulator:
                 "type": "error",
                 "error": {"type": "overloaded_error", "message": "Overloaded"},
             }
-            conn.write(wire.chunk(wire.sse("error", error)) + wire.LAST_CHUNK)
+            conn.finish(wire.sse("error", error))
             return True
         if kind == "hang":
             await conn.wait_gone()
@@ -764,7 +818,7 @@ class Emulator:
             )
             + wire.sse("message_stop", {"type": "message_stop"})
         )
-        conn.write(wire.chunk(closing) + wire.LAST_CHUNK)
+        conn.finish(closing)
         rec.completed = True
         await conn.drain()
         return True
@@ -772,7 +826,7 @@ class Emulator:
     # --- admin endpoints (for other processes: benchmark, fault tests) ---
     def _admin(self, conn: _Connection, req: wire.HttpRequest) -> bool:
         def reply(status: int, payload: object) -> bool:
-            conn.write(wire.full_response(status, payload, [], req.keep_alive))
+            conn.respond(status, payload, [], req.keep_alive)
             return True
 
         path = req.path

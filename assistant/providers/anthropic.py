@@ -24,6 +24,7 @@ import orjson
 
 from ..config import Settings
 from ..pricing import ModelRules, Usage, default_catalog, estimate_tokens
+from . import http2_cancel
 from .admission import GateTimeout, LagGate
 from .base import CompletionRequest, Final, ProviderError, ProviderErrorKind, StreamEvent, TextChunk
 from .prompts import build_suggest_params
@@ -77,15 +78,25 @@ def make_client(
     keepalive: int = 20,
     verify: ssl.SSLContext | None = None,
 ) -> anthropic.AsyncAnthropic:
-    """An SDK client with our timeouts and a keep-alive pool (one warm connection serves a user)."""
+    """An SDK client with our timeouts and a keep-alive pool (one warm connection serves a user).
+
+    HTTP/2 when the server offers it by ALPN (the API does; HTTP/1.1 otherwise): a cancelled
+    suggestion then resets one stream instead of closing the connection (``http2_cancel``), so
+    the next request does not pay a TCP + TLS handshake. ``verify`` defaults to a context
+    trusting ``settings.ca_file`` when set, else the system's CAs.
+    """
+    http2_cancel.install()
+    if verify is None:
+        verify = trust(settings)
     http_client = anthropic.DefaultAsyncHttpxClient(
+        http2=True,
         timeout=httpx2.Timeout(timeout, connect=connect_timeout),
         limits=httpx2.Limits(
             max_connections=connections,
             max_keepalive_connections=keepalive,
             keepalive_expiry=KEEPALIVE_EXPIRY_S,
         ),
-        **({"verify": verify} if verify is not None else {}),
+        verify=verify,
     )
     return anthropic.AsyncAnthropic(
         api_key=settings.api_key,
@@ -94,6 +105,11 @@ def make_client(
         max_retries=max_retries,
         http_client=http_client,
     )
+
+
+def trust(settings: Settings) -> ssl.SSLContext:
+    """The TLS context for the API: ``settings.ca_file`` when set, else the system's CAs."""
+    return ssl.create_default_context(cafile=settings.ca_file)
 
 
 def parse_retry_after(headers: Any) -> float | None:
@@ -261,7 +277,12 @@ async def stream_messages(
                 elif etype == "error":
                     raise _stream_error(event)
                 if deadline is not None and time.monotonic() > deadline:
-                    raise ProviderError(ProviderErrorKind.TIMEOUT, "suggestion deadline passed")
+                    # The API is answering (an event just came): the request was too slow to
+                    # be of use (a long reply, or this process's loop running late under
+                    # load), not an outage, so it opens no backoff window for every writer.
+                    raise ProviderError(
+                        ProviderErrorKind.TIMEOUT, "suggestion deadline passed", local=True
+                    )
         yield Final(
             usage=_usage_from(start_usage, delta_usage),
             model=model,
@@ -447,7 +468,7 @@ class AnthropicProvider:
         self.settings = settings
         self.model = model or settings.suggest_model
         self._own_client = client is None
-        verify = ssl.create_default_context() if client is None else None  # one for all clients
+        verify = trust(settings) if client is None else None  # one context for all clients
 
         def make() -> anthropic.AsyncAnthropic:
             return make_client(

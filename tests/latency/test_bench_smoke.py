@@ -57,12 +57,14 @@ def test_bench_quick_writes_the_json_report(tmp_path):
         ):
             assert key in s, (name, key)
         assert s["keystrokes"] > 0 and s["violation_count"] == 0
-        assert s["model_calls_on_a_new_connection"] <= min(
-            s["connections_opened"], s["model_calls"]
-        )
+        assert s["model_calls_on_a_new_connection"] <= s["model_calls"]
         assert s["predictor_label"] == "noisy (P = 0.3)"
         assert s["pauses"] > 0 and s["accepted"] <= s["shown"]
     naive, ours = report["strategies"]["naive"], report["strategies"]["ours"]
+    # Over TLS + HTTP/2 a cancel resets a stream: every call shares the one warm connection.
+    strategies = report["strategies"].values()
+    assert sum(s["cancelled_calls"] for s in strategies) > 0
+    assert [s["connections_opened"] for s in strategies] == [1] * 4
     # A request per keystroke, unless the flood tripped the provider into its offline fallback
     # (it can on an overloaded machine; the status notices say so).
     assert naive["model_calls_per_100_keys"] >= 90 or naive["status_frames"] > 0

@@ -9,11 +9,13 @@ from types import SimpleNamespace
 
 import httpx2
 
+from assistant.emulator import Fault
 from assistant.providers.statistical import StatisticalProvider
 from server.hub import Hub
 from server.metrics import ServerMetrics
+from server.runner import ServerHandle
 
-from .conftest import client, make_settings
+from .conftest import client, emulator, make_settings
 
 TEXT = "Dear Sam, thanks for the quick reply. The report looks good and the team did a great "
 
@@ -86,3 +88,19 @@ async def test_a_warm_up_finishing_after_the_close_does_not_keep_the_document():
         await asyncio.wait(set(hub._background))
     assert offline.documents == 1  # c2's only
     assert hub.metrics.registry.get_sample_value("assistant_offline_documents") == 1
+
+
+async def test_while_the_model_answers_the_offline_tier_learns_nothing_until_it_serves():
+    """A thousand writers' documents learned on connect cost the model path's keystrokes loop
+    time for a tier that is not answering. It learns a document when it serves it."""
+    async with emulator(canned_text=" the report") as emu:
+        async with ServerHandle(make_settings(emu)) as srv, client(srv) as c:
+            done = await c.terminal(await c.suggest(TEXT))
+            assert done["type"] == "done" and done.get("source") == "model", done
+            while srv.hub._background:
+                await asyncio.wait(set(srv.hub._background))
+            assert await offline_documents(srv) == 0
+            emu.inject(Fault("overloaded"))
+            done = await c.terminal(await c.suggest(TEXT + "and "))
+            assert done.get("source") == "offline", done
+            assert await offline_documents(srv) == 1

@@ -64,7 +64,7 @@ async def test_foreign_origin_is_refused_and_own_or_allowed_origins_are_accepted
 
 
 async def test_token_and_api_key_never_appear_in_logs_or_frames(caplog):
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG)  # every line the server can write, per-request ones too
     async with emulator(canned_text=" the report") as emu:
         emu.inject(Fault("auth"))
         async with ServerHandle(make_settings(emu)) as srv:
