@@ -242,6 +242,7 @@ def build_app(
             return Response("no such demo", status_code=404, media_type="text/plain")
         page = (STATIC_DIR / "demo" / "page.html").read_text(encoding="utf-8")
         page = page.replace("{{editor}}", name).replace("{{title}}", DEMO_EDITORS[name])
+        page = page.replace("{{nonce}}", request.scope.get("state", {}).get(pages.CSP_NONCE, ""))
         return HTMLResponse(page, headers={"cache-control": "no-cache"})
 
     routes = [

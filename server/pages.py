@@ -18,6 +18,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import re
+import secrets
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +26,7 @@ from urllib.parse import urlsplit
 OPEN_PATHS = ("/healthz",)
 _PLAIN_HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]+)?|\[[0-9A-Fa-f:.]+\](:[0-9]+)?")
 METRICS_PATH = "/metrics"
+CSP_NONCE = "csp_nonce"  # the key in a request's state of this response's style nonce
 
 _SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -33,10 +35,13 @@ _SECURITY_HEADERS = [
 ]
 
 
-def content_security_policy(host: str) -> str:
-    """The page's policy: everything from this server; the WebSocket to this host only."""
+def content_security_policy(host: str, nonce: str = "") -> str:
+    """The page's policy: everything from this server; the WebSocket to this host only. ``nonce``
+    also admits the style elements a page's script writes with it (CodeMirror injects its styles:
+    the demo hands it the nonce through ``EditorView.cspNonce``); never inline scripts."""
+    styles = f"'self' 'nonce-{nonce}'" if nonce else "'self'"
     return (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"default-src 'none'; script-src 'self'; style-src {styles}; img-src 'self' data:; "
         f"connect-src 'self' ws://{host} wss://{host}; base-uri 'none'; form-action 'none'; "
         "frame-ancestors 'none'"
     )
@@ -101,7 +106,9 @@ class PageGuard:
             await _plain(send, 401, "metrics need the metrics token\n")
             return
         shown = host if host_ok(host, self.hosts) and _PLAIN_HOST.fullmatch(host) else "127.0.0.1"
-        policy = content_security_policy(shown).encode()
+        nonce = secrets.token_urlsafe(16)  # a new one each response: for the page's own styles
+        scope.setdefault("state", {})[CSP_NONCE] = nonce
+        policy = content_security_policy(shown, nonce).encode()
         extra = [*_SECURITY_HEADERS, (b"content-security-policy", policy)]
 
         async def send_with_headers(message: dict) -> None:

@@ -267,8 +267,8 @@ def test_a_reconnect_reopens_the_document_and_suggests_again(demo, server):
             await conn.shutdown(1012)
 
     server.call(kick())
-    page.wait_for_function("window.__states.includes('reconnecting')")
-    page.wait_for_function("window.__states[window.__states.length - 1] === 'connected'")
+    page.wait_for_function("() => window.__states.includes('reconnecting')")
+    page.wait_for_function("() => window.__states[window.__states.length - 1] === 'connected'")
     shown = page.evaluate("window.assistantLog.length")
     page.keyboard.type("Thu", delay=15)
     suggestion = demo.wait_for_final_ghost()
@@ -308,7 +308,9 @@ def test_a_review_finding_is_applied_as_one_undo_step(demo):
     demo.set_text(REVIEWED)
     before = demo.text()
     page.click("#review-btn")
-    page.wait_for_function("document.getElementById('review-status').dataset.ended === 'true'")
+    page.wait_for_function(
+        "() => document.getElementById('review-status').dataset.ended === 'true'"
+    )
     assert "finding" in page.text_content("#review-status")
     apply_finding(demo, "teh")
     assert demo.text() == before.replace("teh", "the", 1)
@@ -324,7 +326,9 @@ def test_a_finding_follows_edits_and_an_edited_one_cannot_be_applied(demo):
     page = demo.page
     demo.set_text(REVIEWED)
     page.click("#review-btn")
-    page.wait_for_function("document.getElementById('review-status').dataset.ended === 'true'")
+    page.wait_for_function(
+        "() => document.getElementById('review-status').dataset.ended === 'true'"
+    )
     # an edit before both findings, then one inside "teh"
     page.evaluate(
         """(editor) => {
@@ -397,7 +401,9 @@ def test_a_finding_the_review_withdraws_is_gone_and_the_other_applies(
         }"""
     )
     page.click("#review-btn")
-    page.wait_for_function("document.getElementById('review-status').dataset.ended === 'true'")
+    page.wait_for_function(
+        "() => document.getElementById('review-status').dataset.ended === 'true'"
+    )
     events = page.evaluate("window.__events")
     assert ["finding", "Monday. The budjet"] in events and ["retracted", 0] in events, events
     quotes = page.evaluate("window.assistantFindings().map((f) => f.quote)")

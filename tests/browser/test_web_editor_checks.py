@@ -34,7 +34,7 @@ def value(page) -> str:
 def test_f8_applies_the_underlined_correction_as_one_undo_step(page, server):
     open_editor(page, server)
     page.keyboard.type("We definately agree. Next", delay=20)
-    page.wait_for_function("window.__checks.marks.length === 1")
+    page.wait_for_function("() => window.__checks.marks.length === 1")
     assert page.text_content(".check-layer .flag") == "definately"
     decoration = page.evaluate(
         "getComputedStyle(document.querySelector('.check-layer .flag')).textDecorationStyle"
@@ -52,7 +52,7 @@ def test_f8_applies_the_underlined_correction_as_one_undo_step(page, server):
 def test_a_click_on_the_hint_applies_and_an_edited_mark_is_dropped(page, server):
     open_editor(page, server)
     page.keyboard.type("I recieve it. We met untill noon. Ok", delay=20)
-    page.wait_for_function("window.__checks.marks.length === 2")
+    page.wait_for_function("() => window.__checks.marks.length === 2")
     # the writer fixes "untill" by hand: its mark is dropped, not applied
     page.evaluate(
         """() => { const ta = document.getElementById('editor');

@@ -264,6 +264,24 @@ async def test_the_page_and_its_files_carry_csp_nosniff_and_no_framing():
             assert f"ws://127.0.0.1:{srv.port}" in csp
 
 
+async def test_a_demo_page_admits_styles_by_a_nonce_new_each_response_and_no_inline_script():
+    """CodeMirror writes its own style element: the demo page hands it the response's nonce,
+    which the policy admits for styles only, and never the same twice."""
+    async with ServerHandle(settings()) as srv:
+        nonces = []
+        for _ in range(2):
+            status, headers, body = await http_get(srv.http_url + "/demo/codemirror")
+            assert status == 200
+            csp = {k.lower(): v for k, v in headers.items()}["content-security-policy"]
+            style = next(d for d in csp.split(";") if d.strip().startswith("style-src"))
+            nonce = style.split("'nonce-", 1)[1].split("'", 1)[0]
+            assert f'<meta name="csp-nonce" content="{nonce}">' in body
+            script = next(d for d in csp.split(";") if d.strip().startswith("script-src"))
+            assert script.strip() == "script-src 'self'"
+            nonces.append(nonce)
+        assert nonces[0] != nonces[1] and len(nonces[0]) >= 16
+
+
 async def test_a_dns_rebinding_host_cannot_read_the_pages_or_metrics_but_healthz_answers():
     async with ServerHandle(settings()) as srv:
         evil = {"Host": f"evil.example:{srv.port}"}

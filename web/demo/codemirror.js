@@ -16,6 +16,9 @@ const view = new EditorView({
     EditorView.lineWrapping,
     lintGutter(),
     assistant({ client, onReviewStatus: reviewStatus }),
+    // The page's Content-Security-Policy admits styles with this response's nonce only:
+    // CodeMirror writes its own style element, and tags it with this.
+    EditorView.cspNonce.of(document.querySelector("meta[name=csp-nonce]")?.content ?? ""),
   ],
 });
 onReviewClick(() => startReview(view));
