@@ -12,35 +12,14 @@
 // space typed next cannot press a button; Esc then Tab moves the focus on, for keyboard users.
 
 import { CheckMarks } from "./checks.js";
-import { AssistantClient } from "./client.js";
+import { AssistantClient, tokenFromFragment } from "./client.js";
 
 const TOKEN_KEY = "assistant.token";
 const SHOWN_LOG_MAX = 5000;
 
 const $ = (id) => document.getElementById(id);
 
-// ---- token: from the URL fragment (never sent in a request line), kept per tab ----------------
-
-function takeToken() {
-  const params = new URLSearchParams(location.hash.slice(1));
-  const fromUrl = params.get("token");
-  if (fromUrl) {
-    try {
-      sessionStorage.setItem(TOKEN_KEY, fromUrl);
-    } catch {
-      // storage disabled: the token lives for this page only
-    }
-    params.delete("token");
-    const rest = params.toString();
-    history.replaceState(null, "", location.pathname + location.search + (rest ? `#${rest}` : ""));
-    return fromUrl;
-  }
-  try {
-    return sessionStorage.getItem(TOKEN_KEY);
-  } catch {
-    return null;
-  }
-}
+// ---- token: from the URL fragment (never sent in a request line), kept per tab: client.js ------
 
 function wsUrl() {
   return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`;
@@ -721,7 +700,7 @@ class ReviewPanel {
 
 function main() {
   const readout = new Readout();
-  const token = takeToken();
+  const token = tokenFromFragment(TOKEN_KEY);
   const client = new AssistantClient({ url: wsUrl(), token: token || "", reconnect: true });
   client.addEventListener("state", (e) => readout.connection(e.detail));
   client.addEventListener("ready", (e) => readout.ready(e.detail));
