@@ -1,12 +1,15 @@
 """One WebSocket, one document: a connection's life and the dispatch of its frames.
 
 Everything for a connection runs on the event loop without locks. Frames are read by one loop
-(:meth:`Connection.run`) and dispatched to three parts, each in a module of its own and wired
+(:meth:`Connection.run`) and dispatched to its parts, each in a module of its own and wired
 here through callbacks handed in at construction:
 
 - :class:`~server.suggestions.SuggestionRuntime` drives the connection's suggestion engine
-  (timers, deltas, provider streams, the cost of each request);
+  (timers, deltas, provider streams);
 - :class:`~server.reviews.ReviewJobs` runs its deep reviews;
+- :class:`~server.checks.CheckRuntime` checks each finished sentence;
+- :class:`~server.spending.WriterSpending` books what every request cost and reserves a
+  budgeted writer's worst case before a request goes out;
 - :class:`~server.outbox.Outbox` is the one ordered queue every frame goes out through, with its
   writer task, the staleness check and the slow-reader drop.
 
@@ -22,21 +25,18 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket
 
-from assistant.budget import Reservation, day_of, resets_at
-from assistant.pricing import Usage, default_catalog
 from assistant.providers.base import ProviderError
 
 from . import protocol as p
 from .checks import CheckRuntime
 from .document import DocumentError, DocumentLimits, DocumentSession
 from .guard import FRAME_BUDGET
-from .ledger import Row
-from .logs import log_event, redact
+from .logs import redact
 from .outbox import ConnectionStats, Outbox
 from .ratelimit import TokenBucket
 from .reviews import ReviewJobs
+from .spending import WriterSpending
 from .suggestions import SuggestionRuntime
-from .wiring import price
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -92,21 +92,23 @@ class Connection:
         self.writer_id = getattr(writer, "id", None) or "owner"
         claimed = getattr(writer, "budget_usd_day", None)
         self.budget_usd_day = claimed if claimed is not None else settings.budget_usd_day
-        self._budget_notice_day: str | None = None  # the day a budget_spent status went out
-        reserve = self._reserve if self.budget_usd_day is not None else None
+        self.spending = WriterSpending(
+            hub, conn_id, self.writer_id, self.budget_usd_day, self.outbox, self.stats
+        )
+        spending = self.spending
         parts = dict(
-            account=self._account,
+            account=spending.account,
             message_of=self._message_of,
-            reserve=reserve,
-            give_back=self._give_back,
+            reserve=spending.reserve if self.budget_usd_day is not None else None,
+            give_back=spending.give_back,
         )
         self.suggestions = SuggestionRuntime(
-            hub, conn_id, self.outbox, self.stats, on_accept=self._on_accept, **parts
+            hub, conn_id, self.outbox, self.stats, on_accept=spending.on_accept, **parts
         )
         self.reviews = ReviewJobs(hub, conn_id, self.outbox, self.stats, **parts)
         self.checks = CheckRuntime(
             self.outbox,
-            account=self._account,
+            account=spending.account,
             model=getattr(self.setup, "checker", None),
             model_available=self.setup.billable_now,
             document=conn_id,
@@ -277,134 +279,6 @@ class Connection:
 
     def _on_sent(self, kind: str, frame: dict) -> None:
         self.suggestions.sent(kind, frame)
-
-    def _account(
-        self,
-        model: str,
-        usage: Usage | None,
-        role: str = "suggestion",
-        reservation: Reservation | None = None,
-        cancelled: bool = False,
-    ) -> float:
-        """Book what a request spent: this connection's total, /metrics, the hub's totals and a
-        row in the usage ledger, which also settles the request's reservation (if any)."""
-        if usage is None or not model:
-            self._give_back(reservation)
-            return 0.0
-        cost = price(model, usage)
-        self.stats.cost_usd += cost
-        self.metrics.spent(model, usage, cost)
-        self.hub.ledger_add(model, usage)
-        ledger = self.hub.usage_ledger
-        entry = default_catalog().prices.get(model)
-        if ledger is None or entry is None or entry.family == "offline":
-            self._give_back(reservation)  # the offline tier answered: no model request
-        else:
-            now = time.time()
-            ledger.record(
-                Row(
-                    id=ledger.new_id(),
-                    ts=now,
-                    day=reservation.day if reservation is not None else day_of(now),
-                    writer=self.writer_id,
-                    conn=self.id,
-                    model=model,
-                    role=role,
-                    input_tokens=usage.input_tokens,
-                    cache_write_tokens=usage.cache_creation_input_tokens,
-                    cache_read_tokens=usage.cache_read_input_tokens,
-                    output_tokens=usage.output_tokens,
-                    cost_usd=cost,
-                    cancelled=cancelled,
-                    estimated=usage.estimated,
-                    reserved=reservation.take() if reservation is not None else 0.0,
-                )
-            )
-        return cost
-
-    # ------------------------------------------------------------------------------ budgets
-
-    async def _reserve(self, amount: float) -> Reservation:
-        """Hold ``amount`` of the writer's day before a request goes out (the database decides,
-        so every worker and box draws on one account). Refused: the budget is spent, and the
-        client hears so once a day in a ``status`` frame."""
-        ledger = self.hub.usage_ledger
-        now = time.time()
-        reservation = Reservation(self.writer_id, day_of(now), amount)
-        if ledger is None or self.budget_usd_day is None:
-            return reservation
-        pending = asyncio.ensure_future(
-            ledger.reserve(self.writer_id, reservation.day, self.budget_usd_day, amount)
-        )
-        try:
-            reservation.granted = bool(await asyncio.shield(pending))
-        except asyncio.CancelledError:
-            # The request was cancelled while the database answered: a grant still comes back.
-            pending.add_done_callback(lambda f: self._give_back_late(f, reservation))
-            raise
-        except Exception as exc:  # the database is down: spend control fails closed
-            log_event("budget_unavailable", level=logging.WARNING, error=type(exc).__name__)
-            reservation.granted = False
-            self._budget_spent(now, "the usage ledger cannot be reached")
-        if not reservation.granted:
-            self._budget_spent(now)
-        elif self._budget_notice_day is not None:
-            self._budget_notice_day = None
-            status = self.setup.status
-            if status is None or status.state == "ok":
-                self.outbox.emit(
-                    "status",
-                    None,
-                    p.status_frame(
-                        self.setup.label,
-                        "ok",
-                        until=None,
-                        retry_after_s=None,
-                        active=status.active if status is not None else self.setup.label,
-                        reason="",
-                    ),
-                )
-        return reservation
-
-    def _give_back(self, reservation: Reservation | None) -> None:
-        """A reserved request will not be booked (it failed, or never went out)."""
-        amount = reservation.take() if reservation is not None else 0.0
-        ledger = self.hub.usage_ledger
-        if amount > 0 and ledger is not None:
-            self.hub.spawn(ledger.release(reservation.writer, reservation.day, amount))
-
-    def _give_back_late(self, fut: asyncio.Future, reservation: Reservation) -> None:
-        if not fut.cancelled() and fut.exception() is None and fut.result():
-            self._give_back(reservation)
-
-    def _budget_spent(self, now: float, why: str = "") -> None:
-        day = day_of(now)
-        if self._budget_notice_day == day:
-            return
-        self._budget_notice_day = day
-        self.metrics.rate_limit_events.labels("writer_budget").inc()
-        reset = resets_at(now)
-        log_event("budget_spent", conn=self.id, writer=self.writer_id, day=day)
-        self.outbox.emit(
-            "status",
-            None,
-            p.status_frame(
-                self.setup.label,
-                "budget_spent",
-                until=reset,
-                retry_after_s=round(reset - now, 3),
-                active=getattr(self.setup.offline, "name", "offline"),
-                reason=f"{why}; suggestions come from the offline tier until it answers"
-                if why
-                else f"this writer's daily budget (${self.budget_usd_day:g}) is spent;"
-                " suggestions come from the offline tier until 00:00 UTC",
-            ),
-        )
-
-    def _on_accept(self, chars: int) -> None:
-        ledger = self.hub.usage_ledger
-        if ledger is not None and chars > 0:
-            ledger.accepted(self.writer_id, chars)
 
     def _message_of(self, err: ProviderError | None) -> str:
         if err is None:
