@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from ..bench.suggestions import (
     headline_markdown,
     run_bench,
 )
+from .outputs import check_output_path
 
 
 def plan_from_args(args) -> BenchPlan:
@@ -56,23 +56,6 @@ def plan_from_args(args) -> BenchPlan:
     if quick:
         return BenchPlan.quick(typists, **changes)
     return BenchPlan(load_typists=typists, **changes)
-
-
-def check_output_path(name: str | None, option: str) -> None:
-    """OptionError unless a report could be written to ``name``: checked before the run, which
-    takes minutes (``--json /nonexistent/x.json`` once ran the whole bench, then crashed)."""
-    from ..emulator.options import OptionError
-
-    if not name:
-        return
-    path = Path(name)
-    directory = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise OptionError(f"{option} {name}: is a directory")
-    if not directory.is_dir():
-        raise OptionError(f"{option} {name}: the directory {directory} does not exist")
-    if not os.access(directory, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise OptionError(f"{option} {name}: not writable")
 
 
 def run(args) -> int:

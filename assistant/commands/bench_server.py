@@ -24,6 +24,7 @@ from ..bench.remote import (
 )
 from ..emulator.predictors import DEFAULT_ACCURACY
 from ..endpoint import endpoint_problem, ws_endpoint
+from .outputs import check_output_path
 
 # Options that only mean something against a deployment, and the built-in bench's that do not
 # (it starts its own server and emulator): (dest, flag, value when not given).
@@ -65,13 +66,12 @@ def _given(args, options) -> list[str]:
 
 
 def _writable(path: str | None, flag: str) -> None:
-    if path is None:
-        return
-    parent = Path(path).resolve().parent
-    if not parent.is_dir():
-        raise UsageError(f"{flag} {path}: the directory {parent} does not exist")
-    if Path(path).is_dir():
-        raise UsageError(f"{flag} {path} is a directory")
+    from ..emulator.options import OptionError
+
+    try:
+        check_output_path(path, flag)
+    except OptionError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def plan_from_args(args) -> tuple[RemotePlan, tuple[budgets.Line, ...]]:
