@@ -46,17 +46,30 @@ _PLACEHOLDER = """<!doctype html><meta charset="utf-8"><title>assistant</title>
 WebSocket endpoint: <code>/v1/ws</code>."""
 
 
+# Container allocations between two young collections (CPython's default is 700). A keystroke
+# allocates a few hundred (frames, coroutines, the request's dicts), so at 700 a busy worker ran
+# ~50 young collections a second, every tenth a middle one (8-20 ms) and every few seconds a
+# full one (80-190 ms, the live connections' state): ~20 % of its CPU and the tail of every
+# frame. At 5,000: ping p99 78-102 ms against 155-196 ms, 1,000 noisy typists on
+# `--workers 2` (docs/reliability.md). Young collections then take 8-25 ms each, still well
+# inside the tail, and garbage cycles wait at most 5,000 allocations longer.
+GC_YOUNG_THRESHOLD = 5000
+
+
 async def _before_serving(offline) -> None:
     """Load what the offline tier loads once, then move everything alive so far (modules, the
     lexicon, the app) out of the garbage collector's generations: a full collection scans every
     tracked object, and with the lexicon's 180,000 among them each took 110-145 ms of the event
-    loop while writers connected (ping p99 323 -> 234 ms at 500 typists, docs/reliability.md)."""
+    loop while writers connected (ping p99 323 -> 234 ms at 500 typists, docs/reliability.md).
+    Then collect the young generation less often (``GC_YOUNG_THRESHOLD``)."""
     prepare = getattr(offline, "prepare", None)
     if prepare is not None:
         with contextlib.suppress(Exception):
             await prepare()
     gc.collect()
     gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 def build_app(

@@ -25,6 +25,7 @@ import threading
 from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from ..pricing import Usage
@@ -321,9 +322,13 @@ class DocumentModel:
 
     counted: Counter = field(default_factory=Counter)  # sentence -> times in the counts below
     unigrams: Counter = field(default_factory=Counter)
-    bigrams: dict[str, Counter] = field(default_factory=dict)
-    trigrams: dict[tuple[str, str], Counter] = field(default_factory=dict)
-    by_start: dict[str, set[str]] = field(default_factory=dict)  # first 2 letters -> words
+    # Next-word counts and words by their first letters are plain dicts of strings and ints, not
+    # Counters and sets: the garbage collector does not track such a dict, and a document has one
+    # per distinct word and word pair (62,000 Counters and 26,000 sets were 36 % of what a
+    # worker's collections scanned at 600 typists).
+    bigrams: dict[str, dict[str, int]] = field(default_factory=dict)
+    trigrams: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
+    by_start: dict[str, dict[str, None]] = field(default_factory=dict)  # first 2 letters -> words
     surface: dict[str, str] = field(default_factory=dict)  # lowercase -> as written
     before: _BeforeCursor = field(default_factory=_BeforeCursor)
     after: _AfterCursor = field(default_factory=_AfterCursor)
@@ -423,32 +428,32 @@ class DocumentModel:
             if run:
                 bi = self.bigrams.get(run[-1])
                 if bi is None:
-                    bi = self.bigrams[run[-1]] = Counter()
+                    bi = self.bigrams[run[-1]] = {}
                 self._bump(bi, low, sign)
                 if len(run) > 1:
                     key = (run[-2], run[-1])
                     tri = self.trigrams.get(key)
                     if tri is None:
-                        tri = self.trigrams[key] = Counter()
+                        tri = self.trigrams[key] = {}
                     self._bump(tri, low, sign)
             run.append(low)
 
-    def _bump(self, counter: Counter, key: str, sign: int, register: bool = False) -> None:
-        n = counter[key] + sign
+    def _bump(self, counter: dict[str, int], key: str, sign: int, register: bool = False) -> None:
+        n = counter.get(key, 0) + sign
         if n > 0:
             counter[key] = n
             if register and n == 1 and sign > 0:
-                self.by_start.setdefault(key[:2], set()).add(key)
+                self.by_start.setdefault(key[:2], {})[key] = None
         else:
             del counter[key]
             if register:
-                self.by_start.get(key[:2], set()).discard(key)
+                self.by_start.get(key[:2], {}).pop(key, None)
 
     # -------------------------------------------------------------------------- predictions
 
-    def followers(self, context: list[str]) -> list[tuple[Counter, int]]:
+    def followers(self, context: list[str]) -> list[tuple[dict[str, int], int]]:
         """Next-word counters for the context, longest first, each with the minimum count it needs."""
-        out: list[tuple[Counter, int]] = []
+        out: list[tuple[dict[str, int], int]] = []
         if len(context) >= 2:
             tri = self.trigrams.get((context[-2], context[-1]))
             if tri:
@@ -463,7 +468,7 @@ class DocumentModel:
         """The next word when one follower clearly dominates, else None."""
         for counter, min_count in self.followers(context):
             total = sum(counter.values())
-            word, n = counter.most_common(1)[0]
+            word, n = max(counter.items(), key=itemgetter(1))  # the first of the most common
             if n >= max(min_count, 2) and n / total >= 0.5:
                 return word
             if min_count == 1 and total >= 2:  # a real trigram split: don't guess from bigrams
