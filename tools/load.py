@@ -36,9 +36,11 @@ HTTP/1.1, as before issue 23). ``--server-log FILE``: the server writes its JSON
 there at ``ASSISTANT_LOG_LEVEL``, as ``assistant serve`` does (without it, no line is written).
 
 ``--writers distinct`` gives every typist its own writer token (a JWT for ``writer-K`` with a
-daily budget it never reaches) and the server a ledger (SQLite in a temp dir), so every model
-request reserves and books against its writer's budget in the database, as a web editor with
-many writers runs; ``one`` (the default) is the static token and no budgets.
+daily budget it never reaches), so every model request reserves and books against its writer's
+budget in the database, as a web editor with many writers runs; ``one`` (the default) is the
+static token and no budgets. Either way the server keeps its usage ledger in SQLite (a temp
+dir), as ``assistant serve`` does by default; ``--ledger memory`` keeps it in memory, as this
+tool's ``one`` did before.
 
 The first step where something gives (refused connections, missing terminals, ping p99 over
 ``--p99-limit-ms``, the server at a full core) is reported as where it breaks.
@@ -167,16 +169,19 @@ def start_stack(
     loop: str = "auto",
     http: str = "auto",
     writers: str = "one",
+    ledger: str = "sqlite",
     server_log: str | None = None,
     tls: bool = True,
     http2: bool = True,
 ) -> Stack:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     writer_args: list[str] = []
+    if ledger == "sqlite" or writers == "distinct":  # as `assistant serve` runs by default
+        ledger_file = Path(tempfile.mkdtemp(prefix="load-ledger-")) / "ledger.db"
+        writer_args = ["--database-url", f"sqlite:///{ledger_file}"]
     if writers == "distinct":
         secret = os.urandom(24).hex()
-        ledger = Path(tempfile.mkdtemp(prefix="load-ledger-")) / "ledger.db"
-        writer_args = ["--jwt-secret", secret, "--database-url", f"sqlite:///{ledger}"]
+        writer_args += ["--jwt-secret", secret]
     oracle_file = tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False)
     oracle_file.write(oracle)
     oracle_file.close()
@@ -784,6 +789,7 @@ async def run_ramp(args: argparse.Namespace) -> dict:
         loop=args.loop,
         http=args.http,
         writers=args.writers,
+        ledger=args.ledger,
         predictor=args.predictor,
         accuracy=args.accuracy,
         server_log=args.server_log,
@@ -846,6 +852,7 @@ async def run_ramp(args: argparse.Namespace) -> dict:
             "loop": args.loop,
             "http": args.http,
             "writers": args.writers,
+            "ledger": args.ledger,
             "load_average_before": os.getloadavg(),
         },
         "steps": steps,
@@ -928,7 +935,14 @@ def main(argv: list[str] | None = None) -> int:
         default="one",
         choices=("one", "distinct"),
         help="one: every typist on the static token; distinct: a writer token each, with a "
-        "budget booked in a SQLite ledger on every model request",
+        "budget reserved and booked in the SQLite ledger on every model request",
+    )
+    p.add_argument(
+        "--ledger",
+        default="sqlite",
+        choices=("sqlite", "memory"),
+        help="sqlite: the usage ledger in a SQLite file, as `assistant serve` keeps it by "
+        "default; memory: no database (as this tool ran before; --writers distinct needs sqlite)",
     )
     p.add_argument("--json", default=None, help="also write the result here")
     p.add_argument(
