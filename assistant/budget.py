@@ -12,6 +12,7 @@ under the worst case) gives the unused part back.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,7 +26,13 @@ WORST_CHARS_PER_TOKEN = 2.0
 
 def day_of(unix: float) -> str:
     """The UTC day a request at ``unix`` is booked on, as YYYY-MM-DD."""
-    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%d")
+    return _day_name(int(unix // 86_400))  # Unix time has exactly 86,400 s a day
+
+
+@functools.lru_cache(maxsize=8)
+def _day_name(days: int) -> str:
+    # Formatted once a day, not per model request (each books and reserves on its day).
+    return datetime.fromtimestamp(days * 86_400, UTC).strftime("%Y-%m-%d")
 
 
 def resets_at(unix: float) -> float:

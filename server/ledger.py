@@ -171,7 +171,14 @@ class MemoryStore:
     def release(self, writer: str, day: str, amount: float) -> None:
         self.book.settle(writer, day, amount, 0.0)
 
-    def write(self, rows: list[Row], accepted: dict[tuple[str, str], int]) -> int:
+    def write(
+        self,
+        rows: list[Row],
+        accepted: dict[tuple[str, str], int],
+        releases: dict[tuple[str, str], float] | None = None,
+    ) -> int:
+        for (writer, day), amount in (releases or {}).items():
+            self.book.settle(writer, day, amount, 0.0)
         for row in rows:
             total = self.totals.setdefault((row.writer, day_of(row.ts)), [0, 0.0])
             total[0] += 1
@@ -411,9 +418,18 @@ class SqlStore:
 
     # -- rows --------------------------------------------------------------------------------
 
-    def write(self, rows: list[Row], accepted: dict[tuple[str, str], int]) -> int:
+    def write(
+        self,
+        rows: list[Row],
+        accepted: dict[tuple[str, str], int],
+        releases: dict[tuple[str, str], float] | None = None,
+    ) -> int:
+        """Book ``rows`` (each once, by id), add ``accepted`` characters and give back
+        ``releases`` (reservations of requests that will not be booked), in one transaction."""
         new = 0
         with self._transaction() as cur:
+            for (writer, day), amount in (releases or {}).items():
+                self._give_back(cur, writer, day, amount, 0.0)
             for r in rows:
                 self._exec(
                     cur,
@@ -601,6 +617,7 @@ class Ledger:
         self._process = uuid.uuid4().hex[:12]
         self._rows: list[Row] = []
         self._accepted: dict[tuple[str, str], int] = {}
+        self._releases: dict[tuple[str, str], float] = {}  # (writer, day) -> $ to give back
         self._jobs: list[tuple[Any, tuple, asyncio.Future, asyncio.AbstractEventLoop]] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -642,6 +659,15 @@ class Ledger:
     async def release(self, writer: str, day: str, amount: float) -> None:
         await self._call("release", (writer, day, amount))
 
+    def release_later(self, writer: str, day: str, amount: float) -> None:
+        """Give back a reservation with the next batch (nobody waits for it): a request the
+        offline tier answered, or one that failed before it was billed. A transaction of its
+        own for each was a database round trip on the loop's side for most reserved requests
+        at 1,000 writers (the offline tier answers the pauses the model is too busy for)."""
+        key = (writer, day)
+        with self._lock:
+            self._releases[key] = self._releases.get(key, 0.0) + amount
+
     async def sync(self) -> int:
         """Commit what is waiting now; the rows this process has written so far."""
         return await self._call("_sync", ())
@@ -658,7 +684,8 @@ class Ledger:
             return fut
         with self._lock:
             self._jobs.append((method, args, fut, loop))
-        self._wake.set()
+        if not self._wake.is_set():  # the thread clears it before taking the jobs: ours with them
+            self._wake.set()
         return fut
 
     # -- the thread ----------------------------------------------------------------------------
@@ -681,7 +708,9 @@ class Ledger:
             self._wake.clear()
             with self._lock:
                 jobs, self._jobs = self._jobs, []
-                settle_first = bool(self._rows) and any(job[0] == "reserve" for job in jobs)
+                settle_first = bool(self._rows or self._releases) and any(
+                    job[0] == "reserve" for job in jobs
+                )
             if settle_first:
                 # A reservation waits for this process's finished requests to be booked: their
                 # reservations come back first, so a writer is not refused on money its own
@@ -692,7 +721,7 @@ class Ledger:
                 self._answer(method, args, fut, loop)
             now = time.monotonic()
             with self._lock:
-                due = self._rows or self._accepted
+                due = self._rows or self._accepted or self._releases
                 due = due and (
                     now - last_flush >= FLUSH_EVERY_S
                     or len(self._rows) >= BATCH_ROWS
@@ -703,7 +732,7 @@ class Ledger:
                 self._flush()
             if self._stopping:
                 with self._lock:
-                    done = not (self._rows or self._accepted or self._jobs)
+                    done = not (self._rows or self._accepted or self._releases or self._jobs)
                 if done:
                     break
         with contextlib.suppress(Exception):
@@ -744,8 +773,9 @@ class Ledger:
         with self._lock:
             rows, self._rows = self._rows, []
             accepted, self._accepted = self._accepted, {}
+            releases, self._releases = self._releases, {}
         try:
-            self.written += self.store.write(rows, accepted)
+            self.written += self.store.write(rows, accepted, releases)
         except Exception:
             # Kept for the next batch (the ids make a retry harmless); a database that is down
             # must not take the suggestions with it.
@@ -755,6 +785,8 @@ class Ledger:
                 self._rows[:0] = rows
                 for key, chars in accepted.items():
                     self._accepted[key] = self._accepted.get(key, 0) + chars
+                for key, amount in releases.items():
+                    self._releases[key] = self._releases.get(key, 0.0) + amount
             time.sleep(min(1.0, 0.1 * self.failed_batches))  # off the loop: the ledger thread
 
     async def aclose(self) -> None:

@@ -138,7 +138,7 @@ class WriterSpending:
         amount = reservation.take() if reservation is not None else 0.0
         ledger = self.hub.usage_ledger
         if amount > 0 and ledger is not None:
-            self.hub.spawn(ledger.release(reservation.writer, reservation.day, amount))
+            ledger.release_later(reservation.writer, reservation.day, amount)
 
     def _give_back_late(self, fut: asyncio.Future, reservation: Reservation) -> None:
         if not fut.cancelled() and fut.exception() is None and fut.result():

@@ -13,7 +13,7 @@ from websockets.asyncio.client import connect
 
 from assistant.budget import BudgetBook, day_of, may_reserve, resets_at, worst_case_cost
 from assistant.pricing import Usage, cost_usd
-from server.ledger import MIGRATIONS, STALE_S, Row, SqlStore
+from server.ledger import MIGRATIONS, STALE_S, Ledger, Row, SqlStore
 from server.runner import ServerHandle
 
 from .conftest import Client, make_settings, messages_requests
@@ -213,6 +213,27 @@ def test_a_dead_processs_reservations_are_given_back(tmp_path):
     assert alive.account("w", "2026-12-06")[1] == pytest.approx(0.0)
     dead.close()
     alive.close()
+
+
+async def test_a_reservation_given_back_goes_with_the_next_batch_and_before_the_next_reserve(
+    tmp_path,
+):
+    """A request the offline tier answered gives its reservation back without a transaction of
+    its own (``Ledger.release_later``), yet the writer's next reservation sees it given back."""
+    ledger = await Ledger(f"sqlite:///{tmp_path / 'ledger.db'}").start()
+    try:
+        day = "2026-12-06"
+        assert await ledger.reserve("w", day, 0.001, 0.0006)
+        assert not await ledger.reserve("w", day, 0.001, 0.0006)  # 0.0006 held
+        ledger.release_later("w", day, 0.0006)
+        ledger.release_later("w", day, 0.0)  # nothing held: nothing changes
+        assert await ledger.reserve("w", day, 0.001, 0.0006)  # given back first
+        ledger.release_later("w", day, 0.0006)
+        await ledger.sync()
+        spent, reserved = await ledger.call("account", "w", day)
+        assert spent == pytest.approx(0.0) and reserved == pytest.approx(0.0)
+    finally:
+        await ledger.aclose()
 
 
 async def test_a_ledger_that_cannot_answer_fails_closed_for_budgeted_writers_only(emu, tmp_path):
