@@ -14,6 +14,9 @@ export const PROTOCOL = "assistant.v1";
 
 const DEFAULT_BACKOFF = { initialMs: 250, maxMs: 15000, factor: 2 };
 
+/** Close code of a connection whose writer token expired mid-session (docs/protocol.md). */
+export const TOKEN_EXPIRED = 4001;
+
 /** The delay before reconnect attempt `attempt` (0-based): exponential, capped, with
  * "equal jitter" (half fixed, half random) so a restarted server is not stampeded. */
 export function backoffDelay(attempt, { initialMs, maxMs, factor } = DEFAULT_BACKOFF, random = Math.random) {
@@ -93,7 +96,10 @@ export class AssistantClient extends EventTarget {
   /**
    * @param {object} options
    * @param {string} options.url      ws:// or wss:// URL of /v1/ws
-   * @param {string} options.token    the server's token (sent as the subprotocol assistant.v1.<token>)
+   * @param {string | (() => string | Promise<string>)} options.token  the server's token (sent
+   *   as the subprotocol assistant.v1.<token>), or a function that returns a fresh one (a writer
+   *   token minted by the page's backend): called before every connection, so a token that
+   *   expires mid-session (close 4001) is replaced and the client reconnects at once
    * @param {boolean} [options.reconnect=true]
    * @param {{initialMs:number,maxMs:number,factor:number}} [options.backoff]
    * @param {typeof WebSocket} [options.WebSocket]  for tests outside a browser
@@ -102,7 +108,9 @@ export class AssistantClient extends EventTarget {
     super();
     if (!url) throw new TypeError("AssistantClient: url is required");
     this.url = url;
-    this.token = token || "";
+    this._tokenSource = typeof token === "function" ? token : null;
+    this.token = this._tokenSource ? "" : token || "";
+    this._fetchingToken = false;
     this.reconnect = reconnect;
     this.backoff = { ...DEFAULT_BACKOFF, ...backoff };
     this._Impl = Impl || globalThis.WebSocket;
@@ -151,7 +159,7 @@ export class AssistantClient extends EventTarget {
 
   connect() {
     this._closedByUser = false;
-    if (this._ws) return this;
+    if (this._ws || this._fetchingToken) return this;
     clearTimeout(this._timer);
     this._timer = null;
     this._open();
@@ -310,6 +318,36 @@ export class AssistantClient extends EventTarget {
 
   _open() {
     this._setState(this._attempt === 0 ? "connecting" : "reconnecting", { attempt: this._attempt });
+    if (!this._tokenSource) {
+      this._openSocket();
+      return;
+    }
+    // A fresh token first: the page's backend mints writer tokens, and the one this client
+    // was given may have expired (that is why a connection closes with 4001).
+    this._fetchingToken = true;
+    let pending;
+    try {
+      pending = Promise.resolve(this._tokenSource());
+    } catch (err) {
+      pending = Promise.reject(err);
+    }
+    pending.then(
+      (token) => {
+        this._fetchingToken = false;
+        if (this._closedByUser || this._ws) return;
+        this.token = String(token || "");
+        this._openSocket();
+      },
+      (err) => {
+        this._fetchingToken = false;
+        if (this._closedByUser || this._ws) return;
+        const reason = `no token: ${(err && err.message) || err}`;
+        this._scheduleReconnect({ code: 0, reason, refused: true });
+      },
+    );
+  }
+
+  _openSocket() {
     let ws;
     try {
       // Offer the bare protocol too: a browser fails the handshake unless the server picks
@@ -345,7 +383,11 @@ export class AssistantClient extends EventTarget {
       this._setState("closed", info);
       return;
     }
-    const delayMs = Math.round(backoffDelay(this._attempt, this.backoff));
+    // A token that expired mid-session: a fresh one is fetched and the writer is back at once
+    // (only after a connection that opened, so a backend handing out stale tokens meets the
+    // backoff: the server refuses those before the socket opens).
+    const fresh = info.code === TOKEN_EXPIRED && this._tokenSource && !info.refused;
+    const delayMs = fresh ? 0 : Math.round(backoffDelay(this._attempt, this.backoff));
     this._attempt += 1;
     this._setState("reconnecting", { ...info, attempt: this._attempt, delayMs });
     this._timer = setTimeout(() => {

@@ -215,6 +215,45 @@ def test_reconnects_with_backoff_and_reports_refusal(page, static_site):
         assert ceiling / 2 <= d <= ceiling
 
 
+def test_a_token_that_expires_mid_session_is_replaced_by_a_fresh_one_at_once(page, static_site):
+    """``token`` as a function (the page's backend mints writer tokens): called before every
+    connection; after a 4001 close the client reconnects with no backoff, with the new token.
+    A function that fails is a refused attempt, retried with backoff."""
+    page.goto(f"{static_site.url}/blank.html")
+    page.add_script_tag(content=FAKE_SOCKET)
+    r = page.evaluate(
+        """async () => {
+          const m = await import('/static/client.js');
+          const until = (f) => new Promise(r => { const t = setInterval(() => { if (f()) { clearInterval(t); r(); } }, 5); });
+          const minted = ['first', 'second'];
+          let calls = 0;
+          const c = new m.AssistantClient({url: 'ws://x/v1/ws', WebSocket: FakeWS,
+            // a long backoff: a reconnect that waited on it would not come within the test
+            backoff: {initialMs: 60000, maxMs: 60000, factor: 1},
+            token: async () => { calls += 1; if (calls === 3) throw new Error('backend down'); return minted.shift(); }});
+          const states = [];
+          c.addEventListener('state', e => states.push(e.detail));
+          c.connect();
+          await until(() => sockets.length === 1);
+          sockets[0].open();
+          sockets[0].frame({type: 'ready', protocol: 1});
+          sockets[0].drop(m.TOKEN_EXPIRED);
+          await until(() => sockets.length === 2);
+          sockets[1].open();
+          sockets[1].frame({type: 'ready', protocol: 1});
+          const second = c.state;
+          sockets[1].drop(m.TOKEN_EXPIRED);  // the backend is down this time
+          await until(() => states.some(s => s.refused && /backend down/.test(s.reason)));
+          return {protocols: sockets.map(s => s.protocols[1]), second, calls, sockets: sockets.length,
+                  last: states[states.length - 1]};
+        }"""
+    )
+    assert r["protocols"] == ["assistant.v1.first", "assistant.v1.second"]
+    assert r["second"] == "connected"
+    assert r["calls"] == 3 and r["sockets"] == 2
+    assert r["last"]["state"] == "reconnecting" and r["last"]["delayMs"] >= 30000
+
+
 READY_1_1 = (
     "{type: 'ready', protocol: 1, protocol_minor: 1, provider: 'emulator', model: 'm', "
     "limits: {max_prefix_chars: 100, max_suffix_chars: 20, max_document_chars: 120, "
