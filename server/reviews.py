@@ -170,11 +170,16 @@ class ReviewJobs:
                     rid, ERROR_CODES.get(err.kind, p.UNAVAILABLE), self._message_of(err)
                 )
         finally:
-            self._give_back(reservation)  # what the booking did not take (failed, cancelled)
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
                 with contextlib.suppress(BaseException):
                     await aclose()
+            # Requests cut short by a cancel were billed for what they read: booked (and the
+            # writer's reservation settled by them) like any other, marked cancelled.
+            take_unbooked = getattr(reviewer, "take_unbooked", None)
+            for report in take_unbooked(self.id) if take_unbooked is not None else ():
+                self._account(report.model, report.usage, report.tier, reservation, cancelled=True)
+            self._give_back(reservation)  # what the booking did not take (failed, cancelled)
 
     def _finish(self, rid: int, ev: ReviewDone, started: float, reservation: Any = None) -> None:
         if self._jobs.pop(rid, None) is None:

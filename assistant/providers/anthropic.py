@@ -223,6 +223,7 @@ async def stream_messages(
     *,
     deadline: float | None = None,
     provider: str = PROVIDER_NAME,
+    meter: dict | None = None,
 ) -> AsyncIterator[StreamEvent]:
     """Stream one Messages request: ``TextChunk`` per delta of a text block, then one ``Final``.
 
@@ -236,6 +237,8 @@ async def stream_messages(
     Raises :class:`ProviderError` (with ``partial_text``) on any failure. ``deadline`` is a
     ``time.monotonic()`` instant after which the stream is abandoned as a TIMEOUT. Closing this
     generator, or cancelling the task consuming it, closes the HTTP stream at once.
+    ``meter["usage"]`` gets the request's usage as ``message_start`` reports it (what its
+    input cost, known before the reply: a request cut short is billed for it).
     """
     secret = getattr(client, "api_key", None)
     model = str(params.get("model", ""))
@@ -264,6 +267,8 @@ async def stream_messages(
                     message = event.get("message") or {}
                     start_usage = message.get("usage")
                     model = message.get("model") or model
+                    if meter is not None:
+                        meter["usage"] = _usage_from(start_usage, None)
                 elif etype == "content_block_start":
                     if (event.get("content_block") or {}).get("type") == "text":
                         text_blocks.add(event.get("index"))

@@ -13,11 +13,14 @@ answer, and only the passages that changed are sent.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 
 from ..config import Settings
 from ..pricing import Usage, cost_usd
@@ -67,7 +70,8 @@ def _cost(model: str, usage: Usage) -> float:
 
 
 class _Stage:
-    """One request's bookkeeping: its report and the raw keyed objects it returned."""
+    """One request's bookkeeping: its report, the raw keyed objects it returned, and (while it
+    streams) its request and the text so far, to estimate its cost if it is cut short."""
 
     def __init__(self, tier: str, model: str) -> None:
         self.tier = tier
@@ -75,6 +79,13 @@ class _Stage:
         self.started = time.monotonic()
         self.report = TierReport(tier, model, status="skipped")
         self.objects: list[tuple[str, dict]] = []
+        self.params: dict | None = None  # set when its request goes out
+        self.streamed: list[str] = []
+        self.meter: dict = {}  # the usage message_start reported (stream_messages)
+
+    @property
+    def in_flight(self) -> bool:
+        return self.params is not None and self.report.status == "skipped"
 
     def finish(
         self, status: str, usage: Usage | None = None, model: str = "", error: str = ""
@@ -115,6 +126,7 @@ class TieredReviewer:
         # Sonnet's answer per checked passage (see _verify), and which documents used each one
         self._windows: OrderedDict[str, list[tuple[str, dict]]] = OrderedDict()
         self._window_users: dict[str, set[str]] = {}
+        self._unbooked: dict[str, list[TierReport]] = {}  # document -> requests cut short
 
     # -- one request -----------------------------------------------------------------------------
 
@@ -127,12 +139,14 @@ class TieredReviewer:
 
         scanner = FindingsScanner()
         final: Final | None = None
-        stream = stream_messages(self.client, params, provider=self.name)
+        stage.params = params
+        stream = stream_messages(self.client, params, provider=self.name, meter=stage.meter)
         try:
             async for event in stream:
                 if isinstance(event, Final):
                     final = event
                     continue
+                stage.streamed.append(event.text)
                 yield ReviewDelta(event.text)
                 for name, obj in scanner.feed_keyed(event.text):
                     stage.objects.append((name, obj))
@@ -191,8 +205,9 @@ class TieredReviewer:
             changing=changing,
             schema=VERIFY_SCHEMA,
         )
-        async for ev in self._run(stage, params, on_object):
-            yield ev
+        async with contextlib.aclosing(self._run(stage, params, on_object)) as events:
+            async for ev in events:
+                yield ev
         answers: dict[int, list[tuple[str, dict]]] = {w: [] for w in todo}
         position = {item["id"]: (w, k) for w in todo for k, item in enumerate(plan.items_in(w))}
         for name, obj in stage.objects:
@@ -238,11 +253,43 @@ class TieredReviewer:
     async def review(
         self, text: str, *, tier: str | None = None, document: str | None = None
     ) -> AsyncIterator[ReviewEvent]:
+        stages: list[_Stage] = []
+        try:
+            async with contextlib.aclosing(self._stages(text, tier, document, stages)) as events:
+                async for ev in events:
+                    yield ev
+        except (asyncio.CancelledError, GeneratorExit):
+            self._cut_short(stages, document or _DEFAULT_DOCUMENT)
+            raise
+
+    def _cut_short(self, stages: list[_Stage], document: str) -> None:
+        """The review was cancelled (the writer, a closed connection, shutdown) while a request
+        streamed: the API bills what it read and wrote all the same, so its estimate waits in
+        :meth:`take_unbooked` for the server's ledger (a review cancelled just before its end
+        cost the writer nothing before, however long the document)."""
+        from ..providers.anthropic import estimated_usage
+
+        for stage in stages:
+            if stage.in_flight:
+                usage = estimated_usage(stage.params, "".join(stage.streamed))
+                started = stage.meter.get("usage")
+                if started is not None:  # the input as the API counted it, the output estimated
+                    output = max(started.output_tokens, usage.output_tokens)
+                    usage = replace(started, output_tokens=output, estimated=True)
+                stage.finish("cancelled", usage)
+                self._unbooked.setdefault(document, []).append(stage.report)
+
+    def take_unbooked(self, document: str | None = None) -> list[TierReport]:
+        """The reports of ``document``'s requests that were cut short, once (see _cut_short)."""
+        return self._unbooked.pop(document or _DEFAULT_DOCUMENT, [])
+
+    async def _stages(
+        self, text: str, tier: str | None, document: str | None, stages: list[_Stage]
+    ) -> AsyncIterator[ReviewEvent]:
         tier = tier if tier in TIERS else self.tier
         started = time.monotonic()
         router = ReviewRouter(text, mode=tier)
         based = self.bases.prepare(document or _DEFAULT_DOCUMENT, text)
-        stages: list[_Stage] = []
         haiku_failed = sonnet_failed = False
 
         def haiku_objects(name: str, obj: dict) -> list:
@@ -267,8 +314,9 @@ class TieredReviewer:
                 based,
             )
             try:
-                async for ev in self._run(stage, params, haiku_objects):
-                    yield ev
+                async with contextlib.aclosing(self._run(stage, params, haiku_objects)) as events:
+                    async for ev in events:
+                        yield ev
             except ProviderError as err:
                 if tier == "haiku" or err.kind not in TRANSIENT:
                     raise
@@ -279,8 +327,9 @@ class TieredReviewer:
             stages.append(stage)
             params = self._whole_document(self.model, REVIEW_SYSTEM, REVIEW_SCHEMA, based)
             try:
-                async for ev in self._run(stage, params, sonnet_objects):
-                    yield ev
+                async with contextlib.aclosing(self._run(stage, params, sonnet_objects)) as events:
+                    async for ev in events:
+                        yield ev
             except ProviderError as err:
                 if tier == "sonnet" or err.kind not in TRANSIENT:
                     raise
@@ -292,10 +341,12 @@ class TieredReviewer:
             plan = router.plan()
             if plan is not None:
                 try:
-                    async for ev in self._verify(
+                    verify = self._verify(
                         stage, plan, sonnet_objects, document or _DEFAULT_DOCUMENT
-                    ):
-                        yield ev
+                    )
+                    async with contextlib.aclosing(verify) as events:
+                        async for ev in events:
+                            yield ev
                     router.sonnet_done()
                 except ProviderError as err:
                     if err.kind not in TRANSIENT:

@@ -6,12 +6,14 @@ billed; another writer untouched; ``/v1/usage`` behind its admin token."""
 from __future__ import annotations
 
 import sqlite3
+import time
 
 import httpx2 as httpx
 import pytest
 from websockets.asyncio.client import connect
 
 from assistant.budget import BudgetBook, day_of, may_reserve, resets_at, worst_case_cost
+from assistant.emulator import Fault
 from assistant.pricing import Usage, cost_usd
 from server.ledger import MIGRATIONS, STALE_S, Ledger, Row, SqlStore
 from server.runner import ServerHandle
@@ -234,6 +236,44 @@ async def test_a_reservation_given_back_goes_with_the_next_batch_and_before_the_
         assert spent == pytest.approx(0.0) and reserved == pytest.approx(0.0)
     finally:
         await ledger.aclose()
+
+
+async def test_a_review_cancelled_mid_stream_is_booked_as_cancelled(emu, tmp_path):
+    """The API bills a review request that was cut short for what it read: the writer's
+    ledger and budget get its estimate (a cancel just before the end used to book nothing, so
+    cancelled reviews spent the operator's key past any budget)."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    settings = make_settings(emu, jwt_secret=SECRET, database_url=url)
+    emu.inject(Fault("hang", after_tokens=4))  # the first request streams a little, then stalls
+    text = "The quarterly report are late. " * 40
+    async with ServerHandle(settings) as srv:
+        async with connect(
+            srv.ws_url,
+            additional_headers={"Authorization": f"Bearer {mint('rita', budget_usd_day=1.0)}"},
+        ) as ws:
+            c = Client(ws)
+            await c.recv()
+            rid = c.new_id()
+            await c.send({"type": "review", "id": rid, "text": text})
+            await c.until(lambda m: m["type"] == "review_delta" and m["id"] == rid)
+            await c.send({"type": "cancel_review", "id": rid})
+            assert (await c.terminal(rid))["type"] == "cancelled"
+            await c.ping()
+        await srv.hub.usage_ledger.sync()
+    store = SqlStore(url)
+    rows = [r for r in store.rows() if r[1] == "rita"]
+    spent, reserved = store.account("rita", day_of(time.time()))
+    store.close()
+    (row,) = rows
+    _, _, model, role, cost, cancelled = row
+    (request,) = [r for r in messages_requests(emu) if r.fault == "hang"]  # (not the warm-up)
+    assert model == request.model and role == "haiku" and cancelled == 1
+    # About what the request read: the document is ~1,240 characters, the prompt around it more.
+    read = {k: request.usage[k] for k in ("input_tokens", "cache_creation_input_tokens")}
+    assert read["cache_creation_input_tokens"] > len(text) // 4  # the document, cached
+    # The input as message_start reported it, the output estimated from what streamed.
+    assert cost_usd(model, Usage(**read)) < cost <= cost_usd(model, Usage(**read, output_tokens=50))
+    assert spent == pytest.approx(cost) and reserved == pytest.approx(0.0)
 
 
 async def test_a_ledger_that_cannot_answer_fails_closed_for_budgeted_writers_only(emu, tmp_path):
