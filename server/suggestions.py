@@ -101,6 +101,7 @@ class _Request:
     task: asyncio.Task | None = None
     streamed: list[str] = field(default_factory=list)
     reservation: Any = None  # the writer's budget held for it (server.connection._reserve)
+    meter: dict = field(default_factory=dict)  # the usage message_start reported, if it came
 
 
 def make_engine(hub: Any, loop: asyncio.AbstractEventLoop) -> Any:
@@ -420,6 +421,7 @@ class SuggestionRuntime:
             req.suffix,
             max_tokens=self.settings.suggest_max_tokens,
             document_id=self.id,
+            meter=req.meter,
         )
         provider = self.setup.provider
         if req.billable and self._reserve is not None:
@@ -487,7 +489,7 @@ class SuggestionRuntime:
         model, usage, cost = "", None, 0.0
         if req.billable:
             model, usage = self.setup.estimate_cancelled(
-                req.prefix, req.suffix, "".join(req.streamed)
+                req.prefix, req.suffix, "".join(req.streamed), req.meter.get("usage")
             )
             cost = self._account(model, usage, "suggestion", req.reservation, cancelled=True)
         self._log_request(req, f"cancelled_{reason}", "", model, usage, cost)

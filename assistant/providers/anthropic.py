@@ -517,13 +517,17 @@ class AnthropicProvider:
         async with self.shards.lease(
             min(self.gate_wait_s, self.settings.suggest_timeout_s)
         ) as client:
-            async for event in self._stream(client, params, deadline):
+            async for event in self._stream(client, params, deadline, request.meter):
                 yield event
 
     async def _stream(
-        self, client: anthropic.AsyncAnthropic, params: dict, deadline: float
+        self,
+        client: anthropic.AsyncAnthropic,
+        params: dict,
+        deadline: float,
+        meter: dict | None = None,
     ) -> AsyncIterator[StreamEvent]:
-        inner = stream_messages(client, params, deadline=deadline)
+        inner = stream_messages(client, params, deadline=deadline, meter=meter)
         shown: list[str] = []
         cut = False
         try:

@@ -24,6 +24,9 @@ class CompletionRequest:
     suffix: str = ""
     max_tokens: int = 24
     document_id: str = "default"  # lets a provider keep per-document state (prefix caches)
+    # The Anthropic provider puts the usage message_start reported here (``meter["usage"]``):
+    # what a request cancelled before its end was billed for its input.
+    meter: dict | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

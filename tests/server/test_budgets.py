@@ -276,6 +276,43 @@ async def test_a_review_cancelled_mid_stream_is_booked_as_cancelled(emu, tmp_pat
     assert spent == pytest.approx(cost) and reserved == pytest.approx(0.0)
 
 
+async def test_a_suggestion_cancelled_after_its_start_is_booked_with_the_input_billed(
+    emu, tmp_path
+):
+    """A suggestion cancelled once the API has started answering is booked with the input
+    message_start reported, cache writes included, as the API bills it (the estimate counted
+    the cached part of the prompt as a read, a twelfth of a write's price)."""
+    path = tmp_path / "ledger.db"
+    settings = make_settings(emu, jwt_secret=SECRET, database_url=f"sqlite:///{path}")
+    emu.inject(Fault("hang", after_tokens=2))
+    async with ServerHandle(settings) as srv:
+        async with connect(
+            srv.ws_url, additional_headers={"Authorization": f"Bearer {mint('sam')}"}
+        ) as ws:
+            c = Client(ws)
+            await c.recv()
+            fid = await c.suggest("Sam writes: the quarterly report for the north office shows ")
+            await c.until(lambda m: m["type"] == "delta" and m["id"] == fid)
+            await c.send({"type": "cancel", "id": fid})
+            assert (await c.terminal(fid))["type"] == "cancelled"
+            await c.ping()
+        await srv.hub.usage_ledger.sync()
+    (request,) = [r for r in messages_requests(emu) if r.fault == "hang"]
+    with sqlite3.connect(path) as db:
+        (row,) = db.execute(
+            "SELECT input_tokens, cache_write_tokens, cache_read_tokens, output_tokens,"
+            " cancelled, estimated FROM requests WHERE writer = 'sam'"
+        ).fetchall()
+    u = request.usage
+    assert row[:3] == (
+        u["input_tokens"],
+        u.get("cache_creation_input_tokens", 0),
+        u.get("cache_read_input_tokens", 0),
+    )
+    assert row[1] > 0  # the system prompt's first request writes the cache
+    assert row[3] >= 1 and row[4:] == (1, 1)
+
+
 async def test_a_ledger_that_cannot_answer_fails_closed_for_budgeted_writers_only(emu, tmp_path):
     settings = make_settings(emu, jwt_secret=SECRET, database_url=f"sqlite:///{tmp_path / 'l.db'}")
     async with ServerHandle(settings) as srv:
