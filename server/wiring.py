@@ -18,6 +18,7 @@ from assistant.config import Settings
 from assistant.pricing import Usage, cost_usd, default_catalog, estimate_tokens
 from assistant.providers.base import CompletionRequest, Provider
 from assistant.providers.factory import make_suggest_provider
+from assistant.providers.prompts import suggest_prompt_chars_bound
 from assistant.providers.tiered import TieredProvider, TierStatus
 from assistant.review.factory import make_reviewer
 
@@ -117,13 +118,11 @@ class ProviderSetup:
         a = self.anthropic
         model = getattr(a, "model", "") or self.settings.suggest_model
         max_tokens = self.settings.suggest_max_tokens
-        params_of = getattr(a, "params", None)
-        if params_of is not None:
+        rules = getattr(a, "rules", None)
+        if a is not None and rules is not None:
             try:
-                params = params_of(CompletionRequest(prefix, suffix, max_tokens))
-                chars = len(str(params.get("system", ""))) + len(str(params.get("messages", "")))
-                out = int(params.get("max_tokens") or 0)
-                return model, worst_case_cost(model, chars, out)
+                chars = suggest_prompt_chars_bound(len(prefix), len(suffix))
+                return model, worst_case_cost(model, chars, rules.tokens(max_tokens))
             except Exception:
                 pass
         return model, worst_case(model, len(prefix) + len(suffix) + 8000, max_tokens)

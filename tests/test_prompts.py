@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import re
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -21,6 +22,7 @@ from assistant.providers.prompts import (
     MAX_SUFFIX_CHARS,
     SUGGEST_SYSTEM,
     build_suggest_params,
+    suggest_prompt_chars_bound,
 )
 
 MODEL = "claude-haiku-4-5"
@@ -197,3 +199,25 @@ def test_ordinary_document_is_cacheable_on_haiku_5_5_but_not_on_haiku_4_5():
     doc = prose(3_000)  # a 3 KB document: head of 2,048 characters plus the system prompt
     assert cache_blocks(haiku_5_5_params(doc))
     assert not cache_blocks(params(doc, cache_min_tokens=4096))
+
+
+@pytest.mark.parametrize(
+    "prefix_chars,suffix_chars", [(0, 0), (1, 0), (700, 30), (3_000, 2_500), (70_000, 5_000)]
+)
+def test_the_reservation_bound_covers_every_character_a_suggestion_sends(
+    prefix_chars, suffix_chars
+):
+    """The budget reserves for ``suggest_prompt_chars_bound`` characters without building the
+    request: it must never be fewer than the request really carries."""
+    sentence = "The quarterly report shows growth. "
+    prefix = (sentence * (prefix_chars // len(sentence) + 1))[:prefix_chars]
+    suffix = ("And more text follows here.\n" * (suffix_chars // 28 + 1))[:suffix_chars]
+    params = build_suggest_params(
+        prefix, suffix, model="claude-haiku-5-5", max_tokens=16, cache_min_tokens=512
+    )
+    sent = sum(len(b["text"]) for b in params["system"])
+    sent += sum(len(b["text"]) for b in params["messages"][0]["content"])
+    bound = suggest_prompt_chars_bound(len(prefix), len(suffix))
+    assert sent <= bound
+    if prefix_chars <= MAX_PREFIX_CHARS:  # (a longer document is trimmed in 16 KB steps)
+        assert bound <= sent + 64
