@@ -30,6 +30,9 @@ class Hub:
         self.connections: set[Any] = set()
         self.reserved = 0
         self.ledger = Ledger()  # this process's totals (the server_stop log line)
+        # (writer, day) -> dollars of that writer's budget this process holds in the database
+        # beyond its requests in flight (server/spending.py: the lease)
+        self.budget_leases: dict[tuple[str, str], float] = {}
         self.usage_ledger: Any = None  # server.ledger.Ledger: rows and budgets (the lifespan's)
         self.shared_park: Any = None  # server.park.SharedPark, with a database
         self.shutting_down = False
@@ -68,12 +71,26 @@ class Hub:
             return True
 
     async def writer_gone(self, writer: Any, conn_id: str) -> None:
-        """A limited writer's connection closed: its slot is free again, on every process (a
-        process that stops or dies frees all of its own; see ``server/ledger.py``)."""
+        """A writer's connection closed: the budget this process held for the writer goes back
+        once none of theirs is left here, and a limited writer's slot is free again, on every
+        process (a process that stops or dies frees all of its own; see ``server/ledger.py``)."""
+        self._return_leases(writer, conn_id)
         if getattr(writer, "max_connections", None) is None or self.usage_ledger is None:
             return
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.usage_ledger.call("close_connection", conn_id), 5.0)
+
+    def _return_leases(self, writer: Any, conn_id: str) -> None:
+        wid = getattr(writer, "id", None)
+        if not self.budget_leases or wid is None:
+            return
+        for conn in self.connections:
+            if conn.id != conn_id and getattr(conn.writer, "id", None) == wid:
+                return  # another of the writer's connections still draws on it
+        for key in [k for k in self.budget_leases if k[0] == wid]:
+            amount = self.budget_leases.pop(key)
+            if amount > 0 and self.usage_ledger is not None:
+                self.usage_ledger.release_later(wid, key[1], amount)
 
     def next_id(self) -> str:
         return f"c{next(self._ids)}"

@@ -168,6 +168,14 @@ class MemoryStore:
     def reserve(self, writer: str, day: str, budget: float, amount: float) -> bool:
         return self.book.reserve(writer, day, budget, amount)
 
+    def reserve_up_to(
+        self, writer: str, day: str, budget: float, amount: float, ask: float
+    ) -> float:
+        for want in (ask, amount) if ask > amount else (amount,):
+            if self.book.reserve(writer, day, budget, want):
+                return want
+        return 0.0
+
     def release(self, writer: str, day: str, amount: float) -> None:
         self.book.settle(writer, day, amount, 0.0)
 
@@ -364,28 +372,36 @@ class SqlStore:
     # -- budgets ---------------------------------------------------------------------------
 
     def reserve(self, writer: str, day: str, budget: float, amount: float) -> bool:
+        return self.reserve_up_to(writer, day, budget, amount, amount) > 0
+
+    def reserve_up_to(
+        self, writer: str, day: str, budget: float, amount: float, ask: float
+    ) -> float:
+        """Hold ``ask`` of the writer's day if the budget has it, else ``amount``, else nothing;
+        returns what is held (one transaction)."""
         with self._transaction() as cur:
             self._exec(
                 cur,
                 "INSERT INTO budgets (writer, day) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 (writer, day),
             )
-            self._exec(
-                cur,
-                "UPDATE budgets SET reserved = reserved + ? WHERE writer = ? AND day = ?"
-                " AND spent + reserved + ? <= ?",
-                (amount, writer, day, amount, budget + 1e-12),
-            )
-            granted = cur.rowcount == 1
-            if granted:
+            for want in (ask, amount) if ask > amount else (amount,):
                 self._exec(
                     cur,
-                    "INSERT INTO holds (process, writer, day, amount) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (process, writer, day) DO UPDATE"
-                    " SET amount = holds.amount + excluded.amount",
-                    (self.process, writer, day, amount),
+                    "UPDATE budgets SET reserved = reserved + ? WHERE writer = ? AND day = ?"
+                    " AND spent + reserved + ? <= ?",
+                    (want, writer, day, want, budget + 1e-12),
                 )
-            return granted
+                if cur.rowcount == 1:
+                    self._exec(
+                        cur,
+                        "INSERT INTO holds (process, writer, day, amount) VALUES (?, ?, ?, ?)"
+                        " ON CONFLICT (process, writer, day) DO UPDATE"
+                        " SET amount = holds.amount + excluded.amount",
+                        (self.process, writer, day, want),
+                    )
+                    return want
+            return 0.0
 
     def release(self, writer: str, day: str, amount: float) -> None:
         with self._transaction() as cur:
@@ -656,6 +672,11 @@ class Ledger:
     async def reserve(self, writer: str, day: str, budget: float, amount: float) -> bool:
         return await self._call("reserve", (writer, day, budget, amount))
 
+    async def reserve_up_to(
+        self, writer: str, day: str, budget: float, amount: float, ask: float
+    ) -> float:
+        return await self._call("reserve_up_to", (writer, day, budget, amount, ask))
+
     async def release(self, writer: str, day: str, amount: float) -> None:
         await self._call("release", (writer, day, amount))
 
@@ -709,7 +730,7 @@ class Ledger:
             with self._lock:
                 jobs, self._jobs = self._jobs, []
                 settle_first = bool(self._rows or self._releases) and any(
-                    job[0] == "reserve" for job in jobs
+                    job[0] in ("reserve", "reserve_up_to") for job in jobs
                 )
             if settle_first:
                 # A reservation waits for this process's finished requests to be booked: their

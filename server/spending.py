@@ -23,6 +23,16 @@ from .logs import log_event
 from .outbox import ConnectionStats, Outbox
 from .wiring import price
 
+# A reservation that goes to the database asks for this many times its worst case, and keeps the
+# rest for the writer's next requests on this process (``Hub.budget_leases``), given back when
+# the writer's last connection here closes. The database still holds all of it, so spent plus
+# held never passes the budget on any number of boxes; what changes is that 3 requests of 4 (and
+# every request given back) make no round trip to the database: a transaction and a wake of
+# the ledger's thread per model request were most of what 1,000 distinct writers cost over one
+# token (docs/reliability.md). The price: near the end of a writer's day, up to 3 worst cases
+# may sit with one process while another's connection of the same writer is refused.
+LEASE_REQUESTS = 4
+
 
 class WriterSpending:
     """One connection's booking and budget. ``budget_usd_day`` None: no budget, no reservation
@@ -100,22 +110,43 @@ class WriterSpending:
         reservation = Reservation(self.writer_id, day_of(now), amount)
         if ledger is None or self.budget_usd_day is None:
             return reservation
+        key = (self.writer_id, reservation.day)
+        leases = self.hub.budget_leases
+        held = leases.get(key, 0.0)
+        if held >= amount:  # drawn from what this process holds for the writer: no round trip
+            leases[key] = held - amount
+            return self._granted(reservation)
         pending = asyncio.ensure_future(
-            ledger.reserve(self.writer_id, reservation.day, self.budget_usd_day, amount)
+            ledger.reserve_up_to(
+                self.writer_id,
+                reservation.day,
+                self.budget_usd_day,
+                amount,
+                amount * LEASE_REQUESTS,
+            )
         )
         try:
-            reservation.granted = bool(await asyncio.shield(pending))
+            got = float(await asyncio.shield(pending))
         except asyncio.CancelledError:
-            # The request was cancelled while the database answered: a grant still comes back.
-            pending.add_done_callback(lambda f: self._give_back_late(f, reservation))
+            # The request was cancelled while the database answered: a grant is this process's.
+            pending.add_done_callback(lambda f: self._lease_late(f, key))
             raise
         except Exception as exc:  # the database is down: spend control fails closed
             log_event("budget_unavailable", level=logging.WARNING, error=type(exc).__name__)
             reservation.granted = False
             self._budget_spent(now, "the usage ledger cannot be reached")
+            return reservation
+        reservation.granted = got >= amount
         if not reservation.granted:
             self._budget_spent(now)
-        elif self._budget_notice_day is not None:
+            return reservation
+        if got > amount:
+            leases[key] = leases.get(key, 0.0) + got - amount
+        return self._granted(reservation)
+
+    def _granted(self, reservation: Reservation) -> Reservation:
+        """A granted reservation; after a budget_spent notice, the status is ok again."""
+        if self._budget_notice_day is not None:
             self._budget_notice_day = None
             status = self.setup.status
             if status is None or status.state == "ok":
@@ -134,15 +165,17 @@ class WriterSpending:
         return reservation
 
     def give_back(self, reservation: Reservation | None) -> None:
-        """A reserved request will not be booked (it failed, or never went out)."""
+        """A reserved request will not be booked (it failed, never went out, or the offline
+        tier answered): what it held stays with this process's lease for the writer's next."""
         amount = reservation.take() if reservation is not None else 0.0
-        ledger = self.hub.usage_ledger
-        if amount > 0 and ledger is not None:
-            ledger.release_later(reservation.writer, reservation.day, amount)
+        if amount > 0 and self.budget_usd_day is not None:
+            key = (reservation.writer, reservation.day)
+            self.hub.budget_leases[key] = self.hub.budget_leases.get(key, 0.0) + amount
 
-    def _give_back_late(self, fut: asyncio.Future, reservation: Reservation) -> None:
+    def _lease_late(self, fut: asyncio.Future, key: tuple[str, str]) -> None:
         if not fut.cancelled() and fut.exception() is None and fut.result():
-            self.give_back(reservation)
+            leases = self.hub.budget_leases
+            leases[key] = leases.get(key, 0.0) + float(fut.result())
 
     def _budget_spent(self, now: float, why: str = "") -> None:
         day = day_of(now)

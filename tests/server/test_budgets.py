@@ -5,6 +5,7 @@ billed; another writer untouched; ``/v1/usage`` behind its admin token."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 
@@ -17,6 +18,7 @@ from assistant.emulator import Fault
 from assistant.pricing import Usage, cost_usd
 from server.ledger import MIGRATIONS, STALE_S, Ledger, Row, SqlStore
 from server.runner import ServerHandle
+from server.spending import LEASE_REQUESTS
 
 from .conftest import Client, make_settings, messages_requests
 from .test_writer_tokens import SECRET, mint
@@ -313,6 +315,46 @@ async def test_a_suggestion_cancelled_after_its_start_is_booked_with_the_input_b
     assert row[3] >= 1 and row[4:] == (1, 1)
 
 
+async def test_a_writers_requests_draw_on_a_lease_given_back_when_they_leave(emu, tmp_path):
+    """One reservation in the database covers LEASE_REQUESTS requests of the writer on this
+    process; spent plus held stays within the budget, the ledger equals what was billed, and
+    what the process still holds goes back when the writer's last connection closes."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    settings = make_settings(emu, jwt_secret=SECRET, database_url=url)
+    async with ServerHandle(settings) as srv:
+        store = srv.hub.usage_ledger.store
+        asked = []
+        real = store.reserve_up_to
+
+        def counted(*args):
+            asked.append(args)
+            return real(*args)
+
+        store.reserve_up_to = counted
+        headers = {"Authorization": f"Bearer {mint('lena', budget_usd_day=1.0)}"}
+        async with connect(srv.ws_url, additional_headers=headers) as ws:
+            c = Client(ws)
+            await c.recv()
+            sources = []
+            for i in range(12):
+                done = await c.terminal(await c.suggest(f"Lena's note {i}: the report shows "))
+                sources.append(done["source"])
+            await srv.hub.usage_ledger.sync()
+            spent, held = store.account("lena", day_of(time.time()))
+            assert 0 < spent and spent + held <= 1.0
+            assert held > 0  # the lease, while lena is here
+        # The server's side of the close runs on this loop: wait for it (at most 5 s).
+        async with asyncio.timeout(5):
+            while srv.hub.connections:
+                await asyncio.sleep(0.01)
+        await srv.hub.usage_ledger.sync()
+        spent_after, held_after = store.account("lena", day_of(time.time()))
+    assert sources == ["model"] * 12
+    assert len(asked) <= 12 // LEASE_REQUESTS + 1
+    assert held_after == pytest.approx(0.0) and spent_after == pytest.approx(spent)
+    assert spent == pytest.approx(billed(emu), rel=1e-6, abs=USAGE_ROUNDING)
+
+
 async def test_a_ledger_that_cannot_answer_fails_closed_for_budgeted_writers_only(emu, tmp_path):
     settings = make_settings(emu, jwt_secret=SECRET, database_url=f"sqlite:///{tmp_path / 'l.db'}")
     async with ServerHandle(settings) as srv:
@@ -321,7 +363,8 @@ async def test_a_ledger_that_cannot_answer_fails_closed_for_budgeted_writers_onl
         def unreachable(*args):
             raise sqlite3.OperationalError("disk I/O error")
 
-        store.reserve = unreachable  # the database fails as it would: an OperationalError
+        # the database fails as it would: an OperationalError
+        store.reserve = store.reserve_up_to = unreachable
         budgeted = {"Authorization": f"Bearer {mint('dora', budget_usd_day=1.0)}"}
         async with connect(srv.ws_url, additional_headers=budgeted) as ws:
             c = Client(ws)
