@@ -193,6 +193,7 @@ class Connection:
         if self._closing:
             return
         self._closing = True
+        self.spending.closed = True  # what its requests give back from now on: to the database
         self.suggestions.teardown(why)
         self.reviews.stop_all(why)
         self.checks.stop()

@@ -56,6 +56,7 @@ class WriterSpending:
         self.outbox = outbox
         self.stats = stats
         self._budget_notice_day: str | None = None  # the day a budget_spent status went out
+        self.closed = False  # the connection is going: nothing more to keep for the writer here
 
     def account(
         self,
@@ -169,13 +170,21 @@ class WriterSpending:
         tier answered): what it held stays with this process's lease for the writer's next."""
         amount = reservation.take() if reservation is not None else 0.0
         if amount > 0 and self.budget_usd_day is not None:
-            key = (reservation.writer, reservation.day)
-            self.hub.budget_leases[key] = self.hub.budget_leases.get(key, 0.0) + amount
+            self._keep((reservation.writer, reservation.day), amount)
 
     def _lease_late(self, fut: asyncio.Future, key: tuple[str, str]) -> None:
         if not fut.cancelled() and fut.exception() is None and fut.result():
-            leases = self.hub.budget_leases
-            leases[key] = leases.get(key, 0.0) + float(fut.result())
+            self._keep(key, float(fut.result()))
+
+    def _keep(self, key: tuple[str, str], amount: float) -> None:
+        """``amount`` held in the database goes to the process's lease for the writer, or back
+        to the database once the connection is closing (its writer may have no other here, and
+        the lease is given back when the last one closes: Hub.writer_gone)."""
+        ledger = self.hub.usage_ledger
+        if self.closed and ledger is not None:
+            ledger.release_later(key[0], key[1], amount)
+        else:
+            self.hub.budget_leases[key] = self.hub.budget_leases.get(key, 0.0) + amount
 
     def _budget_spent(self, now: float, why: str = "") -> None:
         day = day_of(now)
