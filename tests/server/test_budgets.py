@@ -8,17 +8,25 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from types import SimpleNamespace
 
 import httpx2 as httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from assistant.budget import BudgetBook, day_of, may_reserve, resets_at, worst_case_cost
+from assistant.budget import (
+    BudgetBook,
+    Reservation,
+    day_of,
+    may_reserve,
+    resets_at,
+    worst_case_cost,
+)
 from assistant.emulator import Fault
 from assistant.pricing import Usage, cost_usd
 from server.ledger import MIGRATIONS, STALE_S, Ledger, Row, SqlStore
 from server.runner import ServerHandle
-from server.spending import LEASE_REQUESTS
+from server.spending import LEASE_REQUESTS, WriterSpending
 
 from .conftest import Client, make_settings, messages_requests
 from .test_writer_tokens import SECRET, mint
@@ -345,7 +353,7 @@ async def test_a_writers_requests_draw_on_a_lease_given_back_when_they_leave(emu
             assert held > 0  # the lease, while lena is here
         # The server's side of the close runs on this loop: wait for it (at most 5 s).
         async with asyncio.timeout(5):
-            while srv.hub.connections:
+            while srv.hub.connections:  # noqa: ASYNC110 (no event for it: the hub's state, polled)
                 await asyncio.sleep(0.01)
         await srv.hub.usage_ledger.sync()
         spent_after, held_after = store.account("lena", day_of(time.time()))
@@ -353,6 +361,23 @@ async def test_a_writers_requests_draw_on_a_lease_given_back_when_they_leave(emu
     assert len(asked) <= 12 // LEASE_REQUESTS + 1
     assert held_after == pytest.approx(0.0) and spent_after == pytest.approx(spent)
     assert spent == pytest.approx(billed(emu), rel=1e-6, abs=USAGE_ROUNDING)
+
+
+def test_a_closing_connections_give_back_goes_to_the_database_not_the_lease():
+    """Requests of a connection that is closing end after it: what they give back must not stay
+    with the process (its writer may have no connection here left to draw on it, nor to give
+    it back when leaving); while the connection is open it feeds the writer's lease."""
+    released = []
+    ledger = SimpleNamespace(release_later=lambda *args: released.append(args))
+    hub = SimpleNamespace(setup=None, metrics=None, usage_ledger=ledger, budget_leases={})
+    spending = WriterSpending(hub, "c1", "nina", 1.0, outbox=None, stats=None)
+    day = day_of(time.time())
+    spending.give_back(Reservation("nina", day, 0.0002))
+    assert hub.budget_leases == {("nina", day): pytest.approx(0.0002)} and released == []
+    spending.closed = True
+    spending.give_back(Reservation("nina", day, 0.0003))
+    assert released == [("nina", day, 0.0003)]
+    assert hub.budget_leases == {("nina", day): pytest.approx(0.0002)}
 
 
 async def test_a_ledger_that_cannot_answer_fails_closed_for_budgeted_writers_only(emu, tmp_path):
