@@ -61,10 +61,15 @@ def test_bench_quick_writes_the_json_report(tmp_path):
         assert s["predictor_label"] == "noisy (P = 0.3)"
         assert s["pauses"] > 0 and s["accepted"] <= s["shown"]
     naive, ours = report["strategies"]["naive"], report["strategies"]["ours"]
-    # Over TLS + HTTP/2 a cancel resets a stream: every call shares the one warm connection.
+    # Over TLS + HTTP/2 a cancel resets a stream, not a connection: a strategy's calls share its
+    # one warm connection (over HTTP/1.1 each cancel cost one: dozens a strategy). Another client
+    # and its connection are added only while more requests are in flight at once than one
+    # client's pool takes (ClientShards), which a slow machine can cause: one strategy opened 2
+    # or 3 in three runs of about twenty.
     strategies = report["strategies"].values()
     assert sum(s["cancelled_calls"] for s in strategies) > 0
-    assert [s["connections_opened"] for s in strategies] == [1] * 4
+    assert all(1 <= s["connections_opened"] <= 3 for s in strategies)
+    assert sum(s["connections_opened"] for s in strategies) <= 7
     # A request per keystroke, unless the flood tripped the provider into its offline fallback
     # (it can on an overloaded machine; the status notices say so).
     assert naive["model_calls_per_100_keys"] >= 90 or naive["status_frames"] > 0
