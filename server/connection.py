@@ -105,6 +105,8 @@ class Connection:
         self.suggestions = SuggestionRuntime(
             hub, conn_id, self.outbox, self.stats, on_accept=spending.on_accept, **parts
         )
+        if self.budget_usd_day is not None:  # a review is rare and dear: it holds only its own
+            parts["reserve"] = spending.reserve_exactly
         self.reviews = ReviewJobs(hub, conn_id, self.outbox, self.stats, **parts)
         self.checks = CheckRuntime(
             self.outbox,

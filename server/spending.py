@@ -102,7 +102,12 @@ class WriterSpending:
             )
         return cost
 
-    async def reserve(self, amount: float) -> Reservation:
+    async def reserve_exactly(self, amount: float) -> Reservation:
+        """:meth:`reserve` with no lease asked beyond ``amount`` (a review: 4 of its worst
+        cases would hold much of a day's budget on this process)."""
+        return await self.reserve(amount, lease=False)
+
+    async def reserve(self, amount: float, *, lease: bool = True) -> Reservation:
         """Hold ``amount`` of the writer's day before a request goes out (the database decides,
         so every worker and box draws on one account). Refused: the budget is spent, and the
         client hears so once a day in a ``status`` frame."""
@@ -123,7 +128,7 @@ class WriterSpending:
                 reservation.day,
                 self.budget_usd_day,
                 amount,
-                amount * LEASE_REQUESTS,
+                amount * LEASE_REQUESTS if lease else amount,
             )
         )
         try:

@@ -363,6 +363,33 @@ async def test_a_writers_requests_draw_on_a_lease_given_back_when_they_leave(emu
     assert spent == pytest.approx(billed(emu), rel=1e-6, abs=USAGE_ROUNDING)
 
 
+async def test_a_review_holds_only_its_own_worst_case(emu, tmp_path):
+    """A suggestion's reservation asks for a lease of LEASE_REQUESTS worst cases; a review's
+    asks for its own alone (4 of a long document's would hold much of a day's budget)."""
+    settings = make_settings(emu, jwt_secret=SECRET, database_url=f"sqlite:///{tmp_path / 'l.db'}")
+    async with ServerHandle(settings) as srv:
+        store = srv.hub.usage_ledger.store
+        asked = []
+        real = store.reserve_up_to
+
+        def counted(writer, day, budget, amount, ask):
+            asked.append((amount, ask))
+            return real(writer, day, budget, amount, ask)
+
+        store.reserve_up_to = counted
+        headers = {"Authorization": f"Bearer {mint('rosa', budget_usd_day=1.0)}"}
+        async with connect(srv.ws_url, additional_headers=headers) as ws:
+            c = Client(ws)
+            await c.recv()
+            rid = c.new_id()
+            await c.send({"type": "review", "id": rid, "text": "The report are late. " * 20})
+            assert (await c.terminal(rid, timeout=30))["type"] == "review_done"
+            await c.terminal(await c.suggest("Rosa writes: the quarterly report shows "))
+    (review_amount, review_ask), (amount, ask) = asked
+    assert review_ask == review_amount > amount
+    assert ask == pytest.approx(amount * LEASE_REQUESTS)
+
+
 def test_a_closing_connections_give_back_goes_to_the_database_not_the_lease():
     """Requests of a connection that is closing end after it: what they give back must not stay
     with the process (its writer may have no connection here left to draw on it, nor to give
