@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from assistant.budget import worst_case_cost
@@ -88,15 +88,12 @@ class ProviderSetup:
         """Model and estimated usage of an Anthropic request cut short after ``streamed``;
         ``started``: the usage its message_start reported, when it came (its input as billed,
         cache writes included, where the estimate can only guess)."""
-        model, estimate = self._estimate_cancelled(prefix, suffix, streamed)
-        if started is None:
-            return model, estimate
-        output = max(started.output_tokens, estimate.output_tokens)
-        return model, replace(started, output_tokens=output, estimated=True)
-
-    def _estimate_cancelled(self, prefix: str, suffix: str, streamed: str) -> tuple[str, Usage]:
         a = self.anthropic
         model = getattr(a, "model", "") or self.settings.suggest_model
+        if started is not None:  # nothing to build: the input is known
+            from assistant.providers.anthropic import billed_so_far
+
+            return model, billed_so_far(started, model, streamed)
         params_of = getattr(a, "params", None)
         if params_of is not None:
             try:

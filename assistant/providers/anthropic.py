@@ -365,12 +365,26 @@ def _stream_error(event: dict) -> ProviderError:
     return ProviderError(_ERROR_TYPES.get(err_type, ProviderErrorKind.INTERNAL), message)
 
 
-def estimated_usage(params: dict, text: str) -> Usage:
+def billed_so_far(started: Usage, model: str, text: str) -> Usage:
+    """What a request cut short after ``message_start`` cost: its input as that event reported
+    it (cache writes included, which an estimate can only guess), its output estimated from
+    ``text``, what streamed before the cut."""
+    factor = (default_catalog().rules(model) or ModelRules()).tokenizer_factor
+    output = max(started.output_tokens, estimate_tokens(text, factor))
+    return replace(started, output_tokens=output, estimated=True)
+
+
+def estimated_usage(params: dict, text: str, started: Usage | None = None) -> Usage:
     """What a request probably cost when it ended before the API reported usage, counted with
-    the tokenizer factor of the request's model. The prompt up to its last ``cache_control``
-    mark is counted as a cache read: a suggestion's prefix is what the previous keystroke's
-    request cached, and counting it as uncached input would bill a cancelled call ~10x over."""
-    rules = default_catalog().rules(str(params.get("model", ""))) or ModelRules()
+    the tokenizer factor of the request's model; ``started``: the usage its ``message_start``
+    reported, when it came (see :func:`billed_so_far`). Without it, the prompt up to its last
+    ``cache_control`` mark is counted as a cache read: a suggestion's prefix is what the previous
+    keystroke's request cached, and counting it as uncached input would bill a cancelled call
+    ~10x over."""
+    model = str(params.get("model", ""))
+    if started is not None:
+        return billed_so_far(started, model, text)
+    rules = default_catalog().rules(model) or ModelRules()
     factor = rules.tokenizer_factor
     system = params.get("system", "")
     blocks = list(system) if isinstance(system, list) else [system]

@@ -20,7 +20,6 @@ import json
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
 
 from ..config import Settings
 from ..pricing import Usage, cost_usd
@@ -271,11 +270,8 @@ class TieredReviewer:
 
         for stage in stages:
             if stage.in_flight:
-                usage = estimated_usage(stage.params, "".join(stage.streamed))
-                started = stage.meter.get("usage")
-                if started is not None:  # the input as the API counted it, the output estimated
-                    output = max(started.output_tokens, usage.output_tokens)
-                    usage = replace(started, output_tokens=output, estimated=True)
+                streamed = "".join(stage.streamed)
+                usage = estimated_usage(stage.params, streamed, stage.meter.get("usage"))
                 stage.finish("cancelled", usage)
                 self._unbooked.setdefault(document, []).append(stage.report)
 
