@@ -176,9 +176,6 @@ class MemoryStore:
                 return want
         return 0.0
 
-    def release(self, writer: str, day: str, amount: float) -> None:
-        self.book.settle(writer, day, amount, 0.0)
-
     def write(
         self,
         rows: list[Row],
@@ -403,10 +400,6 @@ class SqlStore:
                     return want
             return 0.0
 
-    def release(self, writer: str, day: str, amount: float) -> None:
-        with self._transaction() as cur:
-            self._give_back(cur, writer, day, amount, 0.0)
-
     def _give_back(self, cur: Any, writer: str, day: str, reserved: float, cost: float) -> None:
         if reserved > 0:
             self._exec(
@@ -624,8 +617,9 @@ def open_store(url: str | None, process: str = "") -> MemoryStore | SqlStore:
 class Ledger:
     """One per process: the store, its thread, and the rows waiting for their batch.
 
-    Only :meth:`reserve` and :meth:`release` talk to the store at once (from the thread, awaited
-    by the request that needs the answer); :meth:`record` and :meth:`accepted` only append."""
+    Only the reservations (:meth:`reserve`, :meth:`reserve_up_to`) and :meth:`call` talk to the
+    store at once (from the thread, awaited by the request that needs the answer);
+    :meth:`record`, :meth:`accepted` and :meth:`release_later` only append to the next batch."""
 
     def __init__(self, url: str | None) -> None:
         self.url = url
@@ -676,9 +670,6 @@ class Ledger:
         self, writer: str, day: str, budget: float, amount: float, ask: float
     ) -> float:
         return await self._call("reserve_up_to", (writer, day, budget, amount, ask))
-
-    async def release(self, writer: str, day: str, amount: float) -> None:
-        await self._call("release", (writer, day, amount))
 
     def release_later(self, writer: str, day: str, amount: float) -> None:
         """Give back a reservation with the next batch (nobody waits for it): a request the
