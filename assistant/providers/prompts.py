@@ -156,13 +156,17 @@ def suggest_prompt_chars_bound(prefix_chars: int, suffix_chars: int) -> int:
     """At most how many characters of text a suggestion request for a prefix and a suffix of
     these lengths carries (what the budget reserves for), without building it: building the
     request twice, once for the reservation, was ~4 % of a worker's loop at 1,000 writers."""
-    markup = BEFORE_OPEN + BEFORE_CLOSE + "\n" + AFTER_OPEN + AFTER_CLOSE + SUGGEST_INSTRUCTION
     return (
-        len(SUGGEST_SYSTEM)
+        _SUGGEST_FIXED_CHARS
         + min(prefix_chars, MAX_PREFIX_CHARS)
         + min(suffix_chars, MAX_SUFFIX_CHARS)
-        + len(markup)
     )
+
+
+# What every suggestion request carries besides the text: the system prompt and the markup.
+_SUGGEST_FIXED_CHARS = len(SUGGEST_SYSTEM) + len(
+    BEFORE_OPEN + BEFORE_CLOSE + "\n" + AFTER_OPEN + AFTER_CLOSE + SUGGEST_INSTRUCTION
+)
 
 
 def build_suggest_params(
