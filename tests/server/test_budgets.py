@@ -323,6 +323,20 @@ async def test_a_suggestion_cancelled_after_its_start_is_booked_with_the_input_b
     assert row[3] >= 1 and row[4:] == (1, 1)
 
 
+def record_reservations(store: SqlStore) -> list[tuple]:
+    """Every ``reserve_up_to`` the server's store is asked, its arguments in order (the store
+    still answers)."""
+    asked: list[tuple] = []
+    real = store.reserve_up_to
+
+    def recorded(*args):
+        asked.append(args)
+        return real(*args)
+
+    store.reserve_up_to = recorded
+    return asked
+
+
 async def test_a_writers_requests_draw_on_a_lease_given_back_when_they_leave(emu, tmp_path):
     """One reservation in the database covers LEASE_REQUESTS requests of the writer on this
     process; spent plus held stays within the budget, the ledger equals what was billed, and
@@ -331,14 +345,7 @@ async def test_a_writers_requests_draw_on_a_lease_given_back_when_they_leave(emu
     settings = make_settings(emu, jwt_secret=SECRET, database_url=url)
     async with ServerHandle(settings) as srv:
         store = srv.hub.usage_ledger.store
-        asked = []
-        real = store.reserve_up_to
-
-        def counted(*args):
-            asked.append(args)
-            return real(*args)
-
-        store.reserve_up_to = counted
+        asked = record_reservations(store)
         headers = {"Authorization": f"Bearer {mint('lena', budget_usd_day=1.0)}"}
         async with connect(srv.ws_url, additional_headers=headers) as ws:
             c = Client(ws)
@@ -368,15 +375,7 @@ async def test_a_review_holds_only_its_own_worst_case(emu, tmp_path):
     asks for its own alone (4 of a long document's would hold much of a day's budget)."""
     settings = make_settings(emu, jwt_secret=SECRET, database_url=f"sqlite:///{tmp_path / 'l.db'}")
     async with ServerHandle(settings) as srv:
-        store = srv.hub.usage_ledger.store
-        asked = []
-        real = store.reserve_up_to
-
-        def counted(writer, day, budget, amount, ask):
-            asked.append((amount, ask))
-            return real(writer, day, budget, amount, ask)
-
-        store.reserve_up_to = counted
+        asked = record_reservations(srv.hub.usage_ledger.store)
         headers = {"Authorization": f"Bearer {mint('rosa', budget_usd_day=1.0)}"}
         async with connect(srv.ws_url, additional_headers=headers) as ws:
             c = Client(ws)
@@ -385,7 +384,7 @@ async def test_a_review_holds_only_its_own_worst_case(emu, tmp_path):
             await c.send({"type": "review", "id": rid, "text": "The report are late. " * 20})
             assert (await c.terminal(rid, timeout=30))["type"] == "review_done"
             await c.terminal(await c.suggest("Rosa writes: the quarterly report shows "))
-    (review_amount, review_ask), (amount, ask) = asked
+    (*_, review_amount, review_ask), (*_, amount, ask) = asked
     assert review_ask == review_amount > amount
     assert ask == pytest.approx(amount * LEASE_REQUESTS)
 
