@@ -47,19 +47,41 @@ def uvicorn_config(app: Any, settings: Settings, host: str, port: int) -> uvicor
 
 
 class GracefulServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config) -> None:
+    """``handoff(protocol_factory, held, ssl)``, when given, makes the server accept nothing
+    itself: it returns a started-later :class:`~server.handoff.Receiver` that serves the
+    connections a supervisor hands over (``held()`` is how many this server holds)."""
+
+    def __init__(self, config: uvicorn.Config, handoff: Callable[..., Any] | None = None) -> None:
         super().__init__(config)
         self.ready = asyncio.Event()
+        self._handoff = handoff
+        self.receiver: Any = None
 
     @contextlib.contextmanager
     def capture_signals(self):
         yield  # signals are the caller's business (tests must keep pytest's)
 
     async def startup(self, sockets=None) -> None:
-        await super().startup(sockets=sockets)
+        if self._handoff is None:
+            await super().startup(sockets=sockets)
+        else:
+            await super().startup(sockets=[])  # no listener of its own
+            config = self.config
+
+            def protocol() -> asyncio.Protocol:  # as uvicorn's startup builds it
+                return config.http_protocol_class(  # type: ignore[call-arg]
+                    config=config, server_state=self.server_state, app_state=self.lifespan.state
+                )
+
+            self.receiver = self._handoff(
+                protocol, lambda: len(self.server_state.connections), config.ssl
+            )
+            self.receiver.start()
         self.ready.set()
 
     async def shutdown(self, sockets=None) -> None:
+        if self.receiver is not None:
+            self.receiver.stop()  # the supervisor hands new connections to the other workers
         hub = getattr(getattr(self.config.app, "state", None), "hub", None)
         if hub is not None:
             with contextlib.suppress(Exception):

@@ -1,18 +1,22 @@
-"""``assistant serve --workers N``: N server processes on one listening socket, and their supervisor.
+"""``assistant serve --workers N``: N server processes behind one listening socket, and their supervisor.
 
 Why processes: one Python event loop holds one core, and the server's work per keystroke is
 Python. Connections are shared-nothing (each connection's engine, documents and requests live in
 the process that accepted it), so any worker can take any connection and nothing needs to be
-shared but the listening socket and the access token.
+shared but the access token (and a page where each worker writes how many connections it holds).
 
-How: the supervisor (this process) binds the socket once, then forks N workers that inherit it;
-each runs the ordinary app (:func:`server.app.build_app`) under :class:`~server.runner
-.GracefulServer` and the kernel hands each new connection to whichever worker accepts it first.
-One shared socket, not one ``SO_REUSEPORT`` socket per worker, so a worker that dies takes no
-queued connections with it: the others keep accepting from the same queue.
+How: the supervisor (this process) binds the socket, forks N workers, and accepts every
+connection itself: it hands each one to the worker holding the fewest (:mod:`server.handoff`),
+and each worker runs the ordinary app (:func:`server.app.build_app`) under :class:`~server.runner
+.GracefulServer` on the connections it is handed. Not one shared socket that every worker accepts
+from: the kernel then gave 56-61 % of a burst to one of two workers, and the busier worker set
+everyone's tail (docs/reliability.md). Not one ``SO_REUSEPORT`` socket per worker either: a
+worker that dies would take the connections queued on its socket with it; here the queue is the
+supervisor's, and a dead worker is simply handed nothing until its replacement is ready.
 
 - A worker that exits while the server is running is reported on stderr and started again (after
-  a short backoff, growing while it keeps dying young; it gives up after ``MAX_QUICK_DEATHS``
+  a short backoff, growing while it keeps dying young, during which the supervisor keeps
+  accepting for the others; it gives up after ``MAX_QUICK_DEATHS``
   deaths in a row within ``QUICK_DEATH_S`` of starting, and then the whole server stops with
   exit 1, rather than spinning).
 - SIGTERM/SIGINT to the supervisor is passed to every worker, which drains as a single server does
@@ -38,6 +42,7 @@ from dataclasses import dataclass
 
 from assistant.config import Settings
 
+from .handoff import Dispatcher, Loads, Receiver, pair
 from .runner import GRACEFUL_TIMEOUT_S, GracefulServer, serve_until_signalled, uvicorn_config
 
 QUICK_DEATH_S = 5.0  # a worker dying sooner than this after its start counts as a crash loop
@@ -68,6 +73,7 @@ class Worker:
     index: int
     pid: int
     started: float
+    end: socket.socket  # the supervisor's end of its hand-off channel
     ready: bool = False
 
 
@@ -93,7 +99,11 @@ class Supervisor:
         self.build_app = build_app
         self.on_ready = on_ready
         self.workers: dict[int, Worker] = {}  # pid -> worker
+        self.loads = Loads(n)
+        self.dispatcher = Dispatcher(sock, self.loads)
         self.stopping = False
+        self.kill_at: float | None = None  # after the first stop signal: SIGKILL then
+        self.restarts: dict[int, tuple[float, str]] = {}  # index -> (when, what to say)
         self.quick_deaths = 0
         self.announced = False
         self._labels: list[str] = []
@@ -113,14 +123,19 @@ class Supervisor:
             signal.signal(sig, lambda s, _f: signals.append(s))
         signal.signal(signal.SIGCHLD, lambda *_: None)  # only to wake select()
         exit_code = 0
-        kill_at: float | None = None
         buffered = b""
         try:
             for index in range(self.n):
                 self._spawn(index)
-            while self.workers:
-                timeout = None if kill_at is None else max(0.0, kill_at - time.monotonic())
-                readable, _, _ = select.select([ready_r, wake_r], [], [], timeout)
+            while self.workers or self.restarts:
+                listen = [self.sock] if self.dispatcher.wants_accept() and not self.stopping else []
+                readable, writable, _ = select.select(
+                    [ready_r, wake_r, *listen], self.dispatcher.wants_write(), [], self._timeout()
+                )
+                if writable:
+                    self.dispatcher.flush()
+                if self.sock in readable:
+                    self.dispatcher.on_readable()
                 if wake_r in readable:
                     with contextlib.suppress(BlockingIOError):
                         os.read(wake_r, 512)
@@ -131,20 +146,19 @@ class Supervisor:
                         self._on_ready_line(line.decode())
                 while signals:
                     signals.pop()
-                    if not self.stopping:
-                        self.stopping = True
-                        kill_at = time.monotonic() + KILL_AFTER_S
+                    self._stop()
                     self._signal_all(signal.SIGTERM)
-                if kill_at is not None and time.monotonic() >= kill_at:
+                if self.kill_at is not None and time.monotonic() >= self.kill_at:
                     self._signal_all(signal.SIGKILL)
-                    kill_at = time.monotonic() + 5.0
+                    self.kill_at = time.monotonic() + 5.0
                 code = self._reap()
                 if code and not self.stopping:
                     exit_code = code
-                    self.stopping = True
-                    kill_at = time.monotonic() + KILL_AFTER_S
+                    self._stop()
                     self._signal_all(signal.SIGTERM)
+                self._restart_due()
         finally:
+            self.dispatcher.shutdown()
             for pid in list(self.workers):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
@@ -155,7 +169,31 @@ class Supervisor:
                 signal.signal(sig, handler)
             for fd in (ready_r, self._ready_w, wake_r, wake_w, self._lifeline_r, self._lifeline_w):
                 os.close(fd)
+            for worker in self.workers.values():
+                worker.end.close()
+            self.loads.close()
         return exit_code
+
+    def _timeout(self) -> float | None:
+        due = [when for when, _ in self.restarts.values()]
+        if self.kill_at is not None:
+            due.append(self.kill_at)
+        return max(0.0, min(due) - time.monotonic()) if due else None
+
+    def _stop(self) -> None:
+        if not self.stopping:
+            self.stopping = True
+            self.restarts.clear()
+            self.dispatcher.shutdown()  # accept nothing more; the backlog waits for no one
+            self.kill_at = time.monotonic() + KILL_AFTER_S
+
+    def _restart_due(self) -> None:
+        now = time.monotonic()
+        for index, (when, said) in list(self.restarts.items()):
+            if when <= now:
+                del self.restarts[index]
+                new = self._spawn(index)
+                print(f"{said}; started it again as pid {new}", file=sys.stderr, flush=True)
 
     def _signal_all(self, sig: int) -> None:
         for pid in self.workers:
@@ -168,6 +206,14 @@ class Supervisor:
         if worker is None:
             return
         worker.ready = True
+        if not self.stopping:
+            self.dispatcher.open(worker.index, worker.end)
+        if self.announced:  # a replacement: new connections go to it first (it holds none)
+            print(
+                f"assistant serve: worker {worker.index} (pid {worker.pid}) is serving",
+                file=sys.stderr,
+                flush=True,
+            )
         if not self.announced:
             self._labels.append(label)
             if all(w.ready for w in self.workers.values()) and len(self.workers) == self.n:
@@ -186,6 +232,8 @@ class Supervisor:
             worker = self.workers.pop(pid, None)
             if worker is None:
                 continue
+            self.dispatcher.close(worker.index)
+            worker.end.close()
             if self.stopping:
                 continue
             code = os.waitstatus_to_exitcode(status)
@@ -207,20 +255,24 @@ class Supervisor:
                     flush=True,
                 )
                 return 1
-            time.sleep(min(2.0, 0.05 * 2**self.quick_deaths))
-            new = self._spawn(worker.index)
-            print(f"{said}; started it again as pid {new}", file=sys.stderr, flush=True)
+            # Not a sleep: the supervisor keeps accepting for the other workers meanwhile.
+            backoff = min(2.0, 0.05 * 2**self.quick_deaths)
+            self.restarts[worker.index] = (time.monotonic() + backoff, said)
 
     # -- a worker ------------------------------------------------------------------------------
 
     def _spawn(self, index: int) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
+        ours, theirs = pair()
         pid = os.fork()
         if pid == 0:  # the worker
             code = 1
             try:
-                code = self._worker_main()
+                ours.close()
+                for worker in self.workers.values():
+                    worker.end.close()  # the other workers' channels are the supervisor's
+                code = self._worker_main(index, theirs)
             except BaseException:  # noqa: BLE001 (report anything, never return into the loop)
                 import traceback
 
@@ -229,10 +281,11 @@ class Supervisor:
                 sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(code)
-        self.workers[pid] = Worker(index, pid, time.monotonic())
+        theirs.close()
+        self.workers[pid] = Worker(index, pid, time.monotonic(), ours)
         return pid
 
-    def _worker_main(self) -> int:
+    def _worker_main(self, index: int, handoff: socket.socket) -> int:
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGTERM, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
@@ -242,10 +295,16 @@ class Supervisor:
         os.close(self._lifeline_w)
         app = self.build_app()
         host, port = self.sock.getsockname()[:2]
+        self.sock.close()  # the supervisor accepts; this worker serves what it is handed
         config = uvicorn_config(app, self.settings, host, port)
         if self.configure is not None:
             self.configure(config)
-        server = GracefulServer(config)
+        server = GracefulServer(
+            config,
+            handoff=lambda protocol, held, ssl: Receiver(
+                handoff, self.loads, index, protocol, held, ssl
+            ),
+        )
 
         def ready() -> None:
             label = app.state.hub.setup.label
@@ -266,7 +325,7 @@ class Supervisor:
             serve_until_signalled(
                 server,
                 ready,
-                sockets=[self.sock],
+                sockets=[],
                 watch=orphan_watch,
                 loop=self.loop,
                 signals=(signal.SIGTERM,),

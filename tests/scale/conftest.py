@@ -45,6 +45,32 @@ def children(pid: int) -> list[int]:
         return [int(x) for x in f.read().split()]
 
 
+def connections_by_pid(port: int, pids: list[int]) -> dict[int, int]:
+    """How many established TCP connections on local ``port`` each process in ``pids`` holds
+    (from /proc: the sockets' inodes, then each process's descriptors)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError), open(table) as f:
+            for line in list(f)[1:]:
+                fields = line.split()
+                local_port = int(fields[1].rsplit(":", 1)[1], 16)
+                if local_port == port and fields[3] == "01":  # 01: ESTABLISHED
+                    inodes.add(f"socket:[{fields[9]}]")
+    held = {}
+    for pid in pids:
+        fds = os.listdir(f"/proc/{pid}/fd")
+        links = [_readlink(f"/proc/{pid}/fd/{fd}") for fd in fds]
+        held[pid] = sum(link in inodes for link in links)
+    return held
+
+
+def _readlink(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:  # closed meanwhile
+        return ""
+
+
 async def start_serve(
     tmp_path: Path, *extra: str, own_group: bool = False
 ) -> tuple[asyncio.subprocess.Process, str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from urllib.parse import urlparse
 
 import orjson
 import pytest
@@ -14,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 from assistant.config import Settings
 from server.workers import default_workers
 
-from .conftest import TOKEN, children, start_serve
+from .conftest import TOKEN, children, connections_by_pid, start_serve
 
 
 async def open_client(ws_url: str):
@@ -75,6 +76,37 @@ async def test_two_workers_share_the_port_replace_a_dead_one_and_drain_on_sigter
         err = (await proc.stderr.read()).decode()
         stops = [x for x in err.splitlines() if x.startswith("{") and '"server_stop"' in x]
         assert len(stops) == 2  # both live workers drained and stopped cleanly
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+@pytest.mark.timeout(120)
+async def test_connections_are_spread_evenly_and_a_replacement_takes_the_new_ones_first(tmp_path):
+    """The supervisor hands each connection to the worker holding fewest: a burst splits evenly
+    (one shared socket gave one of two workers 56-67 % of it), and a worker started again after a
+    crash, which holds none, takes the new ones until it has caught up."""
+    proc, ws_url, _ = await start_serve(tmp_path, "--workers", "2")
+    port = urlparse(ws_url).port
+    try:
+        clients = list(await asyncio.gather(*(open_client(ws_url) for _ in range(20))))
+        workers = children(proc.pid)
+        assert sorted(connections_by_pid(port, workers).values()) == [10, 10]
+
+        os.kill(workers[0], signal.SIGKILL)
+        line = await read_stderr_until(proc, "started it again")
+        replacement = int(line.rsplit(" ", 1)[1])
+        await read_stderr_until(proc, f"(pid {replacement}) is serving")
+        more = [await open_client(ws_url) for _ in range(6)]
+        for i, ws in enumerate(more):
+            await ping(ws, i + 1)
+        assert connections_by_pid(port, [workers[1], replacement]) == {
+            workers[1]: 10,
+            replacement: 6,
+        }
+        for ws in clients + more:
+            await ws.close()
     finally:
         if proc.returncode is None:
             proc.kill()
