@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -133,6 +135,44 @@ def serve(deflate: bool) -> None:
     uvloop.run(uvicorn.Server(config).serve(sockets=[sock]))
 
 
+def serve_granian() -> None:
+    """The same app on granian (its Rust HTTP/WebSocket server, the app on uvloop), one worker;
+    granian binds the port itself, so pick a free one first."""
+    import socket
+
+    from granian import Granian
+    from granian.constants import Interfaces, Loops
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    print(port, flush=True)
+    Granian(
+        "tools.ws_floor:app",
+        address="127.0.0.1",
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=1,
+        loop=Loops.uvloop,
+        factory=True,
+        websockets=True,
+        log_enabled=False,
+        working_dir=ROOT,
+    ).serve()
+
+
+def tree_cpu_ns(pid: int) -> int:
+    """CPU of ``pid`` and its descendants (granian serves from a child process)."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        total += server_cpu_ns(p)
+        for task in os.listdir(f"/proc/{p}/task"):
+            with contextlib.suppress(OSError), open(f"/proc/{p}/task/{task}/children") as f:
+                todo += [int(x) for x in f.read().split()]
+    return total
+
+
 def v1_frame(chars: int) -> dict:
     text = document_of(chars)
     cut = len(text) * 9 // 10
@@ -145,6 +185,12 @@ async def measure(port: int, pid: int, kind: str, args) -> float:
     frames, warmup = args.frames, args.warmup
     payload = orjson.dumps(v1_frame(args.v1_chars) if kind == "echo-v1" else FRAME).decode()
     path = "echo" if kind == "echo-v1" else kind
+    for _ in range(300):  # granian binds its port a moment after it is started
+        with contextlib.suppress(OSError):
+            probe = await asyncio.open_connection("127.0.0.1", port)
+            probe[1].close()
+            break
+        await asyncio.sleep(0.1)
     async with connect(f"ws://127.0.0.1:{port}/{path}", max_size=None) as ws:
 
         async def one(i: int) -> None:
@@ -157,17 +203,18 @@ async def measure(port: int, pid: int, kind: str, args) -> float:
 
         for i in range(warmup):
             await one(i)
-        cpu0 = server_cpu_ns(pid)
+        cpu0 = tree_cpu_ns(pid)
         for i in range(frames):
             await one(i)
         if kind == "read":
             await ws.send('{"type":"ping"}')
             await ws.recv()
-        return (server_cpu_ns(pid) - cpu0) / 1000 / frames
+        return (tree_cpu_ns(pid) - cpu0) / 1000 / frames
 
 
-def start_server(deflate: bool) -> tuple[subprocess.Popen, int]:
-    cmd = [sys.executable, __file__, "--serve"] + ([] if deflate else ["--no-deflate"])
+def start_server(deflate: bool, server: str = "uvicorn") -> tuple[subprocess.Popen, int]:
+    cmd = [sys.executable, __file__, "--serve", "--server", server]
+    cmd += [] if deflate else ["--no-deflate"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -187,19 +234,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--v1-chars", type=int, default=100_000, help="document size for echo-v1")
     p.add_argument("--deflate", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument(
+        "--server",
+        choices=("uvicorn", "granian"),
+        default="uvicorn",
+        help="granian: the same app on granian (pip install granian; no permessage-deflate)",
+    )
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--json", help="write the figures here")
     args = p.parse_args(argv)
+    if args.server == "granian" and args.deflate:
+        p.error("granian does not negotiate permessage-deflate: add --no-deflate")
     if args.serve:
-        serve(args.deflate)
+        serve_granian() if args.server == "granian" else serve(args.deflate)
         return 0
-    proc, port = start_server(args.deflate)
+    proc, port = start_server(args.deflate, args.server)
     try:
         figures = asyncio.run(run(args, proc.pid, port))
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
-    print(f"server CPU per frame, permessage-deflate {'on' if args.deflate else 'off'}:")
+    deflate = "on" if args.deflate else "off"
+    print(f"server CPU per frame, {args.server}, permessage-deflate {deflate}:")
     print()
     print("| endpoint | what it does per frame | µs |")
     print("|---|---|---|")
