@@ -27,11 +27,13 @@ import contextlib
 import mmap
 import socket
 import struct
+import time
 from collections import deque
 from collections.abc import Callable
 
 _SLOT = struct.Struct("<qq")  # connections held, connections received (written by the worker)
 ACCEPT_BATCH = 64  # connections accepted per wake-up of the supervisor, before it looks around
+ACCEPT_RETRY_S = 0.1  # after accept failed for want of descriptors or memory
 PUBLISH_EVERY_S = (
     0.25  # how often a worker refreshes its count (closes are not reported one by one)
 )
@@ -65,14 +67,18 @@ class Dispatcher:
     """The supervisor's half. ``ends[index]`` is the supervisor's end of worker ``index``'s
     channel, present while that worker is ready to be handed connections."""
 
-    def __init__(self, listener: socket.socket, loads: Loads) -> None:
+    def __init__(
+        self, listener: socket.socket, loads: Loads, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.listener = listener
         listener.setblocking(False)
         self.loads = loads
+        self.clock = clock
         self.ends: dict[int, socket.socket] = {}
         self.sent: dict[int, int] = {}
         self.pending: deque[socket.socket] = deque()
         self.handed = 0
+        self.resume_at: float | None = None  # after an accept that failed for want of resources
 
     def open(self, index: int, end: socket.socket) -> None:
         """Worker ``index`` is ready: start handing it connections."""
@@ -87,6 +93,10 @@ class Dispatcher:
             end.close()
 
     def wants_accept(self) -> bool:
+        if self.resume_at is not None:
+            if self.clock() < self.resume_at:
+                return False
+            self.resume_at = None
         return bool(self.ends) and not self.pending
 
     def wants_write(self) -> list[socket.socket]:
@@ -99,7 +109,12 @@ class Dispatcher:
                 conn, _ = self.listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:  # e.g. ECONNABORTED, EMFILE: leave the rest for the next wake-up
+            except ConnectionAbortedError:  # reset while queued: the next one may be fine
+                continue
+            except OSError:
+                # Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS): the listener stays
+                # readable, so looking again at once would spin. The backlog waits meanwhile.
+                self.resume_at = self.clock() + ACCEPT_RETRY_S
                 return
             self.pending.append(conn)
             self.flush()

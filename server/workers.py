@@ -176,8 +176,7 @@ class Supervisor:
 
     def _timeout(self) -> float | None:
         due = [when for when, _ in self.restarts.values()]
-        if self.kill_at is not None:
-            due.append(self.kill_at)
+        due += [t for t in (self.kill_at, self.dispatcher.resume_at) if t is not None]
         return max(0.0, min(due) - time.monotonic()) if due else None
 
     def _stop(self) -> None:

@@ -7,11 +7,12 @@ connect; the workers' side is a :class:`Receiver` on this test's loop.
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 
 import pytest
 
-from server.handoff import Dispatcher, Loads, Receiver, pair
+from server.handoff import ACCEPT_RETRY_S, Dispatcher, Loads, Receiver, pair
 
 
 @pytest.fixture
@@ -102,6 +103,36 @@ def test_when_every_worker_is_full_accepting_stops_until_one_has_room(listener):
     assert dispatcher.wants_accept()
     for s in clients + got + taken(theirs):
         s.close()
+
+
+class Exhausted:
+    """A listener whose accept fails as it does when the process is out of descriptors."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def setblocking(self, flag: bool) -> None:
+        pass
+
+    def accept(self):
+        self.calls += 1
+        raise OSError(errno.EMFILE, "Too many open files")
+
+
+def test_an_accept_out_of_descriptors_pauses_accepting_instead_of_spinning():
+    now = [100.0]
+    listener = Exhausted()
+    dispatcher = Dispatcher(listener, Loads(1), clock=lambda: now[0])
+    ours, theirs = pair()
+    dispatcher.open(0, ours)
+    assert dispatcher.wants_accept()
+    dispatcher.on_readable()
+    assert listener.calls == 1  # gave up at once, not 64 times
+    assert not dispatcher.wants_accept()  # the supervisor's select leaves the listener alone
+    now[0] += ACCEPT_RETRY_S
+    assert dispatcher.wants_accept()
+    ours.close()
+    theirs.close()
 
 
 class Echo(asyncio.Protocol):
