@@ -34,9 +34,8 @@ from collections.abc import Callable
 _SLOT = struct.Struct("<qq")  # connections held, connections received (written by the worker)
 ACCEPT_BATCH = 64  # connections accepted per wake-up of the supervisor, before it looks around
 ACCEPT_RETRY_S = 0.1  # after accept failed for want of descriptors or memory
-PUBLISH_EVERY_S = (
-    0.25  # how often a worker refreshes its count (closes are not reported one by one)
-)
+# How often a worker refreshes its count (a connection's close is not reported by itself).
+PUBLISH_EVERY_S = 0.25
 
 
 class Loads:
