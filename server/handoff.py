@@ -2,7 +2,7 @@
 
 With one listening socket shared by N workers, the kernel gives a burst of new connections to
 whichever worker happens to be waiting in ``accept``: at 1,000 writers connecting in a second,
-one of two workers took 56-61 % of them in every run, and that worker set everyone's tail
+the busier of two workers took 51-67 % of them (517-674 of 1,000), and it set everyone's tail
 (docs/reliability.md). WebSocket connections live for hours, so the imbalance of a burst, or of
 a worker started again after a crash (it begins with none), lasts as long as they do.
 

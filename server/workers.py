@@ -9,7 +9,7 @@ How: the supervisor (this process) binds the socket, forks N workers, and accept
 connection itself: it hands each one to the worker holding the fewest (:mod:`server.handoff`),
 and each worker runs the ordinary app (:func:`server.app.build_app`) under :class:`~server.runner
 .GracefulServer` on the connections it is handed. Not one shared socket that every worker accepts
-from: the kernel then gave 56-61 % of a burst to one of two workers, and the busier worker set
+from: the kernel then gave 51-67 % of a burst to one of two workers, and the busier worker set
 everyone's tail (docs/reliability.md). Not one ``SO_REUSEPORT`` socket per worker either: a
 worker that dies would take the connections queued on its socket with it; here the queue is the
 supervisor's, and a dead worker is simply handed nothing until its replacement is ready.

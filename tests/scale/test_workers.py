@@ -85,7 +85,7 @@ async def test_two_workers_share_the_port_replace_a_dead_one_and_drain_on_sigter
 @pytest.mark.timeout(120)
 async def test_connections_are_spread_evenly_and_a_replacement_takes_the_new_ones_first(tmp_path):
     """The supervisor hands each connection to the worker holding fewest: a burst splits evenly
-    (one shared socket gave one of two workers 56-67 % of it), and a worker started again after a
+    (one shared socket gave one of two workers 51-67 % of it), and a worker started again after a
     crash, which holds none, takes the new ones until it has caught up."""
     proc, ws_url, _ = await start_serve(tmp_path, "--workers", "2")
     port = urlparse(ws_url).port
