@@ -62,6 +62,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -138,6 +139,28 @@ def process_tree(pid: int) -> list[int]:
             return [pid, *(int(x) for x in f.read().split())]
     except OSError:
         return [pid]
+
+
+def connections_by_pid(port: int, pids: list[int]) -> dict[int, int]:
+    """How many established TCP connections on local ``port`` each process in ``pids`` holds
+    (from /proc: the sockets' inodes, then each process's descriptors)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError), open(table) as f:
+            for line in list(f)[1:]:
+                fields = line.split()
+                local_port = int(fields[1].rsplit(":", 1)[1], 16)
+                if local_port == port and fields[3] == "01":  # 01: ESTABLISHED
+                    inodes.add(f"socket:[{fields[9]}]")
+    held = {}
+    for pid in pids:
+        links = []
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):  # closed meanwhile
+                    links.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        held[pid] = sum(link in inodes for link in links)
+    return held
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -347,6 +370,7 @@ class StepStats:
     cpu: dict[str, float] = field(default_factory=dict)
     connect_cpu: dict[str, float] = field(default_factory=dict)  # CPU s spent opening them
     window_s: float = 0.0
+    by_worker: list[int] = field(default_factory=list)  # typists' connections each worker holds
 
     def parts(self) -> dict:
         """The raw books, picklable (a generator process sends them to the parent)."""
@@ -416,6 +440,7 @@ class StepStats:
                 "end": round(self.rss_end / 2**20, 1),
             },
             "rss_per_connection_kb": None if per_conn is None else round(per_conn / 1024, 1),
+            "connections_by_worker": self.by_worker,
             "cpu_s": {k: round(v, 2) for k, v in self.cpu.items()},
             "connect_cpu_s": {k: round(v, 2) for k, v in self.connect_cpu.items()},
             "server_cpu_us_per_keystroke": (
@@ -639,9 +664,12 @@ async def _typists(
 class _Meter:
     """Reads the server's (all its workers') and the emulator's CPU and RSS at the sync points."""
 
-    def __init__(self, stats: StepStats, pids: dict[str, int], generators: list[int]) -> None:
+    def __init__(
+        self, stats: StepStats, pids: dict[str, int], generators: list[int], port: int | None
+    ) -> None:
         self.stats = stats
         self.pids = pids
+        self.port = port
         self.generators = generators
         self.cpu0: dict[str, float] = {}
         self.t0 = 0.0
@@ -660,6 +688,10 @@ class _Meter:
         if phase == "connected":
             if server:
                 self.stats.rss_connected = tree_rss_bytes(server)
+            if server and self.port:  # how the connections were spread over the workers
+                workers = process_tree(server)[1:] or [server]
+                held = connections_by_pid(self.port, workers)
+                self.stats.by_worker = sorted(held.values(), reverse=True)
             self.cpu0 = self.cpu()
             self.stats.connect_cpu = {k: self.cpu0[k] - self.cpu_start[k] for k in self.cpu0}
             self.t0 = time.perf_counter()
@@ -703,7 +735,7 @@ async def run_step(
     if generators > 1:
         return await asyncio.to_thread(_run_step_forked, url, token, n, generators, pids, options)
     stats = StepStats(n=n)
-    meter = _Meter(stats, pids, [os.getpid()])
+    meter = _Meter(stats, pids, [os.getpid()], urlparse(url).port)
 
     async def sync(phase: str) -> None:
         meter.at(phase)
@@ -731,7 +763,7 @@ def _run_step_forked(url, token, n, generators, pids, options) -> StepStats:
         procs.append(proc)
         pipes.append(receive)
     stats = StepStats(n=n)
-    meter = _Meter(stats, pids, [p.pid for p in procs])
+    meter = _Meter(stats, pids, [p.pid for p in procs], urlparse(url).port)
     try:
         for phase in _PHASES:
             barrier.wait(timeout=600)

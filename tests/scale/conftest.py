@@ -19,6 +19,7 @@ import pytest
 
 from tests import serve_process
 from tests.serve_process import stop_process  # noqa: F401  (the tests import it from here)
+from tools.load import connections_by_pid  # noqa: F401  (the tests import it from here)
 
 ROOT = Path(__file__).resolve().parents[2]
 NGINX = Path(os.environ.get("ASSISTANT_NGINX", "/usr/sbin/nginx"))
@@ -43,32 +44,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def children(pid: int) -> list[int]:
     with open(f"/proc/{pid}/task/{pid}/children") as f:
         return [int(x) for x in f.read().split()]
-
-
-def connections_by_pid(port: int, pids: list[int]) -> dict[int, int]:
-    """How many established TCP connections on local ``port`` each process in ``pids`` holds
-    (from /proc: the sockets' inodes, then each process's descriptors)."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(FileNotFoundError), open(table) as f:
-            for line in list(f)[1:]:
-                fields = line.split()
-                local_port = int(fields[1].rsplit(":", 1)[1], 16)
-                if local_port == port and fields[3] == "01":  # 01: ESTABLISHED
-                    inodes.add(f"socket:[{fields[9]}]")
-    held = {}
-    for pid in pids:
-        fds = os.listdir(f"/proc/{pid}/fd")
-        links = [_readlink(f"/proc/{pid}/fd/{fd}") for fd in fds]
-        held[pid] = sum(link in inodes for link in links)
-    return held
-
-
-def _readlink(path: str) -> str:
-    try:
-        return os.readlink(path)
-    except OSError:  # closed meanwhile
-        return ""
 
 
 async def start_serve(

@@ -3,7 +3,8 @@
 A small run (60 typists, 3 s): the server is ``serve --workers 2`` as the load tool starts it and
 the typists are spread over two forked generator processes. What must hold: every connection
 admitted, every suggest id ends with exactly one terminal frame, none dropped, and the CPU of the
-server (summed over its processes) and of the generators is read.
+server (summed over its processes) and of the generators is read, and the connections are
+spread evenly over the workers.
 """
 
 from __future__ import annotations
@@ -46,3 +47,6 @@ async def test_two_workers_and_two_generators_lose_nothing():
     assert summary["closed_early"] == {}, summary
     assert summary["cpu_s"]["server"] > 0 and summary["cpu_s"]["generator"] > 0
     assert summary["server_cpu_us_per_keystroke"] is not None
+    # The supervisor hands each connection to the worker holding fewest: an even split.
+    split = summary["connections_by_worker"]
+    assert len(split) == 2 and sum(split) == n and split[0] - split[-1] <= 2, split
