@@ -19,11 +19,19 @@ Figures reported per step of the ramp:
   is server overhead on the suggestion path;
 - terminal frames missing after the drain (must be 0: nothing lost);
 - server RSS before connecting, with N idle connections, at the end; RSS per connection;
-- CPU seconds used by the server, the emulator and this generator during the typing window.
+- CPU seconds used by the server, the emulator and this generator during the typing window;
+- how many of the typists' connections each worker holds once they are open
+  (``connections_by_worker``, in the JSON).
 
 Usage (1,000 typists for 20 s, after steps of 250 and 500)::
 
     python tools/load.py --ramp 250,500,1000 --duration 20 --cps 4 --json load.json
+
+Issue 23's done-when (and every 1,000-typist figure in docs/reliability.md before it) is this
+command, 2 keys a second from two generator processes; the default, 4 a second from one, is
+twice the keystrokes (docs/reliability.md compares the two)::
+
+    python tools/load.py --workers 2 --generators 2 --ramp 1000 --duration 15 --cps 2 --predictor noisy
 
 ``--workers N`` runs the server as ``assistant serve --workers N`` does (N processes on one
 socket; CPU and RSS are summed over them). ``--generators K`` spreads the typists over K client
