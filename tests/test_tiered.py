@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import random
 
 import pytest
@@ -405,3 +406,35 @@ async def test_no_answer_at_all_still_opens_the_window():
         _, final = await run(tiered)
         assert final.source == "offline"
         assert tiered.status.state == "unavailable" and tiered.status.until is not None
+
+
+async def test_requests_turned_away_at_a_full_gate_leave_no_cycles_for_the_collector():
+    """At a thousand writers most model requests wait at the admission gate and fall back to the
+    offline tier. Each used to leave its chain of errors (CancelledError, TimeoutError, the
+    gate's, the provider's, the last kept in a local) in reference cycles with their frames:
+    ~28,000 objects in 2 s of one worker that only a garbage collection could free, and that
+    collection ran on the event loop every few keystrokes (docs/reliability.md)."""
+    primary = AnthropicProvider(Settings(api_key="sk-ant-test", base_url="http://127.0.0.1:9"))
+    primary.gate_wait_s = 0.001  # nothing is ever sent: the gate stays full
+    gate = primary.shards.gate
+    while gate.held < gate.limit:
+        await gate.acquire()
+    offline = OfflineStub()
+    tiered = TieredProvider(primary, offline)
+
+    async def one() -> list:
+        return [event async for event in tiered.stream(REQ)]
+
+    await one()
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(20):
+            events = await one()
+            assert isinstance(events[-1], Final) and events[-1].source == "offline"
+        cyclic = gc.collect()
+    finally:
+        gc.enable()
+    assert offline.calls == 21
+    assert cyclic < 20, f"{cyclic} objects in cycles after 20 requests turned away"
+    await tiered.aclose()

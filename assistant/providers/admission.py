@@ -57,26 +57,45 @@ class LagGate:
 
     async def acquire(self, wait_s: float | None = None) -> None:
         """A place at the gate, or :class:`GateTimeout` after ``wait_s`` seconds."""
+        if not await self.enter(wait_s):
+            raise GateTimeout
+
+    async def enter(self, wait_s: float | None = None) -> bool:
+        """A place at the gate (True), or False after ``wait_s`` seconds without one.
+
+        The wait is a timer that resolves the waiter's future, not ``asyncio.timeout``: at a
+        thousand writers most waits end this way, hundreds a second, and each timeout raised
+        and chained a CancelledError, a TimeoutError and the caller's own error, whose
+        tracebacks held their frames in reference cycles only the garbage collector frees
+        (two thirds of the objects it freed, docs/reliability.md)."""
         self._watch()
         if self.held < self.limit and not self._waiters:
             self.held += 1
-            return
+            return True
         self.waited += 1
-        fut = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
         self._waiters.append(fut)
+        timer = None if wait_s is None else loop.call_later(wait_s, self._expire, fut)
         try:
-            async with asyncio.timeout(wait_s):
-                await fut
-        except TimeoutError:
-            self._give_up(fut)
-            raise GateTimeout from None
+            return await fut
         except BaseException:
             self._give_up(fut)
             raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _expire(self, fut: asyncio.Future) -> None:
+        if not fut.done():
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(fut)
+            fut.set_result(False)
 
     def _give_up(self, fut: asyncio.Future) -> None:
         if fut.done() and not fut.cancelled():
-            self.release()  # granted just as the waiter gave up: hand it on
+            if fut.result():
+                self.release()  # granted just as the waiter gave up: hand it on
             return
         fut.cancel()
         with contextlib.suppress(ValueError):
@@ -91,7 +110,7 @@ class LagGate:
             fut = self._waiters.popleft()
             if not fut.done():
                 self.held += 1
-                fut.set_result(None)
+                fut.set_result(True)
 
     def _watch(self) -> None:
         """Look at the loop every ``period_s`` while anything holds or waits."""

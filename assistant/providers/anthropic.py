@@ -25,7 +25,7 @@ import orjson
 from ..config import Settings
 from ..pricing import ModelRules, Usage, default_catalog, estimate_tokens
 from . import http2_cancel
-from .admission import GateTimeout, LagGate
+from .admission import LagGate
 from .base import CompletionRequest, Final, ProviderError, ProviderErrorKind, StreamEvent, TextChunk
 from .prompts import build_suggest_params
 
@@ -444,12 +444,10 @@ class ClientShards:
     async def lease(self, wait_s: float | None = None) -> AsyncIterator[anthropic.AsyncAnthropic]:
         """The least busy client, for one request. Waits at most ``wait_s`` seconds at the gate,
         then a local TIMEOUT (the request falls back; the provider is not blamed)."""
-        try:
-            await self.gate.acquire(wait_s)
-        except GateTimeout:
+        if not await self.gate.enter(wait_s):  # not raised from a timeout: no chain to keep
             raise ProviderError(
                 ProviderErrorKind.TIMEOUT, "this server is too busy for a model request", local=True
-            ) from None
+            )
         try:
             busy = self._busy
             i = min(range(len(busy)), key=busy.__getitem__)
@@ -527,10 +525,10 @@ class AnthropicProvider:
         """One line of continuation. Text after a newline is not shown; the rest of the (short)
         response is still read so the keep-alive connection stays reusable and usage is exact."""
         deadline = time.monotonic() + self.settings.suggest_timeout_s
-        params = self.params(request)
         async with self.shards.lease(
             min(self.gate_wait_s, self.settings.suggest_timeout_s)
         ) as client:
+            params = self.params(request)  # only for a request that goes out
             async for event in self._stream(client, params, deadline, request.meter):
                 yield event
 

@@ -223,7 +223,7 @@ class TieredProvider:
             self._probing = True
         inner = self.primary.stream(request)
         yielded_text = False
-        failed: ProviderError | None = None
+        failed = False  # a flag, not the error: a frame holding its own traceback is a cycle
         try:
             async for event in inner:
                 if isinstance(event, TextChunk):
@@ -242,13 +242,13 @@ class TieredProvider:
                 self._open_window(err)
             if yielded_text:
                 raise
-            failed = err
+            failed = True
         finally:
             if probe:
                 self._probing = False
             await _close(inner)
 
-        if failed is not None:
+        if failed:
             async for event in self._from_fallback(request):
                 yield event
 
