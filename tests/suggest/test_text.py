@@ -93,7 +93,7 @@ def test_too_short_and_echoing_suggestions_are_likely_rejected():
     assert not likely_rejected("morning", "Good ")
 
 
-@given(st.text(alphabet="ab _\n", max_size=300))
+@given(st.text(alphabet="ab _\n\u00e9\u0661\u2163-", max_size=300))
 def test_word_before_matches_a_whole_prefix_search(prefix):
     """The tail search finds the same word as searching the whole prefix, for words longer
     than the first window too."""
@@ -101,10 +101,21 @@ def test_word_before_matches_a_whole_prefix_search(prefix):
 
     from assistant.suggest.text import word_before
 
-    m = re.search(r"\w+$", prefix)
+    m = re.search(r"\w+\Z", prefix)
     assert word_before(prefix) == (m.group(0) if m else "")
     long_word = "x" * 150
     assert word_before("see " + long_word) == long_word
+
+
+def test_a_suggestion_on_a_new_line_keeps_its_first_word():
+    """After a newline there is no fragment before the cursor: the word that ends the line
+    above is not one the model restated (a regex anchored at ``$`` matched before the final
+    newline and cut "quarterly" to "terly")."""
+    from assistant.suggest.text import trim_restated_fragment, word_before
+
+    assert word_before("The quar\n") == ""
+    assert trim_restated_fragment("quarterly report", "The quar\n") == "quarterly report"
+    assert trim_restated_fragment("quarterly report", "The quar") == "terly report"
 
 
 def test_last_words_and_repeats_read_a_tail_as_they_would_the_whole_document():
