@@ -1,4 +1,4 @@
-"""``assistant serve --workers N``: N server processes behind one listening socket, and their supervisor.
+"""``assistant serve --workers N``: N server processes behind one port, and their supervisor.
 
 Why processes: one Python event loop holds one core, and the server's work per keystroke is
 Python. Connections are shared-nothing (each connection's engine, documents and requests live in
