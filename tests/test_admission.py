@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from assistant.providers.admission import GateTimeout, LagGate
+from assistant.providers.admission import LagGate
 
 
 def test_limit_drops_when_the_loop_is_late_and_grows_only_while_full_and_on_time():
@@ -53,8 +53,7 @@ async def test_waiters_are_served_first_come_first_served():
 async def test_a_waiter_that_gives_up_takes_no_place():
     gate = LagGate(initial=1, minimum=1)
     await gate.acquire()
-    with pytest.raises(GateTimeout):
-        await gate.acquire(wait_s=0.01)
+    assert await gate.acquire(wait_s=0.01) is False  # no place within the wait
     cancelled = asyncio.create_task(gate.acquire())
     await asyncio.sleep(0)
     cancelled.cancel()

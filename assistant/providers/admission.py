@@ -24,10 +24,6 @@ import collections
 import contextlib
 
 
-class GateTimeout(Exception):
-    """No place at the gate within the wait allowed."""
-
-
 class LagGate:
     def __init__(
         self,
@@ -55,12 +51,7 @@ class LagGate:
             self.limit = min(self.maximum, self.limit + max(1, self.limit // 8))
         self._wake()
 
-    async def acquire(self, wait_s: float | None = None) -> None:
-        """A place at the gate, or :class:`GateTimeout` after ``wait_s`` seconds."""
-        if not await self.enter(wait_s):
-            raise GateTimeout
-
-    async def enter(self, wait_s: float | None = None) -> bool:
+    async def acquire(self, wait_s: float | None = None) -> bool:
         """A place at the gate (True), or False after ``wait_s`` seconds without one.
 
         The wait is a timer that resolves the waiter's future, not ``asyncio.timeout``: at a

@@ -444,7 +444,7 @@ class ClientShards:
     async def lease(self, wait_s: float | None = None) -> AsyncIterator[anthropic.AsyncAnthropic]:
         """The least busy client, for one request. Waits at most ``wait_s`` seconds at the gate,
         then a local TIMEOUT (the request falls back; the provider is not blamed)."""
-        if not await self.gate.enter(wait_s):  # not raised from a timeout: no chain to keep
+        if not await self.gate.acquire(wait_s):  # not raised from a timeout: no chain to keep
             raise ProviderError(
                 ProviderErrorKind.TIMEOUT, "this server is too busy for a model request", local=True
             )
