@@ -42,7 +42,6 @@ class Loads:
     """One slot per worker index in a page shared across fork (``MAP_SHARED``)."""
 
     def __init__(self, n: int) -> None:
-        self.n = n
         self._page = mmap.mmap(-1, max(mmap.PAGESIZE, _SLOT.size * n))
 
     def write(self, index: int, held: int, received: int) -> None:

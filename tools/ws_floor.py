@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -39,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tools.doc_sync_bench import document_of, server_cpu_ns  # noqa: E402
+from tools.load import process_tree  # noqa: E402
 
 KINDS = ("read", "echo", "task", "timer", "echo-v1")
 FRAME = {
@@ -162,15 +162,8 @@ def serve_granian() -> None:
 
 
 def tree_cpu_ns(pid: int) -> int:
-    """CPU of ``pid`` and its descendants (granian serves from a child process)."""
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        total += server_cpu_ns(p)
-        for task in os.listdir(f"/proc/{p}/task"):
-            with contextlib.suppress(OSError), open(f"/proc/{p}/task/{task}/children") as f:
-                todo += [int(x) for x in f.read().split()]
-    return total
+    """CPU of ``pid`` and its children (granian serves from a child process)."""
+    return sum(server_cpu_ns(p) for p in process_tree(pid))
 
 
 def v1_frame(chars: int) -> dict:
@@ -185,12 +178,6 @@ async def measure(port: int, pid: int, kind: str, args) -> float:
     frames, warmup = args.frames, args.warmup
     payload = orjson.dumps(v1_frame(args.v1_chars) if kind == "echo-v1" else FRAME).decode()
     path = "echo" if kind == "echo-v1" else kind
-    for _ in range(300):  # granian binds its port a moment after it is started
-        with contextlib.suppress(OSError):
-            probe = await asyncio.open_connection("127.0.0.1", port)
-            probe[1].close()
-            break
-        await asyncio.sleep(0.1)
     async with connect(f"ws://127.0.0.1:{port}/{path}", max_size=None) as ws:
 
         async def one(i: int) -> None:
@@ -225,6 +212,12 @@ def start_server(deflate: bool, server: str = "uvicorn") -> tuple[subprocess.Pop
 
 
 async def run(args, pid: int, port: int) -> dict[str, float]:
+    for _ in range(300):  # granian binds its port a moment after it is started
+        with contextlib.suppress(OSError):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            break
+        await asyncio.sleep(0.1)
     return {kind: await measure(port, pid, kind, args) for kind in KINDS}
 
 

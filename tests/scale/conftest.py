@@ -19,7 +19,6 @@ import pytest
 
 from tests import serve_process
 from tests.serve_process import stop_process  # noqa: F401  (the tests import it from here)
-from tools.load import connections_by_pid  # noqa: F401  (the tests import it from here)
 
 ROOT = Path(__file__).resolve().parents[2]
 NGINX = Path(os.environ.get("ASSISTANT_NGINX", "/usr/sbin/nginx"))

@@ -14,8 +14,9 @@ from websockets.exceptions import ConnectionClosed
 
 from assistant.config import Settings
 from server.workers import default_workers
+from tools.load import connections_by_pid
 
-from .conftest import TOKEN, children, connections_by_pid, start_serve
+from .conftest import TOKEN, children, start_serve
 
 
 async def open_client(ws_url: str):
