@@ -6,6 +6,7 @@ billed; another writer untouched; ``/v1/usage`` behind its admin token."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from types import SimpleNamespace
@@ -55,14 +56,20 @@ def billed(emu) -> float:
     return total
 
 
+@contextlib.asynccontextmanager
+async def writer_client(srv: ServerHandle, token: str):
+    """A client connected with ``token``, past its ``ready`` frame."""
+    async with connect(srv.ws_url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+        c = Client(ws)
+        await c.recv()
+        yield c
+
+
 async def type_until_offline(srv: ServerHandle, token: str, tag: str, limit: int = 80) -> dict:
     """One suggestion at a time (none superseded) until three come from the offline tier."""
     sources: list[str] = []
     statuses: list[dict] = []
-    headers = {"Authorization": f"Bearer {token}"}
-    async with connect(srv.ws_url, additional_headers=headers) as ws:
-        c = Client(ws)
-        await c.recv()
+    async with writer_client(srv, token) as c:
         for i in range(limit):
             fid = await c.suggest(f"{tag} note {i}: the quarterly report for region {i} shows ")
             done = await c.terminal(fid)
@@ -125,11 +132,7 @@ async def test_a_spent_budget_turns_to_offline_and_spares_other_writers(emu, tmp
     async with ServerHandle(settings) as srv:
         alice = await type_until_offline(srv, mint("alice", budget_usd_day=BUDGET), "alice")
         bob_sources = []
-        async with connect(
-            srv.ws_url, additional_headers={"Authorization": f"Bearer {mint('bob')}"}
-        ) as ws:
-            c = Client(ws)
-            await c.recv()
+        async with writer_client(srv, mint("bob")) as c:
             for i in range(3):
                 bob_sources.append(await c.terminal(await c.suggest(f"Bob {i} writes ")))
         async with httpx.AsyncClient() as http:
@@ -171,11 +174,7 @@ async def test_usage_endpoint_and_accepted_characters(emu, tmp_path):
         emu, jwt_secret=SECRET, database_url=f"sqlite:///{tmp_path / 'l.db'}", admin_token=ADMIN
     )
     async with ServerHandle(settings) as srv:
-        async with connect(
-            srv.ws_url, additional_headers={"Authorization": f"Bearer {mint('carol')}"}
-        ) as ws:
-            c = Client(ws)
-            await c.recv()
+        async with writer_client(srv, mint("carol")) as c:
             fid = await c.suggest("Carol writes the opening of ")
             await c.terminal(fid)
             await c.send({"type": "accept", "id": fid, "chars": 7})
@@ -257,12 +256,7 @@ async def test_a_review_cancelled_mid_stream_is_booked_as_cancelled(emu, tmp_pat
     emu.inject(Fault("hang", after_tokens=4))  # the first request streams a little, then stalls
     text = "The quarterly report are late. " * 40
     async with ServerHandle(settings) as srv:
-        async with connect(
-            srv.ws_url,
-            additional_headers={"Authorization": f"Bearer {mint('rita', budget_usd_day=1.0)}"},
-        ) as ws:
-            c = Client(ws)
-            await c.recv()
+        async with writer_client(srv, mint("rita", budget_usd_day=1.0)) as c:
             rid = c.new_id()
             await c.send({"type": "review", "id": rid, "text": text})
             await c.until(lambda m: m["type"] == "review_delta" and m["id"] == rid)
@@ -296,11 +290,7 @@ async def test_a_suggestion_cancelled_after_its_start_is_booked_with_the_input_b
     settings = make_settings(emu, jwt_secret=SECRET, database_url=f"sqlite:///{path}")
     emu.inject(Fault("hang", after_tokens=2))
     async with ServerHandle(settings) as srv:
-        async with connect(
-            srv.ws_url, additional_headers={"Authorization": f"Bearer {mint('sam')}"}
-        ) as ws:
-            c = Client(ws)
-            await c.recv()
+        async with writer_client(srv, mint("sam")) as c:
             fid = await c.suggest("Sam writes: the quarterly report for the north office shows ")
             await c.until(lambda m: m["type"] == "delta" and m["id"] == fid)
             await c.send({"type": "cancel", "id": fid})
@@ -424,11 +414,7 @@ async def test_a_ledger_that_cannot_answer_fails_closed_for_budgeted_writers_onl
             status = next(m for m in c.seen if m["type"] == "status")
         assert done["source"] == "offline"
         assert status["state"] == "budget_spent" and "cannot be reached" in status["reason"]
-        async with connect(
-            srv.ws_url, additional_headers={"Authorization": f"Bearer {mint('eli')}"}
-        ) as ws:
-            c = Client(ws)
-            await c.recv()
+        async with writer_client(srv, mint("eli")) as c:
             done = await c.terminal(await c.suggest("Eli writes to the team about "))
         assert done["source"] == "model"  # no budget: the ledger is not asked first
 
