@@ -12,10 +12,10 @@ socket pair, one per worker), as node's cluster module does by default. A worker
 is handed exactly as it serves what it accepts (``loop.connect_accepted_socket`` with uvicorn's
 own protocol, so TLS, the guard and the drain are unchanged).
 
-Counting: each worker writes two numbers into a shared page (:class:`Loads`): how many
-connections it holds and how many it has been handed so far. The supervisor knows how many it
-sent, so the ones still on their way are the difference; a worker's load is what it holds plus
-those. A worker that is not ready, or whose end is gone (it died: ``EPIPE``), gets nothing, and
+Counting: each worker writes two numbers into a shared page (:class:`Loads`), when it is
+handed connections and whenever one closes: how many connections it holds and how many it has
+been handed so far. The supervisor knows how many it sent, so the ones still on their way are
+the difference; a worker's load is what it holds plus those. A worker that is not ready, or whose end is gone (it died: ``EPIPE``), gets nothing, and
 the connection goes to the next; when every worker's queue is full, the supervisor stops
 accepting (the connections wait in the kernel's backlog) until one has room.
 """
@@ -34,8 +34,6 @@ from collections.abc import Callable
 _SLOT = struct.Struct("<qq")  # connections held, connections received (written by the worker)
 ACCEPT_BATCH = 64  # connections accepted per wake-up of the supervisor, before it looks around
 ACCEPT_RETRY_S = 0.1  # after accept failed for want of descriptors or memory
-# How often a worker refreshes its count (a connection's close is not reported by itself).
-PUBLISH_EVERY_S = 0.25
 
 
 class Loads:
@@ -175,14 +173,18 @@ class Receiver:
         self.ssl = ssl
         self.received = 0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._publisher: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
+
+    def watching(self, connections: set) -> set:
+        """``connections`` (the server's registry of open connections, which ``held`` counts)
+        as a set that publishes this worker's count whenever one leaves it: the supervisor
+        sees a close at once, not at the next connection handed over."""
+        return _Watched(connections, self._publish)
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.loads.write(self.index, 0, 0)
         self._loop.add_reader(self.end.fileno(), self._on_readable)
-        self._publisher = self._loop.create_task(self._publish_periodically())
 
     def stop(self) -> None:
         """Take no more connections (the drain): the supervisor's next hand-off fails and goes
@@ -190,18 +192,11 @@ class Receiver:
         if self._loop is not None:
             with contextlib.suppress(Exception):
                 self._loop.remove_reader(self.end.fileno())
-        if self._publisher is not None:
-            self._publisher.cancel()
         self.end.close()
 
     def _publish(self) -> None:
         # Connections still being set up (a TLS handshake) count as held already.
         self.loads.write(self.index, self.held() + len(self._tasks), self.received)
-
-    async def _publish_periodically(self) -> None:
-        while True:
-            await asyncio.sleep(PUBLISH_EVERY_S)
-            self._publish()
 
     def _on_readable(self) -> None:
         while True:
@@ -232,3 +227,22 @@ class Receiver:
             await self._loop.connect_accepted_socket(self.protocol_factory, sock, ssl=self.ssl)
         except Exception:  # the client went away during a TLS handshake: nothing to serve
             sock.close()
+            self._tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self._publish()
+
+
+class _Watched(set):
+    """A set that calls ``on_leave()`` after anything leaves it (uvicorn's protocols use both
+    ``discard`` and ``remove``)."""
+
+    def __init__(self, items: set, on_leave: Callable[[], None]) -> None:
+        super().__init__(items)
+        self._on_leave = on_leave
+
+    def discard(self, item: object) -> None:
+        super().discard(item)
+        self._on_leave()
+
+    def remove(self, item: object) -> None:
+        super().remove(item)
+        self._on_leave()

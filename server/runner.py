@@ -73,9 +73,10 @@ class GracefulServer(uvicorn.Server):
                     config=config, server_state=self.server_state, app_state=self.lifespan.state
                 )
 
-            self.receiver = self._handoff(
-                protocol, lambda: len(self.server_state.connections), config.ssl
-            )
+            state = self.server_state
+            self.receiver = self._handoff(protocol, lambda: len(state.connections), config.ssl)
+            # Before any connection: each protocol keeps a reference to this set.
+            state.connections = self.receiver.watching(state.connections)
             self.receiver.start()
         self.ready.set()
 
