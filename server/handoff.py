@@ -172,6 +172,7 @@ class Receiver:
         self.held = held
         self.ssl = ssl
         self.received = 0
+        self.built = 0  # protocols built for them (the rest are still on their way in)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task] = set()
 
@@ -195,8 +196,10 @@ class Receiver:
         self.end.close()
 
     def _publish(self) -> None:
-        # Connections still being set up (a TLS handshake) count as held already.
-        self.loads.write(self.index, self.held() + len(self._tasks), self.received)
+        # Received but with no protocol yet: counted as held already. (Not the tasks that set
+        # them up: a task outlives its connection's arrival in the registry by a loop step,
+        # and a count taken then, at another connection's close, held it twice.)
+        self.loads.write(self.index, self.held() + self.received - self.built, self.received)
 
     def _on_readable(self) -> None:
         while True:
@@ -223,11 +226,20 @@ class Receiver:
 
     async def _connect(self, sock: socket.socket) -> None:
         assert self._loop is not None
+        built = False
+
+        def protocol() -> asyncio.Protocol:
+            nonlocal built
+            built = True
+            self.built += 1
+            return self.protocol_factory()
+
         try:
-            await self._loop.connect_accepted_socket(self.protocol_factory, sock, ssl=self.ssl)
+            await self._loop.connect_accepted_socket(protocol, sock, ssl=self.ssl)
         except Exception:  # the client went away during a TLS handshake: nothing to serve
             sock.close()
-            self._tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
+            if not built:
+                self.built += 1  # not on its way in any more
             self._publish()
 
 
