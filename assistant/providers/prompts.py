@@ -6,10 +6,13 @@ of an uncached one, and nothing under 512 tokens is cached at all. So the system
 worked examples that take it over that minimum on its own (a new document's requests read it from
 the cache instead of paying ~400 uncached tokens each), and the text before the cursor goes out
 as content blocks whose boundaries never move while the writer types at the end: 2,048-character
-blocks far from the cursor, then one block per sentence or line. Breakpoints sit on the system
-prompt, the last coarse block and the last fine block, so each request reads what the previous
-one cached (the API looks up to 20 blocks back from a breakpoint) and pays full price only for
-the sentence being written. A mark is set only where the prompt up to it is long enough for the
+blocks far from the cursor, then blocks of a few words (at least 32 characters, ending after a
+space). Breakpoints sit on the system prompt, the last coarse block and the last fine block, so
+each request reads what the previous one cached (the API looks up to 20 blocks back from a
+breakpoint), writes the words typed since, and pays full price only for the last few words and
+the closing tags: about 14 tokens a call. (A closing instruction after the text, "Write only the
+characters to insert", cost 17 uncached tokens a call, more than the text itself; the system
+prompt says the same.) A mark is set only where the prompt up to it is long enough for the
 model to cache at all. Second, the text before the cursor is always wrapped, whole, in
 ``<text_before_cursor>``…``</text_before_cursor>`` (the first block opens the tag, the live
 tail closes it), and the text after the cursor in ``<text_after_cursor>``…
@@ -73,19 +76,17 @@ BEFORE_OPEN = "<text_before_cursor>"
 BEFORE_CLOSE = "</text_before_cursor>"
 AFTER_OPEN = "<text_after_cursor>"
 AFTER_CLOSE = "</text_after_cursor>"
-SUGGEST_INSTRUCTION = "\n\nWrite only the characters to insert at the cursor."
 
 # The text before the cursor goes out as content blocks whose boundaries do not move while the
 # writer types at the end, so each request's prefix up to its last complete block is one the
 # previous request cached. Far from the cursor: blocks of COARSE_BLOCK_CHARS (few blocks on a long
-# document). From the last coarse boundary on: a block per sentence or line of at least
-# MIN_FINE_BLOCK_CHARS (cut at MAX_FINE_BLOCK_CHARS when no sentence ends), so only the sentence
-# being written is sent uncached.
+# document). From the last coarse boundary on: a block of at least FINE_BLOCK_CHARS ending where a
+# word does (after the spaces or line breaks that follow it; cut at MAX_FINE_BLOCK_CHARS when no
+# space comes), so what goes out uncached is only the last few words and the word being written.
 COARSE_BLOCK_CHARS = 2048
-MIN_FINE_BLOCK_CHARS = 64
+FINE_BLOCK_CHARS = 32
 MAX_FINE_BLOCK_CHARS = 256
-# A fine block ends after sentence punctuation followed by whitespace, or after a line break.
-_FINE_END = re.compile(r"[.!?;:][\s]|\n")
+_FINE_END = re.compile(r"\s+")
 # Documents longer than this (before the cursor) are trimmed from the left, in steps of
 # TRIM_STEP_CHARS so the kept start (and so every cached block) moves rarely.
 MAX_PREFIX_CHARS = 64_000
@@ -113,17 +114,19 @@ def trim_prefix(prefix: str) -> str:
 
 def _fine_cuts(text: str) -> list[int]:
     """End offsets of the complete fine blocks of ``text``, greedily from its start: a block ends
-    at the first sentence or line end at least MIN_FINE_BLOCK_CHARS in, or at
-    MAX_FINE_BLOCK_CHARS. Each cut depends only on the text before it, so typing on never moves
-    one."""
+    after the first run of whitespace at least FINE_BLOCK_CHARS in, or at MAX_FINE_BLOCK_CHARS.
+    Each cut depends only on the text before it, so typing on never moves one; a run of spaces
+    still being typed is not a cut yet (the run may grow), so the cut comes with the next word."""
     cuts: list[int] = []
     start = 0
     for m in _FINE_END.finditer(text):
         end = m.end()
+        if end == len(text):
+            break  # the whitespace at the cursor may still grow
         while end - start > MAX_FINE_BLOCK_CHARS:
             start += MAX_FINE_BLOCK_CHARS
             cuts.append(start)
-        if end - start >= MIN_FINE_BLOCK_CHARS:
+        if end - start >= FINE_BLOCK_CHARS:
             cuts.append(end)
             start = end
     while len(text) - start >= MAX_FINE_BLOCK_CHARS:
@@ -165,7 +168,7 @@ def suggest_prompt_chars_bound(prefix_chars: int, suffix_chars: int) -> int:
 
 # What every suggestion request carries besides the text: the system prompt and the markup.
 _SUGGEST_FIXED_CHARS = len(SUGGEST_SYSTEM) + len(
-    BEFORE_OPEN + BEFORE_CLOSE + "\n" + AFTER_OPEN + AFTER_CLOSE + SUGGEST_INSTRUCTION
+    BEFORE_OPEN + BEFORE_CLOSE + "\n" + AFTER_OPEN + AFTER_CLOSE
 )
 
 
@@ -207,7 +210,6 @@ def build_suggest_params(
             block["cache_control"] = dict(_CACHE)
     if suffix:
         live += "\n" + AFTER_OPEN + suffix + AFTER_CLOSE
-    live += SUGGEST_INSTRUCTION
     blocks.append({"type": "text", "text": live})
 
     params = {
