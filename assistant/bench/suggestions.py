@@ -381,6 +381,11 @@ def summarize(
     cancelled_calls = 0
     fates = {f: {"calls": 0, "cost_usd": 0.0} for f in CALL_FATES}
     keys_by_prefix = log.keys_by_prefix()
+    # What each document's first model call wrote to the prompt cache (the system prompt, for the
+    # run's first writer, and the text the document opened with): paid once per document opened,
+    # not per hour of typing, so a window of seconds inflates it in the hourly figure.
+    opening = 0.0
+    opened: set[int] = set()  # the engines (writer documents) whose first call is counted
     for rec in records:
         u = rec.usage or {}
         one = Usage(
@@ -397,9 +402,17 @@ def summarize(
         cost += one_cost
         asked = keys_by_prefix.get(requested_prefix(rec.body) or "", [])
         if asked:
-            fate = fates[log.fate(asked.pop(0))]
+            key = asked.pop(0)
+            fate = fates[log.fate(key)]
             fate["calls"] += 1
             fate["cost_usd"] += one_cost
+            if key[0] not in opened:
+                opened.add(key[0])
+                opening += cost_usd(
+                    model,
+                    Usage(cache_creation_input_tokens=one.cache_creation_input_tokens),
+                    cache_write_1h_tokens=written_1h,
+                )
         if rec.client_disconnected:
             cancelled_calls += 1
             cancelled_out += rec.tokens_sent
@@ -444,6 +457,10 @@ def summarize(
         "typethrough_displays": len(by_source.get("typethrough", [])),
         "cost_usd": round(cost, 6),
         "cost_per_typing_hour_usd": round(cost / typing_hours, 4) if typing_hours else 0.0,
+        "opening_write_usd": round(opening, 6),
+        "cost_per_typing_hour_after_opening_usd": round((cost - opening) / typing_hours, 4)
+        if typing_hours
+        else 0.0,
         **usefulness_figures(use, written),
         "model_calls_per_1000_saved": _round(per_thousand_saved(len(records), use.chars_saved), 1),
         "cost_per_1000_saved_usd": _round(per_thousand_saved(cost, use.chars_saved), 5),
@@ -734,6 +751,14 @@ DETAIL_ROWS: list = [
     ("prompt-cache read tokens", lambda s: _fmt(s["cache_read_tokens"])),
     ("engine cache hits", lambda s: _fmt(s["engine_cache_hits"])),
     ("cost per typing hour", lambda s: f"${s['cost_per_typing_hour_usd']:.3f}"),
+    (
+        "  without each document's opening write",
+        lambda s: f"${s['cost_per_typing_hour_after_opening_usd']:.3f}",
+    ),
+    (
+        "  opening write per document",
+        lambda s: f"${s['opening_write_usd'] / s['traces']:.5f}" if s["traces"] else "-",
+    ),
     (
         "  input tokens uncached / read / written",
         lambda s: " / ".join(

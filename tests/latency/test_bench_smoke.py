@@ -52,6 +52,8 @@ def test_bench_quick_writes_the_json_report(tmp_path):
             "stale_output_tokens",
             "cache_read_tokens",
             "cost_per_typing_hour_usd",
+            "opening_write_usd",
+            "cost_per_typing_hour_after_opening_usd",
             "connections_opened",
             "model_calls_on_a_new_connection",
         ):
@@ -60,6 +62,9 @@ def test_bench_quick_writes_the_json_report(tmp_path):
         assert s["model_calls_on_a_new_connection"] <= s["model_calls"]
         assert s["predictor_label"] == "noisy (P = 0.3)"
         assert s["pauses"] > 0 and s["accepted"] <= s["shown"]
+        # Each strategy has an emulator of its own: its first call writes the system prompt.
+        assert s["opening_write_usd"] > 0
+        assert s["cost_per_typing_hour_after_opening_usd"] < s["cost_per_typing_hour_usd"]
     naive, ours = report["strategies"]["naive"], report["strategies"]["ours"]
     # Over TLS + HTTP/2 a cancel resets a stream, not a connection: a strategy's calls share its
     # one warm connection (over HTTP/1.1 each cancel cost one: dozens a strategy). Another client
