@@ -471,6 +471,8 @@ ENGINE_VARIANTS = {
     "ours+bpause": {"boundary_pause_factor": 1.0},
     "ours+pause1.5": {"pause_factor": 1.5, "boundary_pause_factor": 1.5, "debounce_max_ms": 300.0},
     "ours+pause2": {"pause_factor": 2.0, "boundary_pause_factor": 2.0, "debounce_max_ms": 400.0},
+    # Mid-word only: wait 250 ms before asking (at a word boundary ask at once, as ours does).
+    "ours+mid250": {"pause_factor": 10.0, "debounce_max_ms": 250.0},
 }
 for _name, _changes in ENGINE_VARIANTS.items():
     STRATEGIES[_name] = functools.partial(
