@@ -341,7 +341,10 @@ async def test_a_writers_requests_draw_on_a_lease_given_back_when_they_leave(emu
             c = Client(ws)
             await c.recv()
             sources = []
-            for i in range(12):
+            # Not a whole number of leases: the last one is still partly held when lena stops
+            # (12 requests of one worst case each drew exactly three leases to nothing).
+            n = 2 * LEASE_REQUESTS + 2
+            for i in range(n):
                 done = await c.terminal(await c.suggest(f"Lena's note {i}: the report shows "))
                 sources.append(done["source"])
             await srv.hub.usage_ledger.sync()
@@ -354,8 +357,8 @@ async def test_a_writers_requests_draw_on_a_lease_given_back_when_they_leave(emu
                 await asyncio.sleep(0.01)
         await srv.hub.usage_ledger.sync()
         spent_after, held_after = store.account("lena", day_of(time.time()))
-    assert sources == ["model"] * 12
-    assert len(asked) <= 12 // LEASE_REQUESTS + 1
+    assert sources == ["model"] * n
+    assert len(asked) <= n // LEASE_REQUESTS + 1
     assert held_after == pytest.approx(0.0) and spent_after == pytest.approx(spent)
     assert spent == pytest.approx(billed(emu), rel=1e-6, abs=USAGE_ROUNDING)
 
