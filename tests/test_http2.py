@@ -221,3 +221,36 @@ def test_the_ca_file_comes_from_the_environment():
 
     settings = load_settings(path="/nonexistent.toml", env={"ASSISTANT_CA_FILE": "/etc/ca.pem"})
     assert settings.ca_file == "/etc/ca.pem"
+
+
+@pytest.mark.parametrize("http2", [True, False], ids=["http2", "http1.1"])
+async def test_a_reply_is_closed_at_its_first_newline_over_http2_only(http2):
+    """Nothing after a newline is shown. Over HTTP/2 the reply is closed there, so the model
+    stops writing (and billing) the next line and the connection stays; over HTTP/1.1 closing
+    would cost the connection, so the rest is read and dropped and the usage is exact."""
+    from assistant.emulator.latency import LatencyProfile
+
+    second = " and a second line that is never shown" * 4
+    async with provider_for(
+        http2=http2, canned_text=" the end\n" + second, profile=LatencyProfile(0, 0, 5.0, 0)
+    ) as (emu, provider):
+        finals = []
+        for prefix in ("Text", "Text again"):
+            parts, final = [], None
+            async for event in provider.stream(CompletionRequest(prefix)):
+                if isinstance(event, TextChunk):
+                    parts.append(event.text)
+                else:
+                    final = event
+            assert "".join(parts) == " the end"
+            assert final is not None and final.stop_reason == "stop_sequence"
+            finals.append(final)
+        assert emu.connections_opened == 1
+        for rec, final in zip(emu.requests, finals, strict=True):
+            assert rec.http_version == ("HTTP/2" if http2 else "HTTP/1.1")
+            assert final.usage.input_tokens == rec.usage["input_tokens"]
+            assert final.usage.estimated == http2
+            assert rec.client_disconnected == http2
+            # The reply's cap is 16 pieces: drained, all of them went out; closed, the first
+            # line's and the few already on their way.
+            assert rec.tokens_sent <= 8 if http2 else rec.tokens_sent >= 15

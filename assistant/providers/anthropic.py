@@ -238,7 +238,9 @@ async def stream_messages(
     ``time.monotonic()`` instant after which the stream is abandoned as a TIMEOUT. Closing this
     generator, or cancelling the task consuming it, closes the HTTP stream at once.
     ``meter["usage"]`` gets the request's usage as ``message_start`` reports it (what its
-    input cost, known before the reply: a request cut short is billed for it).
+    input cost, known before the reply: a request cut short is billed for it), and
+    ``meter["http2"]`` whether the reply came over HTTP/2 (closing it early then resets one
+    stream; over HTTP/1.1 it closes the connection).
     """
     secret = getattr(client, "api_key", None)
     model = str(params.get("model", ""))
@@ -247,6 +249,8 @@ async def stream_messages(
         async with client.messages.with_streaming_response.create(
             **params, stream=True
         ) as response:
+            if meter is not None:
+                meter["http2"] = response.http_response.http_version == "HTTP/2"
             start_usage = None
             delta_usage = None
             stop_reason = None
@@ -522,8 +526,7 @@ class AnthropicProvider:
         )
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
-        """One line of continuation. Text after a newline is not shown; the rest of the (short)
-        response is still read so the keep-alive connection stays reusable and usage is exact."""
+        """One line of continuation: the reply is closed at its first newline."""
         deadline = time.monotonic() + self.settings.suggest_timeout_s
         async with self.shards.lease(
             min(self.gate_wait_s, self.settings.suggest_timeout_s)
@@ -539,6 +542,13 @@ class AnthropicProvider:
         deadline: float,
         meter: dict | None = None,
     ) -> AsyncIterator[StreamEvent]:
+        """Text after a newline is never shown. Over HTTP/2 the reply is closed there: that
+        resets one stream (the connection stays warm) and the model stops writing, and billing,
+        the rest of what nobody sees; its input is billed as ``message_start`` reported it, its
+        output estimated from the text that came (``billed_so_far``). Over HTTP/1.1 closing
+        would cost the connection (the next call pays a new TCP + TLS handshake), so the rest is
+        read and dropped, and the usage is exact."""
+        meter = {} if meter is None else meter
         inner = stream_messages(client, params, deadline=deadline, meter=meter)
         shown: list[str] = []
         cut = False
@@ -559,12 +569,21 @@ class AnthropicProvider:
                 if text:
                     shown.append(text)
                     yield TextChunk(text)
+                if cut and meter.get("http2"):
+                    yield Final(
+                        usage=estimated_usage(params, "".join(shown), meter.get("usage")),
+                        model=self.model,
+                        source="model",
+                        stop_reason="stop_sequence",
+                        provider=self.name,
+                    )
+                    return
         except ProviderError:
             if not cut:
                 raise
             # The line was complete; only the drain after it failed. Not the user's problem.
             yield Final(
-                usage=estimated_usage(params, "".join(shown)),
+                usage=estimated_usage(params, "".join(shown), meter.get("usage")),
                 model=self.model,
                 source="model",
                 stop_reason="stop_sequence",
