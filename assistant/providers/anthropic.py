@@ -570,27 +570,25 @@ class AnthropicProvider:
                     shown.append(text)
                     yield TextChunk(text)
                 if cut and meter.get("http2"):
-                    yield Final(
-                        usage=estimated_usage(params, "".join(shown), meter.get("usage")),
-                        model=self.model,
-                        source="model",
-                        stop_reason="stop_sequence",
-                        provider=self.name,
-                    )
+                    yield self._line_done(params, shown, meter)
                     return
         except ProviderError:
             if not cut:
                 raise
             # The line was complete; only the drain after it failed. Not the user's problem.
-            yield Final(
-                usage=estimated_usage(params, "".join(shown), meter.get("usage")),
-                model=self.model,
-                source="model",
-                stop_reason="stop_sequence",
-                provider=self.name,
-            )
+            yield self._line_done(params, shown, meter)
         finally:
             await inner.aclose()
+
+    def _line_done(self, params: dict, shown: list[str], meter: dict) -> Final:
+        """The end of a reply cut at its newline before the API reported its usage."""
+        return Final(
+            usage=estimated_usage(params, "".join(shown), meter.get("usage")),
+            model=self.model,
+            source="model",
+            stop_reason="stop_sequence",
+            provider=self.name,
+        )
 
     async def warm(self, prefix: str = "", document_id: str = "default") -> None:
         """Open the keep-alive connection before the first keystroke (a free count_tokens call)."""
