@@ -255,6 +255,8 @@ class EditorApp(App):
     # -- frames -> screen -----------------------------------------------------------------------
 
     def on_connection_changed(self, message: ConnectionChanged) -> None:
+        if not self.is_running:  # shutting down: the widgets are gone, nothing to show it on
+            return
         self.status.connection = message.state.value
         if message.state in (ConnectionState.RECONNECTING, ConnectionState.REFUSED):
             self.suggest_id = None
@@ -264,6 +266,11 @@ class EditorApp(App):
                 self.panel.finish("Review interrupted: the connection was lost. Ctrl+R to retry.")
 
     def on_server_frame(self, message: ServerFrame) -> None:
+        # A frame the connection posted just before the app began to shut down is handled after
+        # its widgets are gone (App._shutdown stops running, then prunes the screens, then
+        # empties the app's queue): there is nothing left to show it on.
+        if not self.is_running:
+            return
         frame = message.frame
         self.frames_seen += 1
         kind = frame.get("type")

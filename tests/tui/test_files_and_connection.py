@@ -142,3 +142,22 @@ def test_a_file_that_is_not_utf8_is_refused_not_mangled(tmp_path, bad):
     with pytest.raises(UnicodeDecodeError):
         EditorApp(path, server_url="ws://127.0.0.1:9", token=TOKEN)
     assert path.read_bytes() == bad
+
+
+async def test_a_frame_that_arrives_while_the_editor_shuts_down_is_dropped(tmp_path):
+    """The connection's worker can post a frame that the app handles after its widgets are gone
+    (it happened once in CI: a `done` frame on the way while the test's app exited). Handling it
+    then must not crash the editor on its way out."""
+    from tui.client import ConnectionState
+    from tui.messages import ConnectionChanged, ServerFrame
+
+    path = tmp_path / "notes.txt"
+    path.write_text("kept")
+    app = EditorApp(path, server_url=f"ws://127.0.0.1:{free_port()}/ws", token=TOKEN)
+    async with app.run_test(size=(100, 20)):
+        pass
+    assert not app.is_running
+    app.on_server_frame(ServerFrame({"type": "done", "id": 1, "text": " late"}))
+    app.on_server_frame(ServerFrame({"type": "ready", "model": "m"}))
+    app.on_connection_changed(ConnectionChanged(ConnectionState.RECONNECTING))
+    assert path.read_text() == "kept"
