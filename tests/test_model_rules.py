@@ -367,3 +367,21 @@ def test_bench_lead_in_gives_each_typist_their_own_existing_document():
     assert all(2_990 <= len(d) <= 3_002 and d.endswith("\n\n") for d in docs)
     assert len({d[:2_048] for d in docs}) == 12  # no typist reads another's prompt-cache entry
     assert lead_in_text(0, passages) == ""
+
+
+def test_bench_lead_in_never_holds_the_text_the_typist_will_type():
+    """The offline tier learns n-grams from the document: a lead-in holding the passage being
+    typed would let it read what it is asked to predict (it made the statistical engine look
+    62 % better on 3 KB documents)."""
+    from assistant.bench.suggestions import lead_in_text
+    from assistant.bench.traces import load_passages, load_traces
+
+    passages = tuple(load_passages().values())
+    for t in load_traces():
+        doc = lead_in_text(3_000, passages, 1, typed=t.final_text)
+        assert len(doc) >= 2_990
+        first_sentence = t.final_text.strip().split(". ")[0][:60]
+        assert first_sentence not in doc, t.name
+    # One passage of the user's own: the lead-in comes from the shipped passages instead.
+    mine = "A passage of my own about the harbour and its boats, typed at the end."
+    assert mine not in lead_in_text(3_000, (mine,), typed=mine)

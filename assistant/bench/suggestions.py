@@ -201,13 +201,22 @@ def server_with_engine(settings: Settings, factory: Callable[[Clock], Any]):
     return ServerHandle(settings, engine_factory=factory)
 
 
-def lead_in_text(chars: int, passages: Sequence[str], writer: int = 0) -> str:
+def lead_in_text(chars: int, passages: Sequence[str], writer: int = 0, typed: str = "") -> str:
     """An existing document of ``chars`` characters (the passages, repeated) that the typing
     continues, so prompts are as long as a normal document's and the prompt cache can apply.
-    Each ``writer`` gets a different document, so no typist reads another's cache entry."""
+    Each ``writer`` gets a different document, so no typist reads another's cache entry. It is
+    made of passages other than ``typed`` (what this writer will type): a document holding the
+    text about to be typed lets anything that learns from the document (the offline tier's
+    n-grams) read what it is asked to predict. With no other passage, the shipped ones."""
     if chars <= 0 or not passages:
         return ""
-    text = "\n\n".join(passages) + "\n\n"
+    typed = typed.strip()
+
+    def others(texts: Sequence[str]) -> list[str]:
+        return [p for p in texts if not typed or (typed not in p and p.strip() not in typed)]
+
+    kept = others(passages) or others(tuple(load_passages().values())) or list(passages)
+    text = "\n\n".join(kept) + "\n\n"
     start = (writer * 97) % len(text)
     return (text * (chars // len(text) + 2))[start : start + chars].rstrip() + "\n\n"
 
@@ -259,7 +268,10 @@ async def run_strategy(
     log = EngineLog()
     passages = plan.oracle_texts or tuple(load_passages().values())
     windows = [(t, trace_window(t, plan.window_s)) for t in traces]
-    lead_ins = [lead_in_text(plan.lead_in_chars, passages, i) for i in range(len(windows))]
+    lead_ins = [
+        lead_in_text(plan.lead_in_chars, passages, i, typed=t.final_text)
+        for i, (t, _) in enumerate(windows)
+    ]
     cfg = EmulatorConfig(
         profile=plan.emulator_profile,
         seed=0,
