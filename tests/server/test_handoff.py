@@ -176,3 +176,41 @@ async def test_a_worker_serves_what_it_is_handed_and_says_how_many_it_holds(list
         receiver.stop()
         for _, writer in readers:
             writer.close()
+
+
+async def test_a_connection_between_its_protocol_and_the_registry_is_still_counted(listener):
+    """A loop step separates a protocol's making from its connection_made, which adds it to the
+    server's registry; a count published in that step (another connection arriving or closing)
+    must still hold it. Counted at the making, it was missed: a 9 / 11 split of 20 connections
+    in the two-worker test."""
+    loads = Loads(1)
+    dispatcher = Dispatcher(listener, loads)
+    ours, theirs = pair()
+    dispatcher.open(0, ours)
+    registry: set = set()
+    seen: list[int] = []
+    loop = asyncio.get_running_loop()
+
+    class Registered(Echo):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            registry.add(self)
+
+    def factory():
+        # Runs in the step between the making and connection_made (scheduled after this).
+        loop.call_soon(lambda: (receiver._publish(), seen.append(loads.read(0)[0])))
+        return Registered()
+
+    receiver = Receiver(theirs, loads, 0, factory, lambda: len(registry))
+    receiver.start()
+    try:
+        reader, writer = await asyncio.open_connection(*listener.getsockname())
+        await asyncio.to_thread(accept_all, dispatcher, 1)
+        writer.write(b"abc")
+        assert await asyncio.wait_for(reader.readexactly(3), 5) == b"ABC"
+        assert seen == [1]  # in flight, not yet registered: held all the same
+        receiver._publish()
+        assert loads.read(0) == (1, 1)  # registered now, and counted once
+    finally:
+        receiver.stop()
+        writer.close()
