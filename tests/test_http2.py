@@ -254,3 +254,29 @@ async def test_a_reply_is_closed_at_its_first_newline_over_http2_only(http2):
             # The reply's cap is 16 pieces: drained, all of them went out; closed, the first
             # line's and the few already on their way.
             assert rec.tokens_sent <= 8 if http2 else rec.tokens_sent >= 15
+
+
+async def test_a_request_queued_behind_a_cancelled_connection_setup_goes_elsewhere():
+    """The request that sets up an HTTP/2 connection is cancelled in the setup, which closes
+    the connection; one that waited for the setup must not start it again on the closed h2 state
+    (h2's ProtocolError, reported as a network error: once in 579 requests in a CI run of the
+    test above) but tell the pool to use another connection."""
+    import httpcore2
+    from httpcore2._async.http2 import AsyncHTTP2Connection, HTTPConnectionState
+
+    from assistant.providers import http2_cancel
+
+    assert http2_cancel.install()
+
+    class Gone:
+        async def write(self, *args):
+            raise AssertionError("nothing is written on a closed connection")
+
+        async def aclose(self):
+            pass
+
+    conn = AsyncHTTP2Connection(httpcore2.Origin(b"https", b"api.example", 443), Gone())
+    await conn.aclose()  # what the cancelled setup did
+    assert conn._state == HTTPConnectionState.CLOSED
+    with pytest.raises(httpcore2.ConnectionNotAvailable):
+        await conn._send_connection_init(httpcore2.Request("POST", "https://api.example/"))

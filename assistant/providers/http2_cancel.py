@@ -2,7 +2,7 @@
 
 The suggestion engine cancels a request whenever the writer types on, and on HTTP/2 a
 cancelled request should cost one RST_STREAM while the connection, and its TLS session, stay.
-httpcore2 (under the SDK's httpx2) gets two things wrong there, each reproduced by
+httpcore2 (under the SDK's httpx2) gets three things wrong there, each reproduced by
 tests/test_http2.py:
 
 - **An abandoned stream is never reset** (encode/httpcore#943, closed as wontfix). The server
@@ -11,6 +11,10 @@ tests/test_http2.py:
   whole connection stalls; and h2 still counts the stream open, so after 100 cancellations on
   one connection (the client's stream limit) every new request on it fails with "Max outbound
   streams is 100, 100 open".
+- **A cancel during a connection's setup fails the requests queued behind it.** The setup's
+  request, cancelled in it, closes the connection; a request that was waiting for the setup then
+  starts it again on the closed h2 state and fails with a ``ProtocolError`` (1 of 579 requests in
+  one CI run), which the provider reports as a network error: a backoff window for the process.
 - **A cancel can break the connection for every stream on it.** ``_write_outgoing_data``
   takes h2's pending frames and writes them through anyio's TLS stream; a cancel landing in
   that write loses a TLS record whose sequence number is spent, so anyio marks the stream
@@ -19,15 +23,16 @@ tests/test_http2.py:
   asyncio ``Task.cancel()``. 150 requests at a time, 60 % cancelled at random, 30 rounds:
   110-209 requests failed with ``WriteError`` and 47-62 connections were opened.
 
-:func:`install` wraps both methods once: ``_response_closed`` (which httpcore2 calls, under a
-cancellation shield, whenever a response ends, read or not) acknowledges a still-open stream's
-unread data and resets it (CANCEL); every write with frames queued runs in a task of its own
-that a cancel of the caller does not reach (``asyncio.shield``), so a write once begun
-completes (its write timeout still bounds it) and the caller's cancel takes effect at once. A
-call with nothing queued returns at once: httpcore2 calls it after every DATA frame it reads,
-and a task for each held the event loop (at 1,000 typists the model answered 224-377
-suggestions in 20 s with a task per call, 1,722 without). Idempotent; a no-op when httpcore2
-or h2 is missing or changed shape.
+:func:`install` wraps three methods once. ``_send_connection_init`` refuses a connection already
+closed with ``ConnectionNotAvailable``, which the pool takes as "retry on another connection".
+``_response_closed`` (which httpcore2 calls, under a cancellation shield, whenever a response
+ends, read or not) acknowledges a still-open stream's unread data and resets it (CANCEL). Every
+write with frames queued runs in a task of its own that a cancel of the caller does not reach
+(``asyncio.shield``), so a write once begun completes (its write timeout still bounds it) and
+the caller's cancel takes effect at once. A call with nothing queued returns at once: httpcore2
+calls it after every DATA frame it reads, and a task for each held the event loop (at 1,000
+typists the model answered 224-377 suggestions in 20 s with a task per call, 1,722 without).
+Idempotent; a no-op when httpcore2 or h2 is missing or changed shape.
 """
 
 from __future__ import annotations
@@ -60,12 +65,14 @@ def install() -> bool:
     try:
         import h2.errors
         import h2.events
-        from httpcore2._async.http2 import AsyncHTTP2Connection
+        from httpcore2._async.http2 import AsyncHTTP2Connection, HTTPConnectionState
+        from httpcore2._exceptions import ConnectionNotAvailable
     except ImportError:
         return False
     closed = getattr(AsyncHTTP2Connection, "_response_closed", None)
     write = getattr(AsyncHTTP2Connection, "_write_outgoing_data", None)
-    if closed is None or write is None:
+    init = getattr(AsyncHTTP2Connection, "_send_connection_init", None)
+    if closed is None or write is None or init is None:
         return False
     if getattr(closed, _INSTALLED, False):
         return True
@@ -104,7 +111,18 @@ def install() -> bool:
             return
         await _uncancellable(write(self, request))
 
+    @functools.wraps(init)
+    async def _send_connection_init(self: Any, request: Any) -> None:
+        if self._state == HTTPConnectionState.CLOSED:
+            # The request that began this connection's setup was cancelled in it, and the setup
+            # closed the connection; this one waited for the setup and would start it again on
+            # a closed h2 state (ProtocolError, "Invalid input SEND_SETTINGS in state CLOSED").
+            # The pool takes this as "try another connection".
+            raise ConnectionNotAvailable()
+        await init(self, request)
+
     setattr(_response_closed, _INSTALLED, True)
     AsyncHTTP2Connection._response_closed = _response_closed  # type: ignore[method-assign]
     AsyncHTTP2Connection._write_outgoing_data = _write_outgoing_data  # type: ignore[method-assign]
+    AsyncHTTP2Connection._send_connection_init = _send_connection_init  # type: ignore[method-assign]
     return True
