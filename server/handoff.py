@@ -15,9 +15,10 @@ own protocol, so TLS, the guard and the drain are unchanged).
 Counting: each worker writes two numbers into a shared page (:class:`Loads`), when it is
 handed connections and whenever one closes: how many connections it holds and how many it has
 been handed so far. The supervisor knows how many it sent, so the ones still on their way are
-the difference; a worker's load is what it holds plus those. A worker that is not ready, or whose end is gone (it died: ``EPIPE``), gets nothing, and
-the connection goes to the next; when every worker's queue is full, the supervisor stops
-accepting (the connections wait in the kernel's backlog) until one has room.
+the difference; a worker's load is what it holds plus those. A worker that is not ready, or
+whose end is gone (it died: ``EPIPE``), gets nothing, and the connection goes to the next; when
+every worker's queue is full, the supervisor stops accepting (the connections wait in the
+kernel's backlog) until one has room.
 """
 
 from __future__ import annotations

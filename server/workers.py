@@ -213,7 +213,7 @@ class Supervisor:
                 file=sys.stderr,
                 flush=True,
             )
-        if not self.announced:
+        else:
             self._labels.append(label)
             if all(w.ready for w in self.workers.values()) and len(self.workers) == self.n:
                 self.announced = True

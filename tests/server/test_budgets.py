@@ -336,10 +336,7 @@ async def test_a_writers_requests_draw_on_a_lease_given_back_when_they_leave(emu
     async with ServerHandle(settings) as srv:
         store = srv.hub.usage_ledger.store
         asked = record_reservations(store)
-        headers = {"Authorization": f"Bearer {mint('lena', budget_usd_day=1.0)}"}
-        async with connect(srv.ws_url, additional_headers=headers) as ws:
-            c = Client(ws)
-            await c.recv()
+        async with writer_client(srv, mint("lena", budget_usd_day=1.0)) as c:
             sources = []
             # Not a whole number of leases: the last one is still partly held when lena stops
             # (12 requests of one worst case each drew exactly three leases to nothing).
@@ -369,10 +366,7 @@ async def test_a_review_holds_only_its_own_worst_case(emu, tmp_path):
     settings = make_settings(emu, jwt_secret=SECRET, database_url=f"sqlite:///{tmp_path / 'l.db'}")
     async with ServerHandle(settings) as srv:
         asked = record_reservations(srv.hub.usage_ledger.store)
-        headers = {"Authorization": f"Bearer {mint('rosa', budget_usd_day=1.0)}"}
-        async with connect(srv.ws_url, additional_headers=headers) as ws:
-            c = Client(ws)
-            await c.recv()
+        async with writer_client(srv, mint("rosa", budget_usd_day=1.0)) as c:
             rid = c.new_id()
             await c.send({"type": "review", "id": rid, "text": "The report are late. " * 20})
             assert (await c.terminal(rid, timeout=30))["type"] == "review_done"
@@ -409,10 +403,7 @@ async def test_a_ledger_that_cannot_answer_fails_closed_for_budgeted_writers_onl
 
         # the database fails as it would: an OperationalError
         store.reserve = store.reserve_up_to = unreachable
-        budgeted = {"Authorization": f"Bearer {mint('dora', budget_usd_day=1.0)}"}
-        async with connect(srv.ws_url, additional_headers=budgeted) as ws:
-            c = Client(ws)
-            await c.recv()
+        async with writer_client(srv, mint("dora", budget_usd_day=1.0)) as c:
             done = await c.terminal(await c.suggest("Dora writes to the team about "))
             status = next(m for m in c.seen if m["type"] == "status")
         assert done["source"] == "offline"
