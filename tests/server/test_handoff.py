@@ -214,3 +214,40 @@ async def test_a_connection_between_its_protocol_and_the_registry_is_still_count
     finally:
         receiver.stop()
         writer.close()
+
+
+async def test_a_websocket_upgrade_does_not_count_as_a_connection_leaving(listener):
+    """uvicorn's upgrade takes the HTTP protocol out of the registry and puts the WebSocket one
+    in, within one call; a count published inside the removal held one connection too few, and
+    nothing published again until the next arrival or close (a 9 / 11 split of 20)."""
+    loads = Loads(1)
+    dispatcher = Dispatcher(listener, loads)
+    ours, theirs = pair()
+    dispatcher.open(0, ours)
+    registry: set = set()
+
+    class Registered(Echo):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            registry.add(self)
+
+    receiver = Receiver(theirs, loads, 0, Registered, lambda: len(registry))
+    registry = receiver.watching(registry)
+    receiver.start()
+    try:
+        reader, writer = await asyncio.open_connection(*listener.getsockname())
+        await asyncio.to_thread(accept_all, dispatcher, 1)
+        writer.write(b"abc")
+        assert await asyncio.wait_for(reader.readexactly(3), 5) == b"ABC"
+        assert loads.read(0) == (1, 1)
+        (http,) = registry
+        registry.discard(http)  # the upgrade, as uvicorn does it
+        registry.add(Registered())
+        await asyncio.sleep(0)  # one loop step: the publish the removal asked for
+        assert loads.read(0) == (1, 1)
+        registry.discard(next(iter(registry)))  # a real close
+        await asyncio.sleep(0)
+        assert loads.read(0) == (0, 1)
+    finally:
+        receiver.stop()
+        writer.close()
