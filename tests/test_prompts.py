@@ -40,7 +40,10 @@ def user_text(p: dict) -> str:
 
 
 def before_cursor(p: dict) -> str:
-    m = re.search(re.escape(BEFORE_OPEN) + "(.*?)" + re.escape(BEFORE_CLOSE), user_text(p), re.S)
+    # (to the closing tag, or to the end of the message when nothing follows the cursor)
+    m = re.search(
+        re.escape(BEFORE_OPEN) + r"(.*?)(?:" + re.escape(BEFORE_CLOSE) + r"|\Z)", user_text(p), re.S
+    )
     assert m, "text_before_cursor tags missing"
     return m.group(1)
 
@@ -91,8 +94,19 @@ def test_short_document_tags_and_suffix():
     assert text.index(BEFORE_CLOSE) < text.index(AFTER_OPEN)
 
 
-def test_no_suffix_means_no_after_tags():
-    assert AFTER_OPEN not in user_text(params("Hello"))
+def test_no_suffix_means_no_after_tags_and_no_closing_tag():
+    # The closing tag would be uncached on every call: with nothing after the cursor the
+    # message simply ends there.
+    text = user_text(params("Hello"))
+    assert AFTER_OPEN not in text and BEFORE_CLOSE not in text
+    assert text == BEFORE_OPEN + "Hello"
+
+
+def test_closing_tag_keeps_a_whitespace_tail_out_of_a_block_of_its_own():
+    doc = prose(COARSE_BLOCK_CHARS)
+    p = params(doc + "\n\n")
+    assert before_cursor(p) == doc + "\n\n"
+    assert all(b["text"].strip() for b in p["messages"][-1]["content"])
 
 
 def test_empty_prefix_still_has_tags():
@@ -115,7 +129,7 @@ def test_long_document_marks_the_last_coarse_and_the_last_fine_block():
     assert marked == [coarse[-1], content[-2]]
     assert content[0]["text"].startswith(BEFORE_OPEN)
     assert all(BEFORE_CLOSE not in b["text"] for b in content[:-1])
-    assert BEFORE_CLOSE in content[-1]["text"] and "cache_control" not in content[-1]
+    assert content[-1]["text"] == "a sentence. Then we" and "cache_control" not in content[-1]
 
 
 def test_cache_mark_follows_model_minimum():
@@ -135,7 +149,7 @@ def test_blocks_stay_identical_as_the_writer_types_and_only_the_sentence_is_live
         if previous is not None and n // COARSE_BLOCK_CHARS == (n - 1) // COARSE_BLOCK_CHARS:
             assert blocks[: len(previous)] == previous  # typing only ever appends blocks
             assert len(blocks) - len(previous) <= 1
-        live = p["messages"][-1]["content"][-1]["text"].split(BEFORE_CLOSE)[0]
+        live = p["messages"][-1]["content"][-1]["text"]
         assert len(live) < MAX_FINE_BLOCK_CHARS
         previous = blocks
 

@@ -9,14 +9,15 @@ as content blocks whose boundaries never move while the writer types at the end:
 blocks far from the cursor, then blocks of a few words (at least 32 characters, ending after a
 space). Breakpoints sit on the system prompt, the last coarse block and the last fine block, so
 each request reads what the previous one cached (the API looks up to 20 blocks back from a
-breakpoint), writes the words typed since, and pays full price only for the last few words and
-the closing tags: about 14 tokens a call. (A closing instruction after the text, "Write only the
-characters to insert", cost 17 uncached tokens a call, more than the text itself; the system
-prompt says the same.) A mark is set only where the prompt up to it is long enough for the
-model to cache at all. Second, the text before the cursor is always wrapped, whole, in
-``<text_before_cursor>``…``</text_before_cursor>`` (the first block opens the tag, the live
-tail closes it), and the text after the cursor in ``<text_after_cursor>``…
-``</text_after_cursor>``, so the model (and the emulator) can find both.
+breakpoint), writes the words typed since, and pays full price only for the last few words:
+about 7 tokens a call. (A closing instruction after the text, "Write only the characters to
+insert", cost 17 uncached tokens a call, more than the text itself; the system prompt says the
+same. The closing tag cost 7 more, so it goes out only where text after the cursor follows.) A
+mark is set only where the prompt up to it is long enough for the model to cache at all.
+Second, the text before the cursor always starts with ``<text_before_cursor>`` (the first
+block opens the tag) and runs to the end of the message or, when there is text after the
+cursor, to ``</text_before_cursor>`` and then ``<text_after_cursor>``…``</text_after_cursor>``,
+so the model (and the emulator) can find both.
 
 The request follows the model's rules (``ModelRules`` from models.toml): no sampling parameters
 (the current models refuse them, and greedy decoding was never needed), and thinking kept off,
@@ -39,8 +40,9 @@ SUGGEST_SYSTEM = """\
 You are an inline autocomplete engine inside a text editor. The user is typing; you predict the \
 exact characters they will type next at the cursor.
 
-The user's message holds the document: the text before the cursor inside <text_before_cursor> \
-tags and, when there is any, the text after the cursor inside <text_after_cursor> tags.
+The user's message holds the document: the text before the cursor, from <text_before_cursor> to \
+the end of the message or to </text_before_cursor>, then any text after the cursor inside \
+<text_after_cursor> tags.
 
 Reply with the continuation only: the exact characters to insert at the cursor, nothing else.
 - No chatter, no explanations, no greetings, no quotes or code fences around the text, no tags.
@@ -198,9 +200,14 @@ def build_suggest_params(
     blocks: list[dict] = [{"type": "text", "text": text} for text in (*coarse, *fine)]
     if blocks:
         blocks[0]["text"] = BEFORE_OPEN + blocks[0]["text"]
-        live = tail + BEFORE_CLOSE
+        live = tail
     else:
-        live = BEFORE_OPEN + tail + BEFORE_CLOSE
+        live = BEFORE_OPEN + tail
+    # The closing tag goes out only before the text after the cursor (or to keep the last block
+    # from holding only whitespace, which the API refuses): it is uncached on every call, and
+    # was half of a call's uncached tokens.
+    if suffix or not live.strip():
+        live += BEFORE_CLOSE
     # Breakpoints (at most 3 of the API's 4): the system prompt, the last coarse block and the
     # last fine block, each only where the prompt up to it is long enough to be cached at all.
     marked = {len(coarse) - 1, len(blocks) - 1} - {-1}
