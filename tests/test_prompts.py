@@ -90,8 +90,10 @@ def test_short_document_tags_and_suffix():
     p = params("Dear team, I wanted to", " Best, Ann")
     assert before_cursor(p) == "Dear team, I wanted to"
     text = user_text(p)
-    assert AFTER_OPEN + " Best, Ann" + AFTER_CLOSE in text
-    assert text.index(BEFORE_CLOSE) < text.index(AFTER_OPEN)
+    # The text after the cursor goes first (it stays the same while the writer types, so it is
+    # cached), and the text before the cursor runs to the end of the message.
+    assert text.startswith(AFTER_OPEN + " Best, Ann" + AFTER_CLOSE)
+    assert text.endswith(BEFORE_OPEN + "Dear team, I wanted to") and BEFORE_CLOSE not in text
 
 
 def test_no_suffix_means_no_after_tags_and_no_closing_tag():
@@ -154,11 +156,12 @@ def test_blocks_stay_identical_as_the_writer_types_and_only_the_sentence_is_live
         previous = blocks
 
 
-def test_head_unchanged_by_suffix_edits():
+def test_only_the_first_block_depends_on_the_suffix():
     doc = prose(30_000)
     a = params(doc, "one ending")
     b = params(doc, "a completely different ending")
-    assert a["messages"][-1]["content"][0] == b["messages"][-1]["content"][0]
+    assert a["messages"][-1]["content"][1:] == b["messages"][-1]["content"][1:]
+    assert a["messages"][-1]["content"][0]["text"] == AFTER_OPEN + "one ending" + AFTER_CLOSE + "\n"
     assert a["system"] == b["system"]
 
 

@@ -12,12 +12,14 @@ each request reads what the previous one cached (the API looks up to 20 blocks b
 breakpoint), writes the words typed since, and pays full price only for the last few words:
 about 7 tokens a call. (A closing instruction after the text, "Write only the characters to
 insert", cost 17 uncached tokens a call, more than the text itself; the system prompt says the
-same. The closing tag cost 7 more, so it goes out only where text after the cursor follows.) A
-mark is set only where the prompt up to it is long enough for the model to cache at all.
-Second, the text before the cursor always starts with ``<text_before_cursor>`` (the first
-block opens the tag) and runs to the end of the message or, when there is text after the
-cursor, to ``</text_before_cursor>`` and then ``<text_after_cursor>``…``</text_after_cursor>``,
-so the model (and the emulator) can find both.
+same; so did a closing tag after the text, 7 more.) A mark is set only where the prompt up to
+it is long enough for the model to cache at all. The text after the cursor, when there is any,
+goes first: it does not change while the writer types at the cursor, so it is cached with the
+rest (after the text before the cursor, it went out uncached on every call: ~500 tokens a call
+in the middle of a 3 KB document). Second, the markup: the text after the cursor in
+``<text_after_cursor>``…``</text_after_cursor>``, then the text before the cursor from
+``<text_before_cursor>`` (the first block opens the tag) to the end of the message, so the
+model (and the emulator) can find both.
 
 The request follows the model's rules (``ModelRules`` from models.toml): no sampling parameters
 (the current models refuse them, and greedy decoding was never needed), and thinking kept off,
@@ -40,9 +42,8 @@ SUGGEST_SYSTEM = """\
 You are an inline autocomplete engine inside a text editor. The user is typing; you predict the \
 exact characters they will type next at the cursor.
 
-The user's message holds the document: the text before the cursor, from <text_before_cursor> to \
-the end of the message or to </text_before_cursor>, then any text after the cursor inside \
-<text_after_cursor> tags.
+The user's message holds the document: any text after the cursor, inside <text_after_cursor> \
+tags, then the text before the cursor, from <text_before_cursor> to the end of the message.
 
 Reply with the continuation only: the exact characters to insert at the cursor, nothing else.
 - No chatter, no explanations, no greetings, no quotes or code fences around the text, no tags.
@@ -197,20 +198,25 @@ def build_suggest_params(
     factor = rules.tokenizer_factor
 
     system: dict = {"type": "text", "text": SUGGEST_SYSTEM}
-    blocks: list[dict] = [{"type": "text", "text": text} for text in (*coarse, *fine)]
-    if blocks:
-        blocks[0]["text"] = BEFORE_OPEN + blocks[0]["text"]
+    # The text after the cursor goes first: it does not change while the writer types at the
+    # cursor, so it is cached with the rest (after the text before the cursor it went out
+    # uncached on every call: up to 2,000 characters, ~650 tokens, five times a call's price).
+    head = [{"type": "text", "text": AFTER_OPEN + suffix + AFTER_CLOSE + "\n"}] if suffix else []
+    body: list[dict] = [{"type": "text", "text": text} for text in (*coarse, *fine)]
+    if body:
+        body[0]["text"] = BEFORE_OPEN + body[0]["text"]
         live = tail
     else:
         live = BEFORE_OPEN + tail
-    # The closing tag goes out only before the text after the cursor (or to keep the last block
-    # from holding only whitespace, which the API refuses): it is uncached on every call, and
-    # was half of a call's uncached tokens.
-    if suffix or not live.strip():
+    if not live.strip():  # the API refuses a block of only whitespace; the tag ends the text
         live += BEFORE_CLOSE
+    blocks = head + body
     # Breakpoints (at most 3 of the API's 4): the system prompt, the last coarse block and the
-    # last fine block, each only where the prompt up to it is long enough to be cached at all.
-    marked = {len(coarse) - 1, len(blocks) - 1} - {-1}
+    # last block before the live tail, each only where the prompt up to it is long enough to be
+    # cached at all.
+    marked = {len(blocks) - 1} - {-1}
+    if coarse:
+        marked.add(len(head) + len(coarse) - 1)
     running = estimate_tokens(SUGGEST_SYSTEM, factor)
     if 0 < cache_min_tokens <= running:
         system["cache_control"] = dict(_CACHE)
@@ -218,8 +224,6 @@ def build_suggest_params(
         running += estimate_tokens(block["text"], factor)
         if i in marked and 0 < cache_min_tokens <= running:
             block["cache_control"] = dict(_CACHE)
-    if suffix:
-        live += "\n" + AFTER_OPEN + suffix + AFTER_CLOSE
     blocks.append({"type": "text", "text": live})
 
     params = {
