@@ -21,6 +21,7 @@ from assistant.emulator.options import (
     predictor_choice,
 )
 from assistant.emulator.predictors import (
+    REQUEST_KEY_CHARS,
     NoisyPredictor,
     OracleFileError,
     OraclePredictor,
@@ -90,6 +91,18 @@ def test_noisy_is_a_pure_function_of_seed_and_request():
     assert [a.text(t) for t in texts] == [b.text(t) for t in texts]
     assert [a.text(t) for t in texts] == [a.text(t) for t in texts]  # asked again: same answer
     assert [a.text(t) for t in texts] != [c.text(t) for t in texts]
+
+
+def test_noisy_draws_depend_on_the_text_near_the_cursor_not_on_far_context():
+    """A prompt that sends less of a long document meets the same draws, so a before/after
+    comparison of the context window compares the same lucky guesses."""
+    a = NoisyPredictor(PASSAGES, seed=5, accuracy=0.3)
+    far = ("An unrelated opening paragraph about something else entirely. " * 80) + "\n\n"
+    texts = [PROSE[:at] for at in cut_points(PROSE, 37)]
+    window = far[-REQUEST_KEY_CHARS:]  # any window that keeps this much before the cursor
+    assert [a.text(far + t) for t in texts] == [a.text(window + t) for t in texts]
+    near = [a.text(t + " and") for t in texts]
+    assert near != [a.text(t[:-1] + "X and") for t in texts]  # the last characters still count
 
 
 def test_noisy_wrong_suggestions_read_as_prose_and_differ_from_the_writer():

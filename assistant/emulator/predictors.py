@@ -10,8 +10,9 @@ three predictors, chosen per run:
   passage (today's behaviour, the upper bound);
 - ``noisy``: with probability ``accuracy`` (P) the first word is what the writer types next, and
   each later word stays right with a decaying probability; otherwise the suggestion diverges
-  with plausible words. A pure function of (seed, request text), so the same request gets the
-  same answer in every strategy and every repeated run, which keeps comparisons fair;
+  with plausible words. A pure function of (seed, the request's text near the cursor), so the
+  same request gets the same answer in every strategy and every repeated run, which keeps
+  comparisons fair;
 - ``local``: the embedded local model (a real language model) writes the text, through the
   public provider API; the run's latency profile still decides when tokens arrive.
 
@@ -67,8 +68,16 @@ class Predictor(Protocol):
         ...
 
 
+# How much text around the cursor decides a request's draw. Not the whole document: the noisy
+# predictor is as often right with any far context, so a prompt that sends less of it (a
+# narrower window on a long document) must meet the same draws, or a before/after comparison
+# of the window compares two different sets of lucky guesses.
+REQUEST_KEY_CHARS = 2_048
+
+
 def _request_rng(seed: int, before: str, after: str) -> random.Random:
-    digest = hashlib.sha256(f"{seed}\0{before}\0{after}".encode()).digest()
+    near = f"{seed}\0{before[-REQUEST_KEY_CHARS:]}\0{after[:REQUEST_KEY_CHARS]}"
+    digest = hashlib.sha256(near.encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 
