@@ -18,7 +18,7 @@ from assistant.config import Settings
 from assistant.pricing import Usage, cost_usd, default_catalog, estimate_tokens
 from assistant.providers.base import CompletionRequest, Provider
 from assistant.providers.factory import make_suggest_provider
-from assistant.providers.prompts import suggest_prompt_chars_bound
+from assistant.providers.prompts import prefix_window_chars, suggest_prompt_chars_bound
 from assistant.providers.tiered import TieredProvider, TierStatus
 from assistant.review.factory import make_reviewer
 
@@ -118,7 +118,8 @@ class ProviderSetup:
         rules = getattr(a, "rules", None)
         if a is not None and rules is not None:
             try:
-                chars = suggest_prompt_chars_bound(len(prefix), len(suffix))
+                window = prefix_window_chars(a.cache_min_tokens, rules.tokenizer_factor)
+                chars = suggest_prompt_chars_bound(len(prefix), len(suffix), window)
                 return model, worst_case_cost(model, chars, rules.tokens(max_tokens))
             except Exception:
                 pass

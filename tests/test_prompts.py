@@ -16,12 +16,15 @@ from assistant.providers.prompts import (
     AFTER_OPEN,
     BEFORE_CLOSE,
     BEFORE_OPEN,
+    CLEAN_START_CHARS,
     COARSE_BLOCK_CHARS,
     MAX_FINE_BLOCK_CHARS,
-    MAX_PREFIX_CHARS,
     MAX_SUFFIX_CHARS,
+    PREFIX_WINDOW_CHARS,
     SUGGEST_SYSTEM,
+    TRIM_STEP_CHARS,
     build_suggest_params,
+    prefix_window_chars,
     suggest_prompt_chars_bound,
 )
 
@@ -165,15 +168,37 @@ def test_only_the_first_block_depends_on_the_suffix():
     assert a["system"] == b["system"]
 
 
-def test_very_long_document_trimmed_from_left_in_stable_steps():
-    doc = prose(200_000)
-    kept = before_cursor(params(doc))
-    assert len(kept) <= MAX_PREFIX_CHARS
-    assert doc.endswith(kept)
-    assert len(kept) > MAX_PREFIX_CHARS // 2
-    # a few more keystrokes do not move the start
-    heads = {params(doc + "x" * k)["messages"][-1]["content"][0]["text"] for k in range(50)}
-    assert len(heads) == 1
+@pytest.mark.parametrize(("model", "cache_min"), [("claude-haiku-5-5", 512), (MODEL, 4096)])
+def test_very_long_document_trimmed_from_left_in_stable_steps(model, cache_min):
+    entry = default_catalog().price(model)
+    window = prefix_window_chars(cache_min, entry.rules.tokenizer_factor)
+    assert window == (PREFIX_WINDOW_CHARS if cache_min == 512 else 24_576)
+    size = window + 80 * TRIM_STEP_CHARS + 1  # just past a step: 2,047 chars to the next
+    doc = prose(size + 100)[:size]
+
+    def kept(text: str) -> str:
+        return before_cursor(
+            build_suggest_params(
+                text, "", model=model, max_tokens=24, cache_min_tokens=cache_min, rules=entry.rules
+            )
+        )
+
+    first = kept(doc)
+    assert doc.endswith(first)
+    assert window - TRIM_STEP_CHARS - CLEAN_START_CHARS < len(first) <= window
+    assert doc[: -len(first)].endswith(" ")  # it starts at a word, not inside one
+    # typing on does not move the start until a whole step more has been typed
+    for k in range(0, TRIM_STEP_CHARS - 1, 7):
+        assert kept(doc + "x" * k).startswith(first)
+    assert not kept(doc + "x" * TRIM_STEP_CHARS).startswith(first)
+
+
+def test_a_trimmed_document_starts_at_a_paragraph_near_the_cut():
+    paragraph = prose(700) + ".\n\n"
+    doc = paragraph * 40  # 28 KB
+    first = before_cursor(params(doc, cache_min_tokens=512))
+    assert doc.endswith(first) and first.startswith(paragraph)
+    assert len(first) <= PREFIX_WINDOW_CHARS
 
 
 def test_long_suffix_trimmed_from_right():
@@ -234,7 +259,7 @@ def test_the_reservation_bound_covers_every_character_a_suggestion_sends(
     )
     sent = sum(len(b["text"]) for b in params["system"])
     sent += sum(len(b["text"]) for b in params["messages"][0]["content"])
-    bound = suggest_prompt_chars_bound(len(prefix), len(suffix))
+    bound = suggest_prompt_chars_bound(len(prefix), len(suffix), PREFIX_WINDOW_CHARS)
     assert sent <= bound
-    if prefix_chars <= MAX_PREFIX_CHARS:  # (a longer document is trimmed in 16 KB steps)
+    if prefix_chars <= PREFIX_WINDOW_CHARS:  # (a longer document is trimmed in 2 KB steps)
         assert bound <= sent + 64

@@ -150,6 +150,16 @@ class RecordingEngine:
         return getattr(self._inner, name)
 
 
+# A model call is matched to the engine request that made it by the text before the cursor its
+# prompt carries. On a long document the prompt carries only a window of it (the last 6 KB or
+# more), so the match is on the end of that text.
+MATCH_CHARS = 4_096
+
+
+def _near(prefix: str) -> str:
+    return prefix[-MATCH_CHARS:]
+
+
 @dataclass
 class EngineLog:
     prefixes: dict = field(default_factory=dict)
@@ -167,7 +177,7 @@ class EngineLog:
         return build
 
     def shown_prefixes(self) -> Counter:
-        return Counter(p for key, p in self.prefixes.items() if key in self.shown)
+        return Counter(_near(p) for key, p in self.prefixes.items() if key in self.shown)
 
     def stat(self, name: str) -> int:
         return sum(getattr(e.stats, name, 0) for e in self.engines)
@@ -179,10 +189,11 @@ class EngineLog:
         return "cancelled unseen" if key in self.cancelled else "ran out unseen"
 
     def keys_by_prefix(self) -> dict[str, list]:
-        """The calls' keys by the text before the cursor they asked about, in start order."""
+        """The calls' keys by the text before the cursor they asked about (its end), in start
+        order."""
         out: dict[str, list] = {}
         for key, prefix in self.prefixes.items():
-            out.setdefault(prefix, []).append(key)
+            out.setdefault(_near(prefix), []).append(key)
         return out
 
 
@@ -412,7 +423,7 @@ def summarize(
         written_1h = int((u.get("cache_creation") or {}).get("ephemeral_1h_input_tokens", 0))
         one_cost = cost_usd(model, one, cache_write_1h_tokens=written_1h)
         cost += one_cost
-        asked = keys_by_prefix.get(requested_prefix(rec.body) or "", [])
+        asked = keys_by_prefix.get(_near(requested_prefix(rec.body) or ""), [])
         if asked:
             key = asked.pop(0)
             fate = fates[log.fate(key)]
@@ -429,8 +440,8 @@ def summarize(
             cancelled_calls += 1
             cancelled_out += rec.tokens_sent
         prefix = requested_prefix(rec.body)
-        if prefix is not None and shown[prefix] > 0:
-            shown[prefix] -= 1
+        if prefix is not None and shown[_near(prefix)] > 0:
+            shown[_near(prefix)] -= 1
         elif not rec.client_disconnected:
             unseen_completed_out += rec.tokens_sent
     use = total([r.usefulness for _, r in runs])

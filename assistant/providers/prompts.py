@@ -90,10 +90,23 @@ COARSE_BLOCK_CHARS = 2048
 FINE_BLOCK_CHARS = 32
 MAX_FINE_BLOCK_CHARS = 256
 _FINE_END = re.compile(r"\s+")
-# Documents longer than this (before the cursor) are trimmed from the left, in steps of
-# TRIM_STEP_CHARS so the kept start (and so every cached block) moves rarely.
-MAX_PREFIX_CHARS = 64_000
-TRIM_STEP_CHARS = 16_384
+# Documents longer than the window (before the cursor) are trimmed from the left, in steps of
+# TRIM_STEP_CHARS so the kept start (and so every cached block) moves rarely: on Haiku 5.5 the
+# model sees the last 6-8 KB (about 1,000-1,300 words, several pages). Every call reads all it
+# is sent, so the window sets a long document's price: with a 64 KB window a writer at the end
+# of a 60 KB document cost $1.28 a typing hour, twenty times a new document's
+# (docs/performance.md). Peers keep less (Continue's autocomplete: 500 tokens, 85 % of them
+# before the cursor). A model with a high cache minimum (Haiku 4.5: 4,096 tokens) gets a window
+# that holds CACHE_MIN_MULTIPLE times it, or its long documents would never be cached at all.
+PREFIX_WINDOW_CHARS = 8_192
+CACHE_MIN_MULTIPLE = 1.5
+MAX_PREFIX_CHARS = 64_000  # the widest window, whatever the model
+TRIM_STEP_CHARS = 2_048
+# The kept text starts after the first line break this close to the cut (a paragraph's start),
+# else after the first space (a word's), never in the middle of a word.
+CLEAN_START_CHARS = 1_024
+_LINE_BREAKS = re.compile(r"\n+")
+_SPACES = re.compile(r"\s+")
 # Only the start of the text after the cursor is useful context.
 MAX_SUFFIX_CHARS = 2_000
 # Stop if the model starts echoing our markup. (Whitespace-only stop sequences are not allowed by
@@ -106,13 +119,25 @@ STOP_SEQUENCES = (AFTER_OPEN, BEFORE_CLOSE, AFTER_CLOSE, *SENTENCE_STOPS)
 _CACHE = {"type": "ephemeral"}
 
 
-def trim_prefix(prefix: str) -> str:
-    """Drop the far start of a very long document, in large steps so the result is stable."""
-    excess = len(prefix) - MAX_PREFIX_CHARS
+def prefix_window_chars(cache_min_tokens: int = 0, tokenizer_factor: float = 1.0) -> int:
+    """How much text before the cursor a suggestion sends, for a model with this cache minimum:
+    PREFIX_WINDOW_CHARS, or enough for CACHE_MIN_MULTIPLE times the minimum (in whole steps)."""
+    need = CACHE_MIN_MULTIPLE * cache_min_tokens * 4 / max(tokenizer_factor, 0.1)
+    steps = -(-int(need) // TRIM_STEP_CHARS)  # ceil
+    return min(MAX_PREFIX_CHARS, max(PREFIX_WINDOW_CHARS, steps * TRIM_STEP_CHARS))
+
+
+def trim_prefix(prefix: str, window: int = PREFIX_WINDOW_CHARS) -> str:
+    """Drop the far start of a long document, in large steps so the result is stable, and start
+    what is kept at a paragraph or a word. The start depends only on the text just after the
+    cut, at least 5 KB before the cursor, so typing on does not move it."""
+    excess = len(prefix) - window
     if excess <= 0:
         return prefix
-    steps = -(-excess // TRIM_STEP_CHARS)  # ceil
-    return prefix[steps * TRIM_STEP_CHARS :]
+    cut = -(-excess // TRIM_STEP_CHARS) * TRIM_STEP_CHARS  # ceil to a step
+    end = cut + CLEAN_START_CHARS
+    m = _LINE_BREAKS.search(prefix, cut, end) or _SPACES.search(prefix, cut, end)
+    return prefix[m.end() if m else cut :]
 
 
 def _fine_cuts(text: str) -> list[int]:
@@ -161,15 +186,14 @@ def trim_suffix(suffix: str) -> str:
     return suffix[:MAX_SUFFIX_CHARS]
 
 
-def suggest_prompt_chars_bound(prefix_chars: int, suffix_chars: int) -> int:
+def suggest_prompt_chars_bound(
+    prefix_chars: int, suffix_chars: int, window: int = MAX_PREFIX_CHARS
+) -> int:
     """At most how many characters of text a suggestion request for a prefix and a suffix of
     these lengths carries (what the budget reserves for), without building it: building the
-    request twice, once for the reservation, was ~4 % of a worker's loop at 1,000 writers."""
-    return (
-        _SUGGEST_FIXED_CHARS
-        + min(prefix_chars, MAX_PREFIX_CHARS)
-        + min(suffix_chars, MAX_SUFFIX_CHARS)
-    )
+    request twice, once for the reservation, was ~4 % of a worker's loop at 1,000 writers.
+    ``window``: the model's (:func:`prefix_window_chars`); by default the widest."""
+    return _SUGGEST_FIXED_CHARS + min(prefix_chars, window) + min(suffix_chars, MAX_SUFFIX_CHARS)
 
 
 # What every suggestion request carries besides the text: the system prompt and the markup.
@@ -193,9 +217,10 @@ def build_suggest_params(
     scale it and the cache estimate to the model's tokenizer and say how to keep thinking off.
     """
     rules = rules or ModelRules()
-    coarse, fine, tail = split_prefix(trim_prefix(prefix))
-    suffix = trim_suffix(suffix)
     factor = rules.tokenizer_factor
+    window = prefix_window_chars(cache_min_tokens, factor)
+    coarse, fine, tail = split_prefix(trim_prefix(prefix, window))
+    suffix = trim_suffix(suffix)
 
     system: dict = {"type": "text", "text": SUGGEST_SYSTEM}
     # The text after the cursor goes first: it does not change while the writer types at the
