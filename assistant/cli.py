@@ -136,6 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="type at the end of an existing document this long (default: a new document)",
     )
     p.add_argument(
+        "--lead-out",
+        type=int,
+        default=0,
+        metavar="CHARS",
+        help="with this much of the document after the cursor, from the next paragraph on: "
+        "type in the middle of a document (default: at its end)",
+    )
+    p.add_argument(
         "--strategies",
         default=None,
         metavar="LIST",

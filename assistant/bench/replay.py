@@ -167,6 +167,7 @@ async def replay(
     events: Sequence[Keystroke],
     *,
     initial_text: str = "",
+    suffix: str = "",
     name: str = "",
     time_scale: float = 1.0,
     settle_s: float = 5.0,
@@ -181,7 +182,7 @@ async def replay(
     module's docstring) and the keystrokes they cover are skipped. ``ssl``: the context a
     ``wss://`` endpoint is verified with. ``keep_on_close``: when the server closes the
     connection once it is ready, return what was seen so far, with ``closed`` saying how, instead
-    of raising."""
+    of raising. ``suffix``: the text after the cursor, which the typist never reaches."""
     loop = asyncio.get_running_loop()
     sent: dict[int, Suggestion] = {}
     result = ReplayResult(name=name, keystrokes=0, suggestions=[], initial_text=initial_text)
@@ -266,7 +267,7 @@ async def replay(
 
         async def send_suggest(key: str) -> None:
             i = len(sent) + 1
-            frame = {"type": "suggest", "id": i, "prefix": doc, "suffix": ""}
+            frame = {"type": "suggest", "id": i, "prefix": doc, "suffix": suffix}
             sent[i] = Suggestion(i, doc, loop.time(), key=key)
             state["newest_sent"] = i
             await ws.send(json.dumps(frame))

@@ -84,6 +84,7 @@ class BenchPlan:
     file_passages: int = 4  # how many of the user's passages get traces
     accepting: bool = True  # typists accept matching ghost text
     lead_in_chars: int = 0  # existing document text before each typist's cursor (0: a new one)
+    lead_out_chars: int = 0  # and after it, from the next paragraph on (0: typing at the end)
 
     @classmethod
     def quick(cls, load_typists: int, **changes: Any) -> BenchPlan:
@@ -232,6 +233,14 @@ def lead_in_text(chars: int, passages: Sequence[str], writer: int = 0, typed: st
     return (text * (chars // len(text) + 2))[start : start + chars].rstrip() + "\n\n"
 
 
+def lead_out_text(chars: int, passages: Sequence[str], writer: int = 0, typed: str = "") -> str:
+    """The rest of the document after the cursor: a new paragraph, then ``chars`` characters of
+    passages other than the typed one (from another place than :func:`lead_in_text`'s)."""
+    if chars <= 0 or not passages:
+        return ""
+    return "\n\n" + lead_in_text(chars, passages, writer + 5, typed).rstrip()
+
+
 def pick_traces(plan: BenchPlan, predictor: str = "oracle") -> list[Trace]:
     """The traces a run types: the shipped ones, or (with the user's own passages) traces
     generated from the first few of those; the local predictor types a few of them."""
@@ -283,6 +292,10 @@ async def run_strategy(
         lead_in_text(plan.lead_in_chars, passages, i, typed=t.final_text)
         for i, (t, _) in enumerate(windows)
     ]
+    lead_outs = [
+        lead_out_text(plan.lead_out_chars, passages, i, typed=t.final_text)
+        for i, (t, _) in enumerate(windows)
+    ]
     cfg = EmulatorConfig(
         profile=plan.emulator_profile,
         seed=0,
@@ -314,9 +327,10 @@ async def run_strategy(
                         ev,
                         name=t.name,
                         initial_text=lead_in,
+                        suffix=lead_out,
                         typist=AcceptingTypist(lead_in + t.final_text) if plan.accepting else None,
                     )
-                    for (t, ev), lead_in in zip(windows, lead_ins, strict=True)
+                    for (t, ev), lead_in, lead_out in zip(windows, lead_ins, lead_outs, strict=True)
                 )
             )
         records = [r for r in emu.requests if r.path == "/v1/messages"]
@@ -826,9 +840,12 @@ def format_report(report: dict) -> str:
             if plan.get("accepting_typists", True)
             else "typing every key (never accepting)"
         )
+        lead_in, lead_out = plan.get("lead_in_chars", 0), plan.get("lead_out_chars", 0)
+        where = "a new document" if not lead_in else f"after {lead_in:,} chars"
+        where += f", {lead_out:,} chars before its end" if lead_out else ""
         title = (
             f"Predictor {run['label']}: {run['traces']} traces, first {plan['window_s']:g} s of "
-            f"each at real pace, typists {accepting}; emulator "
+            f"each at real pace into {where}, typists {accepting}; emulator "
             f"'{plan['emulator_profile']}' profile, model {report['model']} prices"
         )
         lines += _table(title, names, results, HEADLINE_ROWS + DETAIL_ROWS)
@@ -1017,6 +1034,8 @@ async def run_bench(plan: BenchPlan, strategies: Sequence[str] | None = None) ->
             "predictors": list(plan.predictors),
             "accuracy": plan.accuracy,
             "accepting_typists": plan.accepting,
+            "lead_in_chars": plan.lead_in_chars,
+            "lead_out_chars": plan.lead_out_chars,
         },
         "model": model,
         # The first predictor measured (noisy at P = 0.3 by default): the headline.

@@ -47,6 +47,9 @@ def plan_from_args(args) -> BenchPlan:
     lead_in = getattr(args, "lead_in", 0) or 0
     if lead_in:
         changes["lead_in_chars"] = lead_in
+    lead_out = getattr(args, "lead_out", 0) or 0
+    if lead_out:
+        changes["lead_out_chars"] = lead_out
     window = getattr(args, "window", None)
     if window is not None:
         changes["window_s"] = float(window)

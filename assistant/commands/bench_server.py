@@ -41,6 +41,7 @@ BUILT_IN_ONLY = (
     ("quick", "--quick", False),
     ("markdown", "--markdown", None),
     ("lead_in", "--lead-in", 0),
+    ("lead_out", "--lead-out", 0),
     ("strategies", "--strategies", None),
     ("connect_ms", "--connect-ms", 0.0),
     ("emulator_predictors", "--predictors", None),
