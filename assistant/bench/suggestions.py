@@ -841,11 +841,11 @@ def format_report(report: dict) -> str:
             else "typing every key (never accepting)"
         )
         lead_in, lead_out = plan.get("lead_in_chars", 0), plan.get("lead_out_chars", 0)
-        where = "a new document" if not lead_in else f"after {lead_in:,} chars"
-        where += f", {lead_out:,} chars before its end" if lead_out else ""
+        where = f"after {lead_in:,} chars of existing text" if lead_in else "into a new document"
+        where += f" and before {lead_out:,} more" if lead_out else ""
         title = (
             f"Predictor {run['label']}: {run['traces']} traces, first {plan['window_s']:g} s of "
-            f"each at real pace into {where}, typists {accepting}; emulator "
+            f"each at real pace {where}, typists {accepting}; emulator "
             f"'{plan['emulator_profile']}' profile, model {report['model']} prices"
         )
         lines += _table(title, names, results, HEADLINE_ROWS + DETAIL_ROWS)
