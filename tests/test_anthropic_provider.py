@@ -159,7 +159,8 @@ async def test_long_document_writes_then_reads_the_cache():
             _, third = await collect(provider.stream(CompletionRequest(document + " th")))
         finally:
             await provider.aclose()
-        assert first.usage.cache_creation_input_tokens > 4096
+        # the system prompt and the last 6-8 KB of the document (its window), not all 40 KB
+        assert 2_000 < first.usage.cache_creation_input_tokens < 3_500
         assert first.usage.cache_read_input_tokens == 0
         assert second.usage.cache_read_input_tokens == first.usage.cache_creation_input_tokens
         assert second.usage.cache_creation_input_tokens == 0
