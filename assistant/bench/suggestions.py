@@ -238,7 +238,7 @@ def lead_out_text(chars: int, passages: Sequence[str], writer: int = 0, typed: s
     passages other than the typed one (from another place than :func:`lead_in_text`'s)."""
     if chars <= 0 or not passages:
         return ""
-    return "\n\n" + lead_in_text(chars, passages, writer + 5, typed).rstrip()
+    return "\n\n" + lead_in_text(chars, passages, writer + 5, typed).strip()
 
 
 def pick_traces(plan: BenchPlan, predictor: str = "oracle") -> list[Trace]:
