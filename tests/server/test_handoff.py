@@ -143,11 +143,37 @@ class Echo(asyncio.Protocol):
         self.transport.write(data.upper())
 
 
-async def test_a_worker_serves_what_it_is_handed_and_says_how_many_it_holds(listener):
+class Registered(Echo):
+    """Joins ``registry`` once made, as uvicorn's protocols join the server's connections."""
+
+    def __init__(self, registry: set):
+        self.registry = registry
+
+    def connection_made(self, transport):
+        super().connection_made(transport)
+        self.registry.add(self)
+
+
+def one_worker(listener: socket.socket) -> tuple[Loads, Dispatcher, socket.socket]:
+    """A dispatcher with one worker's channel open: (its loads, it, the worker's end)."""
     loads = Loads(1)
     dispatcher = Dispatcher(listener, loads)
     ours, theirs = pair()
     dispatcher.open(0, ours)
+    return loads, dispatcher, theirs
+
+
+async def echoing_client(listener: socket.socket, dispatcher: Dispatcher) -> asyncio.StreamWriter:
+    """One client, handed to the worker and answered by it: its writer."""
+    reader, writer = await asyncio.open_connection(*listener.getsockname())
+    await asyncio.to_thread(accept_all, dispatcher, 1)
+    writer.write(b"abc")
+    assert await asyncio.wait_for(reader.readexactly(3), 5) == b"ABC"
+    return writer
+
+
+async def test_a_worker_serves_what_it_is_handed_and_says_how_many_it_holds(listener):
+    loads, dispatcher, theirs = one_worker(listener)
     transports: set = set()
 
     class Held(Echo):
@@ -183,31 +209,20 @@ async def test_a_connection_between_its_protocol_and_the_registry_is_still_count
     server's registry; a count published in that step (another connection arriving or closing)
     must still hold it. Counted at the making, it was missed: a 9 / 11 split of 20 connections
     in the two-worker test."""
-    loads = Loads(1)
-    dispatcher = Dispatcher(listener, loads)
-    ours, theirs = pair()
-    dispatcher.open(0, ours)
+    loads, dispatcher, theirs = one_worker(listener)
     registry: set = set()
     seen: list[int] = []
     loop = asyncio.get_running_loop()
 
-    class Registered(Echo):
-        def connection_made(self, transport):
-            super().connection_made(transport)
-            registry.add(self)
-
     def factory():
         # Runs in the step between the making and connection_made (scheduled after this).
         loop.call_soon(lambda: (receiver._publish(), seen.append(loads.read(0)[0])))
-        return Registered()
+        return Registered(registry)
 
     receiver = Receiver(theirs, loads, 0, factory, lambda: len(registry))
     receiver.start()
     try:
-        reader, writer = await asyncio.open_connection(*listener.getsockname())
-        await asyncio.to_thread(accept_all, dispatcher, 1)
-        writer.write(b"abc")
-        assert await asyncio.wait_for(reader.readexactly(3), 5) == b"ABC"
+        writer = await echoing_client(listener, dispatcher)
         assert seen == [1]  # in flight, not yet registered: held all the same
         receiver._publish()
         assert loads.read(0) == (1, 1)  # registered now, and counted once
@@ -220,29 +235,18 @@ async def test_a_websocket_upgrade_does_not_count_as_a_connection_leaving(listen
     """uvicorn's upgrade takes the HTTP protocol out of the registry and puts the WebSocket one
     in, within one call; a count published inside the removal held one connection too few, and
     nothing published again until the next arrival or close (a 9 / 11 split of 20)."""
-    loads = Loads(1)
-    dispatcher = Dispatcher(listener, loads)
-    ours, theirs = pair()
-    dispatcher.open(0, ours)
+    loads, dispatcher, theirs = one_worker(listener)
+    # (the lambdas read ``registry`` when called: the watched set from here on)
     registry: set = set()
-
-    class Registered(Echo):
-        def connection_made(self, transport):
-            super().connection_made(transport)
-            registry.add(self)
-
-    receiver = Receiver(theirs, loads, 0, Registered, lambda: len(registry))
+    receiver = Receiver(theirs, loads, 0, lambda: Registered(registry), lambda: len(registry))
     registry = receiver.watching(registry)
     receiver.start()
     try:
-        reader, writer = await asyncio.open_connection(*listener.getsockname())
-        await asyncio.to_thread(accept_all, dispatcher, 1)
-        writer.write(b"abc")
-        assert await asyncio.wait_for(reader.readexactly(3), 5) == b"ABC"
+        writer = await echoing_client(listener, dispatcher)
         assert loads.read(0) == (1, 1)
         (http,) = registry
         registry.discard(http)  # the upgrade, as uvicorn does it
-        registry.add(Registered())
+        registry.add(Registered(registry))
         await asyncio.sleep(0)  # one loop step: the publish the removal asked for
         assert loads.read(0) == (1, 1)
         registry.discard(next(iter(registry)))  # a real close
