@@ -89,7 +89,8 @@ AFTER_CLOSE = "</text_after_cursor>"
 COARSE_BLOCK_CHARS = 2048
 FINE_BLOCK_CHARS = 32
 MAX_FINE_BLOCK_CHARS = 256
-_FINE_END = re.compile(r"\s+")
+# A fine block ends, and a trimmed document's kept text starts, after a run of whitespace.
+_WHITESPACE = re.compile(r"\s+")
 # Documents longer than the window (before the cursor) are trimmed from the left, in steps of
 # TRIM_STEP_CHARS so the kept start (and so every cached block) moves rarely: on Haiku 5.5 the
 # model sees the last 6-8 KB (about 1,000-1,300 words, several pages). Every call reads all it
@@ -106,7 +107,6 @@ TRIM_STEP_CHARS = 2_048
 # else after the first space (a word's), never in the middle of a word.
 CLEAN_START_CHARS = 1_024
 _LINE_BREAKS = re.compile(r"\n+")
-_SPACES = re.compile(r"\s+")
 # Only the start of the text after the cursor is useful context.
 MAX_SUFFIX_CHARS = 2_000
 # Stop if the model starts echoing our markup. (Whitespace-only stop sequences are not allowed by
@@ -136,7 +136,7 @@ def trim_prefix(prefix: str, window: int = PREFIX_WINDOW_CHARS) -> str:
         return prefix
     cut = -(-excess // TRIM_STEP_CHARS) * TRIM_STEP_CHARS  # ceil to a step
     end = cut + CLEAN_START_CHARS
-    m = _LINE_BREAKS.search(prefix, cut, end) or _SPACES.search(prefix, cut, end)
+    m = _LINE_BREAKS.search(prefix, cut, end) or _WHITESPACE.search(prefix, cut, end)
     return prefix[m.end() if m else cut :]
 
 
@@ -151,7 +151,7 @@ def _fine_cuts(text: str) -> list[int]:
     start = 0
     n = len(text)
     while True:
-        m = _FINE_END.search(text, start + FINE_BLOCK_CHARS - 1)
+        m = _WHITESPACE.search(text, start + FINE_BLOCK_CHARS - 1)
         if m is None or m.end() == n:  # no whitespace left, or only the run at the cursor
             while n - start >= MAX_FINE_BLOCK_CHARS:
                 start += MAX_FINE_BLOCK_CHARS
