@@ -437,7 +437,9 @@ def summarize(
         written_1h = int((u.get("cache_creation") or {}).get("ephemeral_1h_input_tokens", 0))
         one_cost = cost_usd(model, one, cache_write_1h_tokens=written_1h)
         cost += one_cost
-        asked = keys_by_prefix.get(_near(requested_prefix(rec.body) or ""), [])
+        prefix = requested_prefix(rec.body)
+        near = None if prefix is None else _near(prefix)
+        asked = keys_by_prefix.get(near or "", [])
         if asked:
             key = asked.pop(0)
             fate = fates[log.fate(key)]
@@ -453,9 +455,8 @@ def summarize(
         if rec.client_disconnected:
             cancelled_calls += 1
             cancelled_out += rec.tokens_sent
-        prefix = requested_prefix(rec.body)
-        if prefix is not None and shown[_near(prefix)] > 0:
-            shown[_near(prefix)] -= 1
+        if near is not None and shown[near] > 0:
+            shown[near] -= 1
         elif not rec.client_disconnected:
             unseen_completed_out += rec.tokens_sent
     use = total([r.usefulness for _, r in runs])
