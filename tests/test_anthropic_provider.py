@@ -472,3 +472,25 @@ async def test_client_shards_fill_one_pool_before_opening_another_and_cap_in_fli
     finally:
         await shards.aclose()
     assert len(made) == 2
+
+
+@pytest.mark.parametrize("model", ["claude-haiku-5-5", "claude-haiku-4-5"])
+def test_the_budget_reserves_for_every_character_the_model_is_sent(model):
+    """A writer's spending cap holds only if a suggestion's reservation covers what its request
+    carries: the reservation must use the same window of a long document as the prompt (6-8 KB
+    on Haiku 5.5, 24 KB on Haiku 4.5), never a narrower one."""
+    from assistant.budget import worst_case_cost
+    from server.wiring import ProviderSetup
+
+    settings = Settings(api_key=KEY, suggest_model=model)
+    provider = AnthropicProvider(settings)
+    setup = ProviderSetup(provider=provider, label="anthropic", settings=settings)
+    prefix, suffix = doc(60_000), "\n\nThe rest of the report follows. " * 80
+    params = provider.params(CompletionRequest(prefix, suffix))
+    sent = len(params["system"][0]["text"])
+    sent += sum(len(b["text"]) for b in params["messages"][0]["content"])
+    max_tokens = params["max_tokens"]
+    reserved_model, reserved = setup.suggestion_worst_case(prefix, suffix)
+    assert reserved_model == model
+    assert reserved >= worst_case_cost(model, sent, max_tokens)
+    assert reserved <= worst_case_cost(model, sent + 4_000, max_tokens)  # the window, not 60 KB
