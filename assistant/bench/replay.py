@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from ..emulator.text import last_user_text
+from ..emulator.text import between_tags, last_user_text
 from ..suggest.text import next_word
 from ..suggest.usefulness import PAUSE_MS, Usefulness, UsefulnessTracker
 from .traces import Keystroke
@@ -119,14 +119,7 @@ def requested_prefix(body: dict | None) -> str | None:
     about, from the suggestion prompt's ``<text_before_cursor>`` block."""
     if not isinstance(body, dict):
         return None
-    text = last_user_text(body)
-    tag = "<text_before_cursor>"
-    start = text.find(tag)
-    if start < 0:
-        return None
-    start += len(tag)
-    end = text.find("</text_before_cursor>", start)
-    return text[start:] if end < 0 else text[start:end]
+    return between_tags(last_user_text(body), "text_before_cursor")
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .text import _between, _unique_span, last_user_text, review_document, review_findings
+from .text import _unique_span, between_tags, last_user_text, review_document, review_findings
 
 SURFACE = ("spelling", "doubled_word", "spacing", "grammar")
 REASONING = ("numbers", "fact", "argument", "structure", "tone")
@@ -326,8 +326,8 @@ def _verify(user: str, labels, model: str, seed: int) -> dict:
     passages = re.findall(r"<passage>(.*?)</passage>", user, flags=re.DOTALL)
     visible = "\n".join(passages)
     try:
-        items = json.loads(_between(user, "findings") or "[]")
-        shown = json.loads(_between(user, "shown") or "[]")
+        items = json.loads(between_tags(user, "findings") or "[]")
+        shown = json.loads(between_tags(user, "shown") or "[]")
     except ValueError:
         items, shown = [], []
     issues = issues_in(visible, labels) if labels else issues_in(visible, ())
@@ -418,13 +418,13 @@ def review_reply(body: dict, *, labels: Sequence[dict] = (), seed: int = 0) -> s
     if mode == "verify":
         return json.dumps(_verify(user, labels, model, seed))
     document = review_document(body)
-    edits = _between(user, "edits")
+    edits = between_tags(user, "edits")
     if edits:
         try:
             document = apply_edits(document, json.loads(edits))
         except ValueError:
             pass
-    sentence = _between(user, "sentence")
+    sentence = between_tags(user, "sentence")
     if sentence is not None:
         return json.dumps(_sentence_check(sentence, labels, model, seed))
     triage = mode == "triage"

@@ -84,7 +84,9 @@ def system_text(body: dict) -> str:
     return ""
 
 
-def _between(text: str, tag: str) -> str | None:
+def between_tags(text: str, tag: str) -> str | None:
+    """What follows ``<tag>`` in ``text``, to ``</tag>`` or, unclosed, to the end; None
+    without the tag."""
     start = text.find(f"<{tag}>")
     if start < 0:
         return None
@@ -182,8 +184,8 @@ def request_context(body: dict) -> tuple[str, str]:
     """(text before the cursor, text after it) of a suggestion request (the whole user message
     as the text before when the prompt has no cursor tags)."""
     user = last_user_text(body)
-    before = _between(user, "text_before_cursor")
-    after = _between(user, "text_after_cursor") or ""
+    before = between_tags(user, "text_before_cursor")
+    after = between_tags(user, "text_after_cursor") or ""
     return (user if before is None else before), after
 
 
@@ -280,7 +282,7 @@ def review_findings(document: str) -> list[dict]:
 def review_document(body: dict) -> str:
     user = last_user_text(body)
     for tag in ("document", "text", "draft"):
-        inner = _between(user, tag)
+        inner = between_tags(user, tag)
         if inner is not None:
             return inner
     return user
