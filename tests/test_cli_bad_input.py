@@ -78,3 +78,12 @@ def test_bench_refuses_an_unwritable_report_path_before_the_run(tmp_path, option
     clear_refusal(out, "/nonexistent", "does not exist")
     out = run("bench", "--quick", option, str(tmp_path), timeout=60)
     clear_refusal(out, "directory")
+
+
+@pytest.mark.parametrize(
+    "argv, says",
+    [(("--window", "-1"), "--window must be"), (("--lead-in", "-5"), "--lead-in must be")],
+)
+def test_bench_refuses_a_number_it_cannot_run_before_the_run(argv, says):
+    # Both ran the whole bench before, typing nothing or reporting "after -5 chars".
+    clear_refusal(run("bench", "--quick", *argv, timeout=60), says)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,16 +20,18 @@ from ..bench.suggestions import (
     headline_markdown,
     run_bench,
 )
-from .outputs import check_output_path
+from .outputs import check_output_path, document_chars
 
 
 def plan_from_args(args) -> BenchPlan:
     """The plan ``assistant bench`` options ask for (OptionError for a bad choice)."""
-    from ..emulator.options import parse_name_list, predictor_choice
+    from ..emulator.options import OptionError, parse_name_list, predictor_choice
 
     typists = getattr(args, "typists", None)
     if typists is None:
         typists = 200
+    if typists < 0:
+        raise OptionError(f"--typists must be 0 or more (0: no load part), not {typists}")
     quick = bool(getattr(args, "quick", False))
     choice = predictor_choice(args, default=("noisy",) if quick else PREDICTOR_ORDER)
     changes: dict[str, Any] = {
@@ -44,16 +47,19 @@ def plan_from_args(args) -> BenchPlan:
         changes["strategies"] = parse_name_list(strategies, allowed, "strategy")
     if getattr(args, "no_accept", False):
         changes["accepting"] = False
-    lead_in = getattr(args, "lead_in", 0) or 0
+    lead_in, lead_out = document_chars(args)
     if lead_in:
         changes["lead_in_chars"] = lead_in
-    lead_out = getattr(args, "lead_out", 0) or 0
     if lead_out:
         changes["lead_out_chars"] = lead_out
     window = getattr(args, "window", None)
     if window is not None:
+        if not (window > 0 and math.isfinite(window)):
+            raise OptionError(f"--window must be a number of seconds more than 0, not {window}")
         changes["window_s"] = float(window)
     connect_ms = getattr(args, "connect_ms", 0.0) or 0.0
+    if not (connect_ms >= 0 and math.isfinite(connect_ms)):
+        raise OptionError(f"--connect-ms must be 0 or more milliseconds, not {connect_ms}")
     if connect_ms:
         changes["connect_ms"] = float(connect_ms)
     if quick:

@@ -14,6 +14,7 @@ import pytest
 from assistant.cli import build_parser
 from assistant.commands import bench, bench_server
 from assistant.commands.bench_server import UsageError, plan_from_args, wants_server
+from assistant.emulator.options import OptionError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,6 +76,28 @@ def test_the_plan_from_good_options(monkeypatch, tmp_path):
     assert (plan.typists, plan.rate, plan.window_s) == (12, 2.0, 30.0)
     assert plan.passages == ("First passage here.", "Second one, longer than that.")
     assert [line.text for line in lines] == ["pause_p95 <= 900 ms", "pauses_shown >= 0.9"]
+
+
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (("--lead-in", "-5"), "--lead-in must be 0 or more characters, not -5"),
+        (("--lead-out", "-1"), "--lead-out must be 0 or more characters"),
+        (("--lead-in", "262145"), "at most 262,144"),
+        (("--window", "0"), "--window must be a number of seconds more than 0"),
+        (("--window", "-1"), "--window must be"),
+        (("--window", "nan"), "--window must be"),
+        (("--window", "inf"), "--window must be"),
+        (("--connect-ms", "-1"), "--connect-ms must be 0 or more"),
+        (("--connect-ms", "nan"), "--connect-ms must be"),
+        (("--typists", "-1"), "--typists must be 0 or more"),
+    ],
+)
+def test_the_built_in_bench_refuses_numbers_it_cannot_run(argv, says):
+    # It ran them before: "--window -1" typed nothing, "--lead-in -5" printed "after -5 chars".
+    with pytest.raises(OptionError) as info:
+        bench.plan_from_args(args("--quick", *argv))
+    assert says in str(info.value)
 
 
 def test_the_built_in_bench_is_unchanged():
