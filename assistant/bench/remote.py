@@ -38,12 +38,15 @@ from .suggestions import (
     _loadavg,
     _pct,
     _usd,
+    lead_in_text,
+    lead_out_text,
     pick_traces,
     summary_ms,
     trace_window,
     usefulness_figures,
+    where_typed,
 )
-from .traces import Keystroke
+from .traces import Keystroke, load_passages
 
 # Up to this many typists the bench starts without asking (one per shipped trace: what the
 # built-in bench types against its own server); more must be confirmed (a prompt, or --yes).
@@ -67,6 +70,8 @@ class RemotePlan:
     cafile: str | None = None
     settle_s: float = 5.0  # after a typist's last key, how long to wait for the last frames
     connect_timeout_s: float = 10.0
+    lead_in_chars: int = 0  # existing text before each typist's cursor (0: a new document)
+    lead_out_chars: int = 0  # and after it, from the next paragraph on (0: typing at the end)
 
     @property
     def shown_url(self) -> str:
@@ -82,7 +87,9 @@ class Job:
     name: str
     start_s: float
     events: tuple[Keystroke, ...]
-    target: str  # the whole text the typist means to write
+    target: str  # the whole text the typist means to write (after the existing text)
+    initial_text: str = ""  # the document before the cursor when the typist starts
+    suffix: str = ""  # the text after the cursor, which the typist never reaches
 
 
 @dataclass(frozen=True)
@@ -93,17 +100,23 @@ class TypistFailure:
 
 def jobs_for(plan: RemotePlan) -> list[Job]:
     """The built-in bench's traces (``suggestions.pick_traces``), one per typist, again from the
-    first when there are more typists than traces; typist k starts k / rate seconds in."""
+    first when there are more typists than traces; typist k starts k / rate seconds in. With a
+    lead-in (or lead-out), typist k types into the built-in bench's document for writer k: its
+    own, so no typist reads another's prompt cache."""
     if plan.passages:
         bench = BenchPlan(oracle_texts=plan.passages, file_passages=len(plan.passages))
     else:
         bench = BenchPlan()
     traces = pick_traces(bench)
+    passages = plan.passages or tuple(load_passages().values())
     jobs = []
     for k in range(plan.typists):
         trace = traces[k % len(traces)]
         name = trace.name if k < len(traces) else f"{trace.name}#{k // len(traces) + 1}"
-        jobs.append(Job(name, k / plan.rate, trace_window(trace, plan.window_s), trace.final_text))
+        before = lead_in_text(plan.lead_in_chars, passages, k, typed=trace.final_text)
+        after = lead_out_text(plan.lead_out_chars, passages, k, typed=trace.final_text)
+        events = trace_window(trace, plan.window_s)
+        jobs.append(Job(name, k / plan.rate, events, before + trace.final_text, before, after))
     return jobs
 
 
@@ -122,13 +135,17 @@ def describe(plan: RemotePlan, jobs: Sequence[Job]) -> str:
     last = max((j.start_s + (j.events[-1].t_ms / 1000 if j.events else 0) for j in jobs), default=0)
     traces = "your passages" if plan.passages else "the shipped traces"
     accepting = "accepting ghosts that match (an accept frame each)" if plan.accepting else ""
+    carries = ""
+    if plan.lead_in_chars or plan.lead_out_chars:
+        carries = ", each carrying the whole document"
     return (
         f"assistant bench: {plan.typists} typists will connect to {plan.shown_url} (at most "
-        f"{plan.rate:g} new connections a second) and type {traces}, up to {plan.window_s:g} s "
-        f"each at their recorded pace: {keys:,} keystrokes, one suggest frame each (at most "
-        f"{peak_keys_per_second(jobs):,} in any second){', ' + accepting if accepting else ''}; "
-        f"about {last + plan.settle_s:.0f} s in all. Every suggestion the deployment asks its "
-        "model for is billed to its API key."
+        f"{plan.rate:g} new connections a second) and type {traces} "
+        f"{where_typed(plan.lead_in_chars, plan.lead_out_chars)}, up to {plan.window_s:g} s "
+        f"each at their recorded pace: {keys:,} keystrokes, one suggest frame each{carries} (at "
+        f"most {peak_keys_per_second(jobs):,} in any second)"
+        f"{', ' + accepting if accepting else ''}; about {last + plan.settle_s:.0f} s in all. "
+        "Every suggestion the deployment asks its model for is billed to its API key."
     )
 
 
@@ -204,6 +221,8 @@ async def run_remote(plan: RemotePlan, jobs: Sequence[Job] | None = None) -> dic
                 plan.token,
                 job.events,
                 name=job.name,
+                initial_text=job.initial_text,
+                suffix=job.suffix,
                 settle_s=plan.settle_s,
                 connect_timeout_s=plan.connect_timeout_s,
                 typist=AcceptingTypist(job.target) if plan.accepting else None,
@@ -263,6 +282,8 @@ def summarize_remote(
         "typists_connected": len(results),
         "typists_failed": [{"typist": f.name, "error": f.error} for f in failures],
         "window_s": plan.window_s,
+        "lead_in_chars": plan.lead_in_chars,
+        "lead_out_chars": plan.lead_out_chars,
         "rate": plan.rate,
         "traces": sorted({r.name.split("#")[0] for r in results}),
         "accepting_typists": plan.accepting,
@@ -358,7 +379,8 @@ def format_remote_report(report: dict) -> str:
     width = max(len(label) for label, _ in rows) + 2
     lines = [
         f"{r['server']} (provider {r['provider']}, model {r['server_model']}): {r['typists']} "
-        f"typists, first {r['window_s']:g} s of each trace at real pace, {accepting}; "
+        f"typists, first {r['window_s']:g} s of each trace at real pace "
+        f"{where_typed(r.get('lead_in_chars', 0), r.get('lead_out_chars', 0))}, {accepting}; "
         f"{r['wall_seconds']:g} s",
         *(label.ljust(width) + value for label, value in rows),
     ]

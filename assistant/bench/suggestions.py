@@ -241,6 +241,12 @@ def lead_out_text(chars: int, passages: Sequence[str], writer: int = 0, typed: s
     return "\n\n" + lead_in_text(chars, passages, writer + 5, typed).strip()
 
 
+def where_typed(lead_in: int, lead_out: int) -> str:
+    """Where the typing goes, as a report's title says it."""
+    where = f"after {lead_in:,} chars of existing text" if lead_in else "into a new document"
+    return where + (f" and before {lead_out:,} more" if lead_out else "")
+
+
 def pick_traces(plan: BenchPlan, predictor: str = "oracle") -> list[Trace]:
     """The traces a run types: the shipped ones, or (with the user's own passages) traces
     generated from the first few of those; the local predictor types a few of them."""
@@ -841,9 +847,7 @@ def format_report(report: dict) -> str:
             if plan.get("accepting_typists", True)
             else "typing every key (never accepting)"
         )
-        lead_in, lead_out = plan.get("lead_in_chars", 0), plan.get("lead_out_chars", 0)
-        where = f"after {lead_in:,} chars of existing text" if lead_in else "into a new document"
-        where += f" and before {lead_out:,} more" if lead_out else ""
+        where = where_typed(plan.get("lead_in_chars", 0), plan.get("lead_out_chars", 0))
         title = (
             f"Predictor {run['label']}: {run['traces']} traces, first {plan['window_s']:g} s of "
             f"each at real pace {where}, typists {accepting}; emulator "

@@ -24,7 +24,7 @@ from ..bench.remote import (
 )
 from ..emulator.predictors import DEFAULT_ACCURACY
 from ..endpoint import endpoint_problem, ws_endpoint
-from .outputs import check_output_path
+from .outputs import check_output_path, document_chars
 
 # Options that only mean something against a deployment, and the built-in bench's that do not
 # (it starts its own server and emulator): (dest, flag, value when not given).
@@ -40,8 +40,6 @@ SERVER_ONLY = (
 BUILT_IN_ONLY = (
     ("quick", "--quick", False),
     ("markdown", "--markdown", None),
-    ("lead_in", "--lead-in", 0),
-    ("lead_out", "--lead-out", 0),
     ("strategies", "--strategies", None),
     ("connect_ms", "--connect-ms", 0.0),
     ("emulator_predictors", "--predictors", None),
@@ -77,6 +75,7 @@ def _writable(path: str | None, flag: str) -> None:
 
 def plan_from_args(args) -> tuple[RemotePlan, tuple[budgets.Line, ...]]:
     """The remote plan and budget the options ask for; UsageError saying what to fix."""
+    from ..emulator.options import OptionError
     from ..emulator.predictors import OracleFileError, load_oracle_file
 
     if args.server is None:
@@ -117,6 +116,10 @@ def plan_from_args(args) -> tuple[RemotePlan, tuple[budgets.Line, ...]]:
             ssl.create_default_context(cafile=args.cafile)
         except ssl.SSLError as exc:
             raise UsageError(f"--cafile {args.cafile}: not a PEM CA certificate ({exc})") from None
+    try:
+        lead_in, lead_out = document_chars(args)
+    except OptionError as exc:
+        raise UsageError(str(exc)) from None
     lines: tuple[budgets.Line, ...] = ()
     if args.budget is not None:
         try:
@@ -134,6 +137,8 @@ def plan_from_args(args) -> tuple[RemotePlan, tuple[budgets.Line, ...]]:
         passages=passages,
         accepting=not args.no_accept,
         cafile=args.cafile,
+        lead_in_chars=lead_in,
+        lead_out_chars=lead_out,
     )
     return plan, lines
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from assistant.bench.remote import describe, jobs_for
 from assistant.cli import build_parser
 from assistant.commands import bench, bench_server
 from assistant.commands.bench_server import UsageError, plan_from_args, wants_server
@@ -38,6 +39,12 @@ def args(*argv: str):
         (("--server", "ws://h:1", "--token", "t", "--passages", "/nope.txt"), "does not exist"),
         (("--server", "ws://h:1", "--token", "t", "--budget", "p50=1"), "unknown budget"),
         (("--server", "ws://h:1", "--token", "t", "--json", "/nope/r.json"), "does not exist"),
+        (("--server", "ws://h:1", "--token", "t", "--lead-in", "-1"), "--lead-in must be 0 or"),
+        (("--server", "ws://h:1", "--token", "t", "--lead-out", "-5"), "--lead-out must be 0 or"),
+        (
+            ("--server", "ws://h:1", "--token", "t", "--lead-in", "200000", "--lead-out", "70000"),
+            "come to 270,000 characters",
+        ),
     ],
 )
 def test_each_mistake_is_a_usage_error_that_says_what_to_fix(argv, says, monkeypatch):
@@ -76,6 +83,29 @@ def test_the_plan_from_good_options(monkeypatch, tmp_path):
     assert (plan.typists, plan.rate, plan.window_s) == (12, 2.0, 30.0)
     assert plan.passages == ("First passage here.", "Second one, longer than that.")
     assert [line.text for line in lines] == ["pause_p95 <= 900 ms", "pauses_shown >= 0.9"]
+    assert (plan.lead_in_chars, plan.lead_out_chars) == (0, 0)
+
+
+def test_typists_against_a_server_type_into_an_existing_document(monkeypatch):
+    monkeypatch.setenv("ASSISTANT_TOKEN", "t")
+    plan, _ = plan_from_args(
+        args("--server", "ws://h:1", "--lead-in", "3000", "--lead-out", "500", "--typists", "3")
+    )
+    assert (plan.lead_in_chars, plan.lead_out_chars) == (3000, 500)
+    jobs = jobs_for(plan)
+    assert len({j.initial_text for j in jobs}) == 3  # each writer its own document (and cache)
+    for job in jobs:
+        # The built-in bench's document: 3,000 characters of other passages, then the typing.
+        assert 2900 <= len(job.initial_text) <= 3002 and job.initial_text.endswith("\n\n")
+        assert job.target.startswith(job.initial_text) and len(job.target) > len(job.initial_text)
+        assert job.target[len(job.initial_text) :] not in job.initial_text
+        assert job.suffix.startswith("\n\n") and 400 <= len(job.suffix) <= 502
+    said = describe(plan, jobs)
+    assert "after 3,000 chars of existing text and before 500 more" in said
+    assert "each carrying the whole document" in said
+    new, _ = plan_from_args(args("--server", "ws://h:1", "--typists", "1"))
+    assert [(j.initial_text, j.suffix) for j in jobs_for(new)] == [("", "")]
+    assert "into a new document" in describe(new, jobs_for(new))
 
 
 @pytest.mark.parametrize(

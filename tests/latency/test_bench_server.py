@@ -65,6 +65,37 @@ async def test_a_budget_that_holds_exits_0_and_one_that_is_missed_exits_1(tmp_pa
             }
         ]
         assert missed.junit.find("testsuite").get("failures") == "1"
+
+        # Typing into the middle of an existing document: each writer's own 3,000 characters
+        # before the cursor and 500 after, sent in every suggest frame and read by the model.
+        lead = await bench_against(
+            tmp_path / "lead",
+            url,
+            "--token",
+            TOKEN,
+            "--typists",
+            "2",
+            "--window",
+            "6",
+            "--lead-in",
+            "3000",
+            "--lead-out",
+            "500",
+        )
+        assert lead.code == 0, lead
+        assert "after 3,000 chars of existing text and before 500 more" in lead.out
+        assert "each carrying the whole document" in lead.err
+        lr = lead.report
+        assert (lr["lead_in_chars"], lr["lead_out_chars"]) == (3000, 500)
+        assert lr["model_answers"] > 0 and lr["errors"] == 0 and lr["violation_count"] == 0
+        assert 0 < lr["chars_written"] < 1000  # what they typed, not the document they found
+
+        def prompt_tokens(report: dict) -> float:
+            t = report["tokens"]
+            return (t["input"] + t["cache_write"] + t["cache_read"]) / report["model_answers"]
+
+        # ~3,500 more characters in every prompt than a new document's (~875 tokens).
+        assert prompt_tokens(lr) > prompt_tokens(r) + 700, (prompt_tokens(lr), prompt_tokens(r))
     finally:
         await stop_process(proc)
 
