@@ -87,3 +87,10 @@ def test_bench_refuses_an_unwritable_report_path_before_the_run(tmp_path, option
 def test_bench_refuses_a_number_it_cannot_run_before_the_run(argv, says):
     # Both ran the whole bench before, typing nothing or reporting "after -5 chars".
     clear_refusal(run("bench", "--quick", *argv, timeout=60), says)
+
+
+@pytest.mark.parametrize("port", ["70000", "-1"])
+def test_serve_refuses_a_port_that_does_not_exist(port):
+    # 70000 listened on 4464 and printed that address; -1 failed in the resolver
+    # ("Servname not supported for ai_socktype").
+    clear_refusal(run("serve", "--port", port, timeout=60), f"not {port}", "0-65535")
