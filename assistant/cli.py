@@ -222,13 +222,16 @@ def main(argv: list[str] | None = None) -> int:
     module_name, func_name = args.run.split(":")
     import importlib
 
-    from .config import warn_retired_models
+    from .config import ConfigError, warn_retired_models
 
     warn_retired_models()
 
     func = getattr(importlib.import_module(module_name), func_name)
     try:
         return int(func(args) or 0)
+    except ConfigError as exc:  # a config file, variable or flag no command can start with
+        print(f"assistant {args.command}: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

@@ -7,13 +7,18 @@ ASSISTANT_SUGGEST_MODEL, ASSISTANT_REVIEW_MODEL, ASSISTANT_JWT_SECRET, ASSISTANT
 ASSISTANT_BUDGET_USD_DAY, ASSISTANT_DATABASE_URL, ASSISTANT_ADMIN_TOKEN.
 Model IDs default to the roles in ``data/models.toml``; nothing here hard-codes one. A configured
 model that is retired (or retires within 30 days) is named at start by :func:`warn_retired_models`.
+A file that is not TOML, an unknown key, a value of the wrong type or a number out of range (from
+the file, the environment or a flag) is a :class:`ConfigError` naming it, which every command
+reports as a usage error (exit 2) before it starts.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import tomllib
+import typing
 from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from pathlib import Path
@@ -134,6 +139,67 @@ _ENV = {
     "ASSISTANT_ADMIN_TOKEN": "admin_token",
 }
 _FLOAT_ENV = {"budget_usd_day"}
+# Numbers that must be more than 0 (the others may be 0, which means off, never or a default).
+_POSITIVE = frozenset(
+    {
+        "suggest_max_tokens",
+        "suggest_timeout_s",
+        "suggest_connect_timeout_s",
+        "review_max_tokens",
+        "review_timeout_s",
+        "max_frame_bytes",
+        "max_connections",
+        "max_frames_per_second",
+        "max_reviews_in_flight",
+        "max_outbox_frames",
+    }
+)
+_KINDS = {str: "a string", int: "a whole number", float: "a number", bool: "true or false"}
+
+
+class ConfigError(ValueError):
+    """A setting the user must fix: the message names it, where it came from and what it must be."""
+
+
+def _check_file_value(path: Path, name: str, value: object, hint: object) -> None:
+    """ConfigError unless the TOML ``value`` has the type of the field ``name``."""
+    if typing.get_origin(hint) is tuple:
+        if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise ConfigError(f"{path}: {name} must be a list of strings, not {value!r}")
+        return
+    (kind,) = [t for t in typing.get_args(hint) if t is not type(None)] or [hint]
+    if isinstance(value, bool) and kind is not bool:
+        ok = False  # (a bool is an int in Python, never a number here)
+    elif kind is float:
+        ok = isinstance(value, int | float)
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        raise ConfigError(f"{path}: {name} must be {_KINDS[kind]}, not {value!r}")
+
+
+def check_settings(settings: Settings, sources: dict[str, str] | None = None) -> Settings:
+    """ConfigError for a number no part of the program can run with, whatever set it (file,
+    environment or flag; ``sources`` names it): negative, not finite, 0 where 0 means nothing,
+    or a port that does not exist (``port = 70000`` listened on 4464, 70000 - 65536)."""
+    sources = sources or {}
+
+    def named(name: str) -> str:  # "--port", "ASSISTANT_X: name" or "/path/c.toml: name"
+        src = sources.get(name)
+        return name if src is None else src if src.startswith("--") else f"{src}: {name}"
+
+    if not 0 <= settings.port <= 65535:
+        raise ConfigError(
+            f"{named('port')} must be 0-65535 (0 picks a free one), not {settings.port}"
+        )
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if not math.isfinite(value) or value < 0 or (f.name in _POSITIVE and value == 0):
+            least = "more than 0" if f.name in _POSITIVE else "0 or more"
+            raise ConfigError(f"{named(f.name)} must be {least}, not {value}")
+    return settings
 
 
 def config_path() -> Path:
@@ -150,29 +216,40 @@ def config_path() -> Path:
 def load_settings(
     path: str | Path | None = None, env: dict[str, str] | None = None, **overrides
 ) -> Settings:
-    """Defaults < config file < environment < explicit overrides (e.g. CLI flags)."""
+    """Defaults < config file < environment < explicit overrides (e.g. CLI flags).
+    ConfigError, saying what to fix, for a file that is not TOML, an unknown setting, a value
+    of the wrong type or a number out of range."""
     env = os.environ if env is None else env
     values: dict = {}
+    sources: dict[str, str] = {}  # where each value came from, for the error that names it
     p = Path(path) if path else config_path()
     if p.is_file():
-        known = {f.name for f in fields(Settings)}
-        data = tomllib.loads(p.read_text())
-        unknown = set(data) - known
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{p}: not a readable TOML file ({exc})") from None
+        hints = typing.get_type_hints(Settings)
+        unknown = set(data) - set(hints)
         if unknown:
-            raise ValueError(f"{p}: unknown setting(s): {', '.join(sorted(unknown))}")
+            raise ConfigError(f"{p}: unknown setting(s): {', '.join(sorted(unknown))}")
+        for name, value in data.items():
+            _check_file_value(p, name, value, hints[name])
         values.update(data)
+        sources.update(dict.fromkeys(data, str(p)))
         if "allowed_origins" in values:
             values["allowed_origins"] = tuple(values["allowed_origins"])
     for var, name in _ENV.items():
         if env.get(var):
-            values[name] = env[var]
+            values[name], sources[name] = env[var], var
             if name in _FLOAT_ENV:
                 try:
                     values[name] = float(env[var])
                 except ValueError:
-                    raise ValueError(f"{var} must be a number, not {env[var]!r}") from None
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return Settings(**values)
+                    raise ConfigError(f"{var} must be a number, not {env[var]!r}") from None
+    given = {k: v for k, v in overrides.items() if v is not None}
+    values.update(given)
+    sources.update({k: "--" + k.replace("_", "-") for k in given})
+    return check_settings(Settings(**values), sources)
 
 
 def retired_model_warnings(settings: Settings, today: date | None = None) -> list[str]:

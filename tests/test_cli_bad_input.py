@@ -94,3 +94,30 @@ def test_serve_refuses_a_port_that_does_not_exist(port):
     # 70000 listened on 4464 and printed that address; -1 failed in the resolver
     # ("Servname not supported for ai_socktype").
     clear_refusal(run("serve", "--port", port, timeout=60), f"not {port}", "0-65535")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("serve",),
+        ("edit", "notes.md"),
+        ("review", "README.md"),
+        ("suggest", "--offline"),
+        ("usage",),
+        ("bench", "--quick"),
+    ],
+)
+@pytest.mark.parametrize(
+    "toml, says",
+    [
+        ("bogus = 1\n", "unknown setting(s): bogus"),  # a traceback from every command before
+        ("port = \n", "not a readable TOML file"),  # and this one
+        ('port = "8080"\n', "port must be a whole number"),  # taken as it came
+        ("suggest_max_tokens = 0\n", "suggest_max_tokens must be more than 0"),
+    ],
+)
+def test_every_command_refuses_a_bad_config_file_by_name(tmp_path, argv, toml, says):
+    config = tmp_path / "config.toml"
+    config.write_text(toml)
+    out = run(*argv, stdin="Hello wor", env_extra={"ASSISTANT_CONFIG": str(config)}, timeout=60)
+    clear_refusal(out, f"assistant {argv[0]}: {config}: {says}")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from assistant.config import Settings, load_settings
+from assistant.config import ConfigError, Settings, load_settings
 
 
 def test_defaults_take_models_from_the_price_table(tmp_path):
@@ -38,3 +38,74 @@ def test_ws_compression_reaches_uvicorn():
     on = uvicorn_config(None, Settings(), "127.0.0.1", 0)
     off = uvicorn_config(None, Settings(ws_compression=False), "127.0.0.1", 0)
     assert on.ws_per_message_deflate is True and off.ws_per_message_deflate is False
+
+
+def _file(tmp_path, text: str | bytes):
+    f = tmp_path / "c.toml"
+    if isinstance(text, bytes):
+        f.write_bytes(text)
+    else:
+        f.write_text(text)
+    return f
+
+
+@pytest.mark.parametrize("text", ["port = \n", "[[[", b"\xff\xfeport = 1\n"])
+def test_a_file_that_is_not_toml_says_so(tmp_path, text):
+    f = _file(tmp_path, text)
+    with pytest.raises(ConfigError, match="not a readable TOML file") as info:
+        load_settings(f, env={})
+    assert str(f) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "line, says",
+    [
+        ('port = "8080"', "port must be a whole number, not '8080'"),
+        ("port = 80.5", "port must be a whole number"),
+        ("suggest_max_tokens = true", "suggest_max_tokens must be a whole number, not True"),
+        ('suggest_timeout_s = "2"', "suggest_timeout_s must be a number"),
+        ("prefetch = 1", "prefetch must be true or false, not 1"),
+        ("token = 12345", "token must be a string, not 12345"),
+        # A string would have been split into one origin per character.
+        ('allowed_origins = "http://a"', "allowed_origins must be a list of strings"),
+        ("allowed_origins = [1]", "allowed_origins must be a list of strings"),
+    ],
+)
+def test_a_value_of_the_wrong_type_names_the_file_and_the_setting(tmp_path, line, says):
+    # Each was taken as it came: a server started with a string for its port or its token cap.
+    f = _file(tmp_path, line + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(f, env={})
+    assert str(info.value) == f"{f}: {says}" or str(info.value).startswith(f"{f}: {says}")
+
+
+@pytest.mark.parametrize(
+    "line, says",
+    [
+        ("debounce_min_ms = nan", "debounce_min_ms must be 0 or more, not nan"),
+        ("keep_warm_s = -1.0", "keep_warm_s must be 0 or more, not -1.0"),
+        ("max_frame_bytes = 0", "max_frame_bytes must be more than 0, not 0"),
+        ("suggest_timeout_s = inf", "suggest_timeout_s must be more than 0, not inf"),
+        ("port = 70000", "port must be 0-65535 (0 picks a free one), not 70000"),
+    ],
+)
+def test_a_number_nothing_can_run_with_is_refused(tmp_path, line, says):
+    f = _file(tmp_path, line + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(f, env={})
+    assert str(info.value) == f"{f}: {says}"
+
+
+def test_the_error_names_where_the_number_came_from(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path / "none.toml", env={}, port=70000)
+    assert str(info.value) == "--port must be 0-65535 (0 picks a free one), not 70000"
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path / "none.toml", env={"ASSISTANT_BUDGET_USD_DAY": "-3"})
+    assert str(info.value) == "ASSISTANT_BUDGET_USD_DAY: budget_usd_day must be 0 or more, not -3.0"
+
+
+def test_numbers_that_mean_off_and_whole_numbers_for_seconds_are_taken(tmp_path):
+    f = _file(tmp_path, "keep_warm_s = 0\nsuggest_timeout_s = 3\nport = 0\ncold_pause_ms = 0.0\n")
+    s = load_settings(f, env={})
+    assert (s.keep_warm_s, s.suggest_timeout_s, s.port, s.cold_pause_ms) == (0, 3, 0, 0.0)

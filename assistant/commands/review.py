@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import ExitStack
 from pathlib import Path
 
-from ..config import load_settings
+from ..config import ConfigError, load_settings
 from ..endpoint import ws_endpoint
 from ..providers.base import ProviderError
 from ..review.factory import make_reviewer
@@ -227,6 +227,8 @@ def run(args) -> int:
     except ReviewFailed as exc:
         print(f"assistant review: the review failed: {exc}", file=sys.stderr)
         return 1
+    except ConfigError:
+        raise  # a usage error (exit 2), said as every command says it (assistant/cli.py)
     except Exception as exc:  # a connection refused, a bad URL, a server that went away
         print(f"assistant review: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
