@@ -155,6 +155,12 @@ _POSITIVE = frozenset(
     }
 )
 _KINDS = {str: "a string", int: "a whole number", float: "a number", bool: "true or false"}
+# Settings that take one of a few words (any case; kept in lower case).
+OFFLINE_MODES = ("auto", "local", "statistical")
+REVIEW_TIERS = ("auto", "haiku", "sonnet")
+CHECK_MODES = ("auto", "offline", "off")
+_CHOICES = {"offline": OFFLINE_MODES, "review_tier": REVIEW_TIERS, "checks": CHECK_MODES}
+_MODEL_SETTINGS = ("suggest_model", "review_model", "review_triage_model")
 
 
 class ConfigError(ValueError):
@@ -199,7 +205,26 @@ def check_settings(settings: Settings, sources: dict[str, str] | None = None) ->
         if not math.isfinite(value) or value < 0 or (f.name in _POSITIVE and value == 0):
             least = "more than 0" if f.name in _POSITIVE else "0 or more"
             raise ConfigError(f"{named(f.name)} must be {least}, not {value}")
-    return settings
+    words = {}
+    for name, choices in _CHOICES.items():
+        word = str(getattr(settings, name)).strip().lower()
+        if word not in choices:
+            raise ConfigError(
+                f"{named(name)} must be one of {', '.join(choices)}, not {getattr(settings, name)!r}"
+            )
+        words[name] = word
+    # A model the price table does not know can be neither costed nor held to a budget (and
+    # its request rules are unknown): refused here, not on the first suggestion.
+    known = default_catalog().prices
+    for name in _MODEL_SETTINGS:
+        model = getattr(settings, name)
+        if model not in known:
+            table = os.environ.get("ASSISTANT_MODELS") or "assistant/data/models.toml"
+            raise ConfigError(
+                f"{named(name)} {model!r} is not in the model table ({table}); one of "
+                f"{', '.join(sorted(known))}"
+            )
+    return replace(settings, **words)
 
 
 def config_path() -> Path:
@@ -220,6 +245,14 @@ def load_settings(
     ConfigError, saying what to fix, for a file that is not TOML, an unknown setting, a value
     of the wrong type or a number out of range."""
     env = os.environ if env is None else env
+    try:  # the model table, which the models' defaults and the check below read
+        default_catalog()
+    except (OSError, KeyError, TypeError, ValueError) as exc:  # (ValueError: bad TOML, a bad rule)
+        table = os.environ.get("ASSISTANT_MODELS")
+        detail = f"no {exc} in it" if isinstance(exc, KeyError) else str(exc)
+        raise ConfigError(
+            f"ASSISTANT_MODELS {table}: not a usable model table ({detail})"
+        ) from None
     values: dict = {}
     sources: dict[str, str] = {}  # where each value came from, for the error that names it
     p = Path(path) if path else config_path()

@@ -121,3 +121,16 @@ def test_every_command_refuses_a_bad_config_file_by_name(tmp_path, argv, toml, s
     config.write_text(toml)
     out = run(*argv, stdin="Hello wor", env_extra={"ASSISTANT_CONFIG": str(config)}, timeout=60)
     clear_refusal(out, f"assistant {argv[0]}: {config}: {says}")
+
+
+@pytest.mark.parametrize(
+    "env, says",
+    [
+        ({"ASSISTANT_OFFLINE": "gpu"}, "ASSISTANT_OFFLINE: offline must be one of"),  # a traceback
+        ({"ASSISTANT_SUGGEST_MODEL": "gpt-9"}, "suggest_model 'gpt-9' is not in the model table"),
+        ({"ASSISTANT_MODELS": "/nonexistent/models.toml"}, "not a usable model table"),  # and this
+    ],
+)
+@pytest.mark.parametrize("argv", [("serve",), ("suggest", "--offline")])
+def test_a_bad_setting_in_the_environment_is_a_usage_error(argv, env, says):
+    clear_refusal(run(*argv, stdin="Hello wor", env_extra=env, timeout=60), says)

@@ -109,3 +109,78 @@ def test_numbers_that_mean_off_and_whole_numbers_for_seconds_are_taken(tmp_path)
     f = _file(tmp_path, "keep_warm_s = 0\nsuggest_timeout_s = 3\nport = 0\ncold_pause_ms = 0.0\n")
     s = load_settings(f, env={})
     assert (s.keep_warm_s, s.suggest_timeout_s, s.port, s.cold_pause_ms) == (0, 3, 0, 0.0)
+
+
+@pytest.mark.parametrize(
+    "name, var, value, says",
+    [
+        ("offline", "ASSISTANT_OFFLINE", "gpu", "one of auto, local, statistical, not 'gpu'"),
+        ("review_tier", "ASSISTANT_REVIEW_TIER", "opus", "one of auto, haiku, sonnet, not 'opus'"),
+        ("checks", "ASSISTANT_CHECKS", "none", "one of auto, offline, off, not 'none'"),
+    ],
+)
+def test_a_word_outside_its_choices_is_refused_by_name(tmp_path, name, var, value, says):
+    # ASSISTANT_OFFLINE=gpu failed the server's startup with a traceback; the review tier fell
+    # back to auto unannounced; ASSISTANT_CHECKS=none turned the checks on.
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path / "none.toml", env={var: value})
+    assert str(info.value) == f"{var}: {name} must be {says}"
+    f = _file(tmp_path, f'{name} = "{value}"\n')
+    with pytest.raises(ConfigError, match=f"^{f}: {name} must be one of"):
+        load_settings(f, env={})
+
+
+def test_choices_are_taken_in_any_case_and_kept_in_lower_case(tmp_path):
+    env = {
+        "ASSISTANT_CHECKS": "OFF",
+        "ASSISTANT_OFFLINE": " Statistical",
+        "ASSISTANT_REVIEW_TIER": "Sonnet",
+    }
+    s = load_settings(tmp_path / "none.toml", env=env)
+    assert (s.checks, s.offline, s.review_tier) == ("off", "statistical", "sonnet")
+
+
+def test_a_model_the_price_table_does_not_know_is_refused(tmp_path):
+    # It started, and every suggestion then failed at the API (or could not be costed).
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path / "none.toml", env={"ASSISTANT_SUGGEST_MODEL": "claude-haiku-9"})
+    said = str(info.value)
+    assert said.startswith("ASSISTANT_SUGGEST_MODEL: suggest_model 'claude-haiku-9' is not in")
+    assert "claude-haiku-5-5" in said  # what it could be
+    f = _file(tmp_path, 'review_model = "claude-sonnet-9"\n')
+    with pytest.raises(ConfigError, match=f"^{f}: review_model 'claude-sonnet-9' is not in"):
+        load_settings(f, env={})
+
+
+@pytest.fixture
+def models_table(monkeypatch):
+    """Point ASSISTANT_MODELS at a file (the catalog is cached: cleared before and after)."""
+    from assistant.pricing import default_catalog
+
+    def use(path) -> None:
+        monkeypatch.setenv("ASSISTANT_MODELS", str(path))
+        default_catalog.cache_clear()
+
+    yield use
+    monkeypatch.delenv("ASSISTANT_MODELS", raising=False)
+    default_catalog.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "table, says",
+    [
+        (None, "No such file"),
+        ("[models\n", "Expected ']'"),
+        ('[roles]\nsuggest = "x"\n', "no 'models' in it"),
+        ('[roles]\n[models.m]\ninput = "free"\n', "not a usable model table"),
+    ],
+)
+def test_a_model_table_that_cannot_be_read_is_refused(tmp_path, models_table, table, says):
+    path = tmp_path / "models.toml"
+    if table is not None:
+        path.write_text(table)
+    models_table(path)
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path / "none.toml", env={})
+    assert str(info.value).startswith(f"ASSISTANT_MODELS {path}: not a usable model table (")
+    assert says in str(info.value)

@@ -15,6 +15,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 
+from ..config import OFFLINE_MODES
 from ..pricing import Usage
 from .base import (
     CompletionRequest,
@@ -31,7 +32,7 @@ from .statistical import StatisticalProvider
 
 log = logging.getLogger(__name__)
 
-MODES = ("auto", "local", "statistical")
+MODES = OFFLINE_MODES
 
 
 def make_offline_provider(settings=None) -> Provider:

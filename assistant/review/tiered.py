@@ -21,7 +21,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 
-from ..config import Settings
+from ..config import REVIEW_TIERS, Settings
 from ..pricing import Usage, cost_usd
 from ..providers.base import Final, ProviderError, ProviderErrorKind
 from .findings import (
@@ -46,7 +46,7 @@ from .requests import (
 from .router import ReviewRouter, VerifyPlan
 from .rules import rule_findings
 
-TIERS = ("auto", "haiku", "sonnet")
+TIERS = REVIEW_TIERS
 # Failures a review degrades around (the other tier can still answer). A refused key or a
 # request the API rejects is the same for both tiers: reported, not degraded around.
 TRANSIENT = frozenset(
