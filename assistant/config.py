@@ -167,11 +167,13 @@ class ConfigError(ValueError):
     """A setting the user must fix: the message names it, where it came from and what it must be."""
 
 
-def _check_file_value(path: Path, name: str, value: object, hint: object) -> None:
-    """ConfigError unless the TOML ``value`` has the type of the field ``name``."""
+def _check_file_value(path: Path, name: str, value: object, hint: object, secret: bool) -> None:
+    """ConfigError unless the TOML ``value`` has the type of the field ``name`` (a secret's
+    value is not repeated: the message goes to a terminal or a log)."""
+    shown = "the value given (a secret: not shown)" if secret else repr(value)
     if typing.get_origin(hint) is tuple:
         if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
-            raise ConfigError(f"{path}: {name} must be a list of strings, not {value!r}")
+            raise ConfigError(f"{path}: {name} must be a list of strings, not {shown}")
         return
     (kind,) = [t for t in typing.get_args(hint) if t is not type(None)] or [hint]
     if isinstance(value, bool) and kind is not bool:
@@ -181,7 +183,7 @@ def _check_file_value(path: Path, name: str, value: object, hint: object) -> Non
     else:
         ok = isinstance(value, kind)
     if not ok:
-        raise ConfigError(f"{path}: {name} must be {_KINDS[kind]}, not {value!r}")
+        raise ConfigError(f"{path}: {name} must be {_KINDS[kind]}, not {shown}")
 
 
 def check_settings(settings: Settings, sources: dict[str, str] | None = None) -> Settings:
@@ -265,8 +267,9 @@ def load_settings(
         unknown = set(data) - set(hints)
         if unknown:
             raise ConfigError(f"{p}: unknown setting(s): {', '.join(sorted(unknown))}")
+        secrets = {f.name for f in fields(Settings) if not f.repr}
         for name, value in data.items():
-            _check_file_value(p, name, value, hints[name])
+            _check_file_value(p, name, value, hints[name], name in secrets)
         values.update(data)
         sources.update(dict.fromkeys(data, str(p)))
         if "allowed_origins" in values:

@@ -65,7 +65,7 @@ def test_a_file_that_is_not_toml_says_so(tmp_path, text):
         ("suggest_max_tokens = true", "suggest_max_tokens must be a whole number, not True"),
         ('suggest_timeout_s = "2"', "suggest_timeout_s must be a number"),
         ("prefetch = 1", "prefetch must be true or false, not 1"),
-        ("token = 12345", "token must be a string, not 12345"),
+        ("host = 127", "host must be a string, not 127"),
         # A string would have been split into one origin per character.
         ('allowed_origins = "http://a"', "allowed_origins must be a list of strings"),
         ("allowed_origins = [1]", "allowed_origins must be a list of strings"),
@@ -184,3 +184,16 @@ def test_a_model_table_that_cannot_be_read_is_refused(tmp_path, models_table, ta
         load_settings(tmp_path / "none.toml", env={})
     assert str(info.value).startswith(f"ASSISTANT_MODELS {path}: not a usable model table (")
     assert says in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["token", "api_key", "jwt_secret", "database_url", "admin_token"])
+def test_a_secret_of_the_wrong_type_is_not_repeated_in_the_error(tmp_path, name):
+    # The message goes to a terminal or a server's log; a secret written as a number is still one.
+    f = _file(tmp_path, f"{name} = 8675309123456\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(f, env={})
+    assert (
+        str(info.value)
+        == f"{f}: {name} must be a string, not the value given (a secret: not shown)"
+    )
+    assert "8675309123456" not in str(info.value)
