@@ -187,9 +187,11 @@ def _check_file_value(path: Path, name: str, value: object, hint: object, secret
 
 
 def check_settings(settings: Settings, sources: dict[str, str] | None = None) -> Settings:
-    """ConfigError for a number no part of the program can run with, whatever set it (file,
-    environment or flag; ``sources`` names it): negative, not finite, 0 where 0 means nothing,
-    or a port that does not exist (``port = 70000`` listened on 4464, 70000 - 65536)."""
+    """The settings, with their words in lower case; ConfigError, naming the setting and
+    whatever set it (file, environment or flag: ``sources``), for a number no part of the
+    program can run with (negative, not finite, 0 where 0 means nothing, or a port that does
+    not exist: ``port = 70000`` listened on 4464, 70000 - 65536), a word outside its choices,
+    or a model the price table does not know."""
     sources = sources or {}
 
     def named(name: str) -> str:  # "--port", "ASSISTANT_X: name" or "/path/c.toml: name"
@@ -244,8 +246,8 @@ def load_settings(
     path: str | Path | None = None, env: dict[str, str] | None = None, **overrides
 ) -> Settings:
     """Defaults < config file < environment < explicit overrides (e.g. CLI flags).
-    ConfigError, saying what to fix, for a file that is not TOML, an unknown setting, a value
-    of the wrong type or a number out of range."""
+    ConfigError, saying what to fix, for a model table or a file that is not TOML, an unknown
+    setting, a value of the wrong type, or anything :func:`check_settings` refuses."""
     env = os.environ if env is None else env
     try:  # the model table, which the models' defaults and the check below read
         default_catalog()
