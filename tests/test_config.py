@@ -60,28 +60,17 @@ def test_a_file_that_is_not_toml_says_so(tmp_path, text):
 @pytest.mark.parametrize(
     "line, says",
     [
+        # Of the wrong type: each was taken as it came (a server started with a string for its
+        # port; a string of origins was split into one origin per character).
         ('port = "8080"', "port must be a whole number, not '8080'"),
         ("port = 80.5", "port must be a whole number"),
         ("suggest_max_tokens = true", "suggest_max_tokens must be a whole number, not True"),
         ('suggest_timeout_s = "2"', "suggest_timeout_s must be a number"),
         ("prefetch = 1", "prefetch must be true or false, not 1"),
         ("host = 127", "host must be a string, not 127"),
-        # A string would have been split into one origin per character.
         ('allowed_origins = "http://a"', "allowed_origins must be a list of strings"),
         ("allowed_origins = [1]", "allowed_origins must be a list of strings"),
-    ],
-)
-def test_a_value_of_the_wrong_type_names_the_file_and_the_setting(tmp_path, line, says):
-    # Each was taken as it came: a server started with a string for its port or its token cap.
-    f = _file(tmp_path, line + "\n")
-    with pytest.raises(ConfigError) as info:
-        load_settings(f, env={})
-    assert str(info.value) == f"{f}: {says}" or str(info.value).startswith(f"{f}: {says}")
-
-
-@pytest.mark.parametrize(
-    "line, says",
-    [
+        # A number nothing can run with.
         ("debounce_min_ms = nan", "debounce_min_ms must be 0 or more, not nan"),
         ("keep_warm_s = -1.0", "keep_warm_s must be 0 or more, not -1.0"),
         ("max_frame_bytes = 0", "max_frame_bytes must be more than 0, not 0"),
@@ -89,11 +78,11 @@ def test_a_value_of_the_wrong_type_names_the_file_and_the_setting(tmp_path, line
         ("port = 70000", "port must be 0-65535 (0 picks a free one), not 70000"),
     ],
 )
-def test_a_number_nothing_can_run_with_is_refused(tmp_path, line, says):
+def test_a_value_the_program_cannot_take_names_the_file_and_the_setting(tmp_path, line, says):
     f = _file(tmp_path, line + "\n")
     with pytest.raises(ConfigError) as info:
         load_settings(f, env={})
-    assert str(info.value) == f"{f}: {says}"
+    assert str(info.value).startswith(f"{f}: {says}")
 
 
 def test_the_error_names_where_the_number_came_from(tmp_path):
