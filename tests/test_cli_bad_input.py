@@ -134,3 +134,17 @@ def test_every_command_refuses_a_bad_config_file_by_name(tmp_path, argv, toml, s
 @pytest.mark.parametrize("argv", [("serve",), ("suggest", "--offline")])
 def test_a_bad_setting_in_the_environment_is_a_usage_error(argv, env, says):
     clear_refusal(run(*argv, stdin="Hello wor", env_extra=env, timeout=60), says)
+
+
+@pytest.mark.parametrize("command", ["edit", "review"])
+@pytest.mark.parametrize(
+    "url, says",
+    [
+        ("ftp://x", "the scheme must be ws://, wss://, http:// or https://, not ftp://"),
+        ("ws://h:port", "Port could not be cast"),
+        ("http://[::1", "Invalid IPv6 URL"),
+    ],
+)
+def test_a_server_address_that_cannot_name_one_is_refused_before_anything_opens(command, url, says):
+    # The editor opened and retried for ever; review said "InvalidURI: …" and exited 1.
+    clear_refusal(run(command, "README.md", "--server", url, timeout=60), f"--server {url!r}", says)

@@ -13,10 +13,15 @@ def run(args) -> int:
     from tui.app import EditorApp
 
     from ..config import load_settings
+    from ..endpoint import endpoint_problem
 
     path = Path(args.file)
     if path.is_dir():
         print(f"assistant edit: {path} is a directory", file=sys.stderr)
+        return 2
+    problem = endpoint_problem(args.server) if args.server else ""
+    if problem:  # an editor that could never reach its server: said now, not in its status bar
+        print(f"assistant edit: --server {problem}", file=sys.stderr)
         return 2
     if not path.exists() and not path.parent.is_dir():
         # Before any server starts: a text typed here could never be saved (nor its recovery

@@ -18,7 +18,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from ..config import ConfigError, load_settings
-from ..endpoint import ws_endpoint
+from ..endpoint import endpoint_problem, ws_endpoint
 from ..providers.base import ProviderError
 from ..review.factory import make_reviewer
 from ..review.findings import (
@@ -171,6 +171,10 @@ def _route(settings, tier: str | None) -> str:
 
 def run(args) -> int:
     path = Path(args.file)
+    problem = endpoint_problem(args.server) if getattr(args, "server", None) else ""
+    if problem:
+        print(f"assistant review: --server {problem}", file=sys.stderr)
+        return 2
     try:
         data = path.read_bytes()
     except FileNotFoundError:
