@@ -26,9 +26,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from ..endpoint import client_ssl_context
+from ..endpoint import client_ssl_context, describe_connect_error
 from ..suggest.usefulness import per_thousand_saved, total
 from .replay import AcceptingTypist, ReplayResult, replay
 from .suggestions import (
@@ -147,40 +147,6 @@ def describe(plan: RemotePlan, jobs: Sequence[Job]) -> str:
         f"{', ' + accepting if accepting else ''}; about {last + plan.settle_s:.0f} s in all. "
         "Every suggestion the deployment asks its model for is billed to its API key."
     )
-
-
-def describe_connect_error(exc: BaseException, url: str) -> str:
-    """A sentence an operator can act on, for a connection that failed before it was ready."""
-    if isinstance(exc, InvalidStatus):
-        code = exc.response.status_code
-        if code in (401, 403):
-            return (
-                f"the server refused the connection (HTTP {code}): wrong token, or an Origin it "
-                "does not allow"
-            )
-        if code == 404:
-            return f"no WebSocket endpoint at {url} (HTTP 404)"
-        return f"the server answered the WebSocket upgrade with HTTP {code}"
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return (
-            f"the TLS certificate of {url} is not trusted ({exc.verify_message}); give its CA "
-            "with --cafile FILE or SSL_CERT_FILE"
-        )
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS handshake with {url} failed ({exc.reason or exc}); is it a wss:// endpoint?"
-    if isinstance(exc, ConnectionClosed):
-        rcvd = exc.rcvd
-        how = f"code {rcvd.code} {rcvd.reason}".strip() if rcvd else "no close frame"
-        return f"the server closed the connection before it was ready ({how})"
-    if isinstance(exc, TimeoutError):
-        return f"{url} did not answer within the connect timeout"
-    if isinstance(exc, InvalidURI):
-        return f"{url} is not a WebSocket address"
-    if isinstance(exc, InvalidHandshake):
-        return f"{url} did not complete a WebSocket handshake ({exc}); is it the right port?"
-    if isinstance(exc, OSError):
-        return f"cannot reach {url}: {exc.strerror or exc}"
-    return f"{type(exc).__name__}: {exc}"
 
 
 async def probe(plan: RemotePlan, context: ssl.SSLContext | None) -> dict:

@@ -17,8 +17,10 @@ from collections.abc import AsyncIterator
 from contextlib import ExitStack
 from pathlib import Path
 
+from websockets.exceptions import InvalidHandshake
+
 from ..config import ConfigError, load_settings
-from ..endpoint import endpoint_problem, ws_endpoint
+from ..endpoint import describe_connect_error, endpoint_problem, ws_endpoint
 from ..providers.base import ProviderError
 from ..review.factory import make_reviewer
 from ..review.findings import (
@@ -234,7 +236,12 @@ def run(args) -> int:
     except ConfigError:
         raise  # a usage error (exit 2), said as every command says it (assistant/cli.py)
     except Exception as exc:  # a connection refused, a bad URL, a server that went away
-        print(f"assistant review: {type(exc).__name__}: {exc}", file=sys.stderr)
+        server = getattr(args, "server", None)
+        if server and isinstance(exc, OSError | TimeoutError | InvalidHandshake):
+            said = describe_connect_error(exc, ws_endpoint(server))  # as bench --server says it
+        else:
+            said = f"{type(exc).__name__}: {exc}"
+        print(f"assistant review: {said}", file=sys.stderr)
         return 1
     if as_json:
         print(json.dumps(result, ensure_ascii=False, indent=2))

@@ -13,12 +13,16 @@ from assistant.bench.budget import BudgetError, check, junit_xml, parse_budget
 from assistant.bench.remote import (
     RemotePlan,
     describe,
-    describe_connect_error,
     jobs_for,
     peak_keys_per_second,
 )
 from assistant.bench.suggestions import BenchPlan, pick_traces, trace_window
-from assistant.endpoint import client_ssl_context, endpoint_problem, ws_endpoint
+from assistant.endpoint import (
+    client_ssl_context,
+    describe_connect_error,
+    endpoint_problem,
+    ws_endpoint,
+)
 
 REPORT = {
     "pause_to_visible_ms": {"n": 40, "p50": 210.0, "p95": 640.0, "p99": 900.0},

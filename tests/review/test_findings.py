@@ -368,13 +368,29 @@ def test_review_cli_over_a_running_server(tmp_path):
     settings = Settings(token="cli-test-token", offline="statistical")
     with ServerThread(settings) as srv:
         proc = _run_cli(str(path), "--json", "--server", srv.ws_url, "--token", srv.token)
-        refused = _run_cli(str(path), "--server", srv.ws_url, "--token", "wrong")
+        refused = _run_cli(str(path), "--server", srv.ws_url, "--token", "not-this-token-42")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["model"] == "offline-rules"
     assert {"recieve", "teh"} <= {f["quote"] for f in out["findings"]}
     assert refused.returncode == 1
     assert "Traceback" not in refused.stderr
+    # Said as bench --server says it, not as "InvalidStatus: server rejected WebSocket …".
+    assert "the server refused the connection (HTTP 403): wrong token" in refused.stderr
+    assert "not-this-token-42" not in refused.stderr
+
+
+def test_review_cli_says_when_it_cannot_reach_the_server(tmp_path):
+    import socket
+
+    path = tmp_path / "draft.md"
+    path.write_text(DOC)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens once it is closed
+    gone = _run_cli(str(path), "--server", f"ws://127.0.0.1:{port}")
+    assert gone.returncode == 1 and "Traceback" not in gone.stderr
+    assert f"assistant review: cannot reach ws://127.0.0.1:{port}/v1/ws:" in gone.stderr
 
 
 def test_review_bench_cli_reports_the_three_routes(tmp_path):
