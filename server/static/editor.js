@@ -696,19 +696,204 @@ class ReviewPanel {
   }
 }
 
+// ---- the draft: kept in this browser, so a reload, a crash or a closed tab loses no text --------
+//
+// Each tab writes its text (and caret) to localStorage under its own key, 200 ms after the last
+// edit and at once when the page is hidden or left. A reload finds its tab's key again (the tab's
+// id lives in sessionStorage). A new tab takes over the newest draft whose tab is gone, so the
+// text of a closed (or crashed) tab comes back in the next one, and a second tab opened beside
+// the first starts empty. An open tab holds a Web Lock named after it, which the browser lets go
+// when the tab goes, however it goes; where there are no Web Locks (a page that is not a secure
+// context), a tab marks its draft alive every few seconds instead. Nothing leaves the browser.
+// If the browser will not keep the text (storage full or turned off), the status says so and
+// leaving the page asks first.
+
+const DRAFT_PREFIX = "assistant.draft.";
+const ALIVE_PREFIX = "assistant.alive.";
+const LOCK_PREFIX = "assistant.tab.";
+const TAB_KEY = "assistant.tab";
+const DRAFTS_KEPT = 10;
+const DRAFT_SAVE_MS = 200;
+const ALIVE_EVERY_MS = 5000;
+const GONE_AFTER_MS = 60000; // a hidden tab's timers may run once a minute
+
+class Draft {
+  constructor(ta, statusEl) {
+    this.ta = ta;
+    this.status = statusEl;
+    this.timer = null;
+    this.unsaved = false; // the text on screen is not in the browser's storage
+    this.storage = null;
+    try {
+      let tab = sessionStorage.getItem(TAB_KEY);
+      if (!tab) {
+        tab = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+        sessionStorage.setItem(TAB_KEY, tab);
+      }
+      this.tab = tab;
+      this.storage = window.localStorage;
+    } catch (err) {
+      this.fail(err);
+    }
+    this.locks = this.tab && navigator.locks ? navigator.locks : null;
+    if (this.locks) this.locks.request(LOCK_PREFIX + this.tab, () => new Promise(() => {}));
+    window.addEventListener("pagehide", () => this.save());
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "hidden") this.save();
+    });
+    window.addEventListener("beforeunload", (e) => {
+      if (this.unsaved && this.ta.value) e.preventDefault(); // the browser asks first
+    });
+    setInterval(() => this.markAlive(), ALIVE_EVERY_MS);
+  }
+
+  /** This tab's draft (after a reload), or else the newest one whose tab is gone, put into the
+   * empty editor; true if there was one. */
+  async restore() {
+    if (!this.storage || this.ta.value) return false;
+    let from = this.tab;
+    let draft = this.read(this.tab);
+    if (!draft) {
+      const open = await this.openTabs();
+      if (this.ta.value) return false; // the writer began while the browser answered
+      const gone = this.tabs()
+        .filter((t) => t !== this.tab && !open.has(t))
+        .map((t) => [t, this.read(t)])
+        .filter(([, d]) => d)
+        .sort((a, b) => b[1].saved - a[1].saved);
+      if (!gone.length) return false;
+      [from, draft] = gone[0];
+    }
+    this.ta.value = draft.text;
+    const at = Math.min(Math.max(0, Number(draft.cursor) || 0), draft.text.length);
+    this.ta.setSelectionRange(at, at);
+    if (from !== this.tab) {
+      this.save(); // this tab's from now on
+      this.forget(DRAFT_PREFIX + from);
+    }
+    this.say(`Draft restored from this browser (${new Date(draft.saved).toLocaleTimeString()})`);
+    return true;
+  }
+
+  schedule() {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.save(), DRAFT_SAVE_MS);
+  }
+
+  save() {
+    clearTimeout(this.timer);
+    this.timer = null;
+    if (!this.storage) {
+      this.unsaved = true;
+      return;
+    }
+    const text = this.ta.value;
+    try {
+      if (text) {
+        const record = { text, cursor: this.ta.selectionStart, saved: Date.now() };
+        this.storage.setItem(DRAFT_PREFIX + this.tab, JSON.stringify(record));
+        if (!this.locks) this.storage.setItem(ALIVE_PREFIX + this.tab, String(Date.now()));
+        this.prune();
+      } else {
+        this.storage.removeItem(DRAFT_PREFIX + this.tab);
+      }
+      if (this.unsaved) this.say("Saved in this browser");
+      this.unsaved = false;
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  /** The tabs that are open now (their Web Lock is held, or they marked themselves alive). */
+  async openTabs() {
+    if (this.locks) {
+      try {
+        const { held } = await this.locks.query();
+        const names = held.map((l) => l.name).filter((n) => n.startsWith(LOCK_PREFIX));
+        return new Set(names.map((n) => n.slice(LOCK_PREFIX.length)));
+      } catch {
+        // (fall back on the marks)
+      }
+    }
+    const now = Date.now();
+    const marked = (t) => Number(this.storage.getItem(ALIVE_PREFIX + t) || 0);
+    return new Set(this.tabs().filter((t) => now - marked(t) <= GONE_AFTER_MS));
+  }
+
+  markAlive() {
+    if (this.locks || !this.storage || !this.ta.value) return;
+    try {
+      this.storage.setItem(ALIVE_PREFIX + this.tab, String(Date.now()));
+    } catch {
+      // (a full storage is reported by the next save)
+    }
+  }
+
+  read(tab) {
+    try {
+      const d = JSON.parse(this.storage.getItem(DRAFT_PREFIX + tab) || "null");
+      return d && typeof d.text === "string" && d.text ? d : null;
+    } catch {
+      return null;
+    }
+  }
+
+  tabs() {
+    const tabs = [];
+    for (let i = 0; i < this.storage.length; i++) {
+      const k = this.storage.key(i);
+      if (k && k.startsWith(DRAFT_PREFIX)) tabs.push(k.slice(DRAFT_PREFIX.length));
+    }
+    return tabs;
+  }
+
+  /** At most DRAFTS_KEPT drafts in the browser: the newest. */
+  prune() {
+    const drafts = this.tabs()
+      .map((t) => [t, (this.read(t) || { saved: 0 }).saved])
+      .sort((a, b) => b[1] - a[1]);
+    for (const [t] of drafts.slice(DRAFTS_KEPT)) {
+      this.forget(DRAFT_PREFIX + t);
+      this.forget(ALIVE_PREFIX + t);
+    }
+  }
+
+  forget(key) {
+    try {
+      if (this.storage) this.storage.removeItem(key);
+    } catch {
+      // (nothing to do: a key left behind loses no text)
+    }
+  }
+
+  fail(err) {
+    this.unsaved = true;
+    const why = err && err.name === "QuotaExceededError" ? "storage full" : "storage unavailable";
+    this.say(`Not saved in this browser (${why}): keep this tab open, or copy your text`, true);
+  }
+
+  say(text, bad = false) {
+    this.status.textContent = text;
+    this.status.classList.toggle("bad", bad);
+  }
+}
+
 // ---- wiring ------------------------------------------------------------------------------------
 
-function main() {
+async function main() {
   const readout = new Readout();
+  const draft = new Draft($("editor"), $("draft-status"));
+  await draft.restore(); // before the editor reads its text, and before the server is told of it
   const token = tokenFromFragment(TOKEN_KEY);
   const client = new AssistantClient({ url: wsUrl(), token: token || "", reconnect: true });
   client.addEventListener("state", (e) => readout.connection(e.detail));
   client.addEventListener("ready", (e) => readout.ready(e.detail));
   client.addEventListener("status", (e) => readout.status(e.detail));
   const editor = new GhostEditor(client, readout);
+  editor.onEdit(() => draft.schedule());
   const review = new ReviewPanel(client, editor, readout);
   const checks = new CheckMarks(client, editor, readout, { cpToUtf16, shiftRange });
-  window.__assistant = { client, editor, review, checks };
+  window.__assistant = { client, editor, review, checks, draft };
   if (!token) {
     readout.noToken();
     return;
