@@ -74,8 +74,9 @@ def test_review_refuses_a_binary_file_with_a_clear_message(tmp_path):
 @pytest.mark.parametrize("option", ["--json", "--markdown"])
 def test_bench_refuses_an_unwritable_report_path_before_the_run(tmp_path, option):
     # The whole bench takes minutes; the refusal must come at once (the timeout would fire).
-    out = run("bench", "--quick", option, "/nonexistent/x.json", timeout=60)
-    clear_refusal(out, "/nonexistent", "does not exist")
+    missing = tmp_path / "missing"  # (not /nonexistent: a root process may have made it)
+    out = run("bench", "--quick", option, str(missing / "x.json"), timeout=60)
+    clear_refusal(out, str(missing), "does not exist")
     out = run("bench", "--quick", option, str(tmp_path), timeout=60)
     clear_refusal(out, "directory")
 
@@ -128,7 +129,7 @@ def test_every_command_refuses_a_bad_config_file_by_name(tmp_path, argv, toml, s
     [
         ({"ASSISTANT_OFFLINE": "gpu"}, "ASSISTANT_OFFLINE: offline must be one of"),  # a traceback
         ({"ASSISTANT_SUGGEST_MODEL": "gpt-9"}, "suggest_model 'gpt-9' is not in the model table"),
-        ({"ASSISTANT_MODELS": "/nonexistent/models.toml"}, "not a usable model table"),  # and this
+        ({"ASSISTANT_MODELS": "/dev/null/models.toml"}, "not a usable model table"),  # and this
     ],
 )
 @pytest.mark.parametrize("argv", [("serve",), ("suggest", "--offline")])
