@@ -86,6 +86,22 @@ def phone(browser):
     )
 
 
+def offline_server(token: str) -> Iterator[object]:
+    """The real server on loopback with the offline tier only (no model): for a module's tests
+    of the page itself (``yield from`` it in a module-scoped fixture)."""
+    from assistant.config import Settings
+    from server.runner import ServerThread
+
+    with ServerThread(Settings(token=token, offline="statistical")) as srv:
+        yield srv
+
+
+def open_web_editor(page, server, token: str) -> None:
+    """The web editor at ``/`` with ``token``, once its connection is up."""
+    page.goto(f"{server.http_url}/#token={token}")
+    page.wait_for_selector("#conn[data-state=connected]")
+
+
 class StaticSite:
     """A second, plain HTTP server on another port: serves server/static under /static/ and
     a few extra pages, so a page can be loaded from an origin the assistant server refuses."""

@@ -8,22 +8,18 @@ from collections.abc import Iterator
 
 import pytest
 
-from assistant.config import Settings
+from .conftest import offline_server, open_web_editor
 
 TOKEN = "browser-checks-token"
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[object]:
-    from server.runner import ServerThread
-
-    with ServerThread(Settings(token=TOKEN, offline="statistical")) as srv:
-        yield srv
+    yield from offline_server(TOKEN)
 
 
 def open_editor(page, server) -> None:
-    page.goto(f"{server.http_url}/#token={TOKEN}")
-    page.wait_for_selector("#conn[data-state=connected]")
+    open_web_editor(page, server, TOKEN)
     page.click("#editor")
 
 

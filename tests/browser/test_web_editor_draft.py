@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from assistant.config import Settings
+from .conftest import offline_server, open_web_editor
 
 TOKEN = "browser-draft-token"
 TEXT = "Dear Sam, the draft I promised is here. It covers the budget"
@@ -19,15 +19,11 @@ NO_DRAFT = "() => !Object.keys(localStorage).some((k) => k.startsWith('assistant
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[object]:
-    from server.runner import ServerThread
-
-    with ServerThread(Settings(token=TOKEN, offline="statistical")) as srv:
-        yield srv
+    yield from offline_server(TOKEN)
 
 
 def open_editor(page, server) -> None:
-    page.goto(f"{server.http_url}/#token={TOKEN}")
-    page.wait_for_selector("#conn[data-state=connected]")
+    open_web_editor(page, server, TOKEN)
 
 
 def type_text(page, text: str) -> None:
