@@ -32,8 +32,6 @@ from .statistical import StatisticalProvider
 
 log = logging.getLogger(__name__)
 
-MODES = OFFLINE_MODES
-
 
 def make_offline_provider(settings=None) -> Provider:
     """The offline provider ``settings.offline`` asks for ("auto", "local" or "statistical")."""
@@ -49,7 +47,7 @@ def make_offline_provider(settings=None) -> Provider:
         return LocalModelProvider()
     if mode == "auto":
         return OfflineProvider()
-    raise ValueError(f"offline must be one of {', '.join(MODES)}, not {mode!r}")
+    raise ValueError(f"offline must be one of {', '.join(OFFLINE_MODES)}, not {mode!r}")
 
 
 class OfflineProvider:

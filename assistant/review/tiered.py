@@ -46,7 +46,6 @@ from .requests import (
 from .router import ReviewRouter, VerifyPlan
 from .rules import rule_findings
 
-TIERS = REVIEW_TIERS
 # Failures a review degrades around (the other tier can still answer). A refused key or a
 # request the API rejects is the same for both tiers: reported, not degraded around.
 TRANSIENT = frozenset(
@@ -113,7 +112,7 @@ class TieredReviewer:
         self.settings = settings
         self.model = settings.review_model
         self.triage_model = settings.review_triage_model
-        self.tier = settings.review_tier if settings.review_tier in TIERS else "auto"
+        self.tier = settings.review_tier if settings.review_tier in REVIEW_TIERS else "auto"
         self._own_client = client is None
         self.client = client or make_client(
             settings,
@@ -282,7 +281,7 @@ class TieredReviewer:
     async def _stages(
         self, text: str, tier: str | None, document: str | None, stages: list[_Stage]
     ) -> AsyncIterator[ReviewEvent]:
-        tier = tier if tier in TIERS else self.tier
+        tier = tier if tier in REVIEW_TIERS else self.tier
         started = time.monotonic()
         router = ReviewRouter(text, mode=tier)
         based = self.bases.prepare(document or _DEFAULT_DOCUMENT, text)
