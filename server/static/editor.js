@@ -723,6 +723,7 @@ class Draft {
     this.status = statusEl;
     this.timer = null;
     this.unsaved = false; // the text on screen is not in the browser's storage
+    this.pruned = false; // drafts over DRAFTS_KEPT dropped, once, when this tab's is first kept
     this.storage = null;
     try {
       let tab = sessionStorage.getItem(TAB_KEY);
@@ -744,7 +745,7 @@ class Draft {
     window.addEventListener("beforeunload", (e) => {
       if (this.unsaved && this.ta.value) e.preventDefault(); // the browser asks first
     });
-    setInterval(() => this.markAlive(), ALIVE_EVERY_MS);
+    if (!this.locks) setInterval(() => this.markAlive(), ALIVE_EVERY_MS);
   }
 
   /** This tab's draft (after a reload), or else the newest one whose tab is gone, put into the
@@ -768,8 +769,10 @@ class Draft {
     const at = Math.min(Math.max(0, Number(draft.cursor) || 0), draft.text.length);
     this.ta.setSelectionRange(at, at);
     if (from !== this.tab) {
+      this.pruned = true; // (not by this save: once the draft it came from is gone, below)
       this.save(); // this tab's from now on
       this.forget(DRAFT_PREFIX + from);
+      this.prune();
     }
     this.say(`Draft restored from this browser (${new Date(draft.saved).toLocaleTimeString()})`);
     return true;
@@ -793,7 +796,7 @@ class Draft {
         const record = { text, cursor: this.ta.selectionStart, saved: Date.now() };
         this.storage.setItem(DRAFT_PREFIX + this.tab, JSON.stringify(record));
         if (!this.locks) this.storage.setItem(ALIVE_PREFIX + this.tab, String(Date.now()));
-        this.prune();
+        if (!this.pruned) this.prune(); // (only a new tab's first draft adds one to the count)
       } else {
         this.storage.removeItem(DRAFT_PREFIX + this.tab);
       }
@@ -821,7 +824,7 @@ class Draft {
   }
 
   markAlive() {
-    if (this.locks || !this.storage || !this.ta.value) return;
+    if (!this.storage || !this.ta.value) return;
     try {
       this.storage.setItem(ALIVE_PREFIX + this.tab, String(Date.now()));
     } catch {
@@ -847,8 +850,10 @@ class Draft {
     return tabs;
   }
 
-  /** At most DRAFTS_KEPT drafts in the browser: the newest. */
+  /** At most DRAFTS_KEPT drafts in the browser: the newest. It reads every draft, so it runs
+   * once, not on every save while the writer types. */
   prune() {
+    this.pruned = true;
     const drafts = this.tabs()
       .map((t) => [t, (this.read(t) || { saved: 0 }).saved])
       .sort((a, b) => b[1] - a[1]);

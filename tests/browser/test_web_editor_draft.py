@@ -134,3 +134,20 @@ def test_without_web_locks_a_tab_marks_itself_alive_instead(page, server):
     after = context.new_page()
     open_editor(after, server)
     assert after.input_value("#editor") == TEXT
+
+
+def test_at_most_ten_drafts_are_kept_the_newest(page, server):
+    open_editor(page, server)
+    page.evaluate(  # twelve drafts of tabs long gone, saved a second apart
+        """() => { for (let i = 0; i < 12; i++) localStorage.setItem('assistant.draft.old' + i,
+             JSON.stringify({text: 'draft ' + i, cursor: 0, saved: 1000 * (i + 1)})); }"""
+    )
+    page.reload()  # this tab has none: it takes over the newest (draft 11) and keeps ten
+    page.wait_for_selector("#conn[data-state=connected]")
+    assert page.input_value("#editor") == "draft 11"
+    kept = page.evaluate(
+        """() => Object.keys(localStorage).filter((k) => k.startsWith('assistant.draft.'))
+             .map((k) => JSON.parse(localStorage.getItem(k)).text).sort()"""
+    )
+    # Draft 11 is this tab's now; the two oldest (0 and 1) are gone.
+    assert kept == sorted(["draft 11", *(f"draft {i}" for i in range(2, 11))])
